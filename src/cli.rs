@@ -1,0 +1,1 @@
+//! Command-line interface: the `tessera` subcommands and their flags.

@@ -1,0 +1,17 @@
+//! tessera puts GPU pods on the cheapest adequate piece of a GPU.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! trace (Alibaba CSV …) ──▶ sim (its own cluster) ──▶ scoring ──▶ report (table, CSV, SVG)
+//! ```
+//!
+//! `model`, `scoring`, `trace`, `sim` and `report` are pure: no async runtime, no wall clock,
+//! no global RNG. The same seed gives the same report.
+
+pub mod cli;
+pub mod model;
+pub mod report;
+pub mod scoring;
+pub mod sim;
+pub mod trace;

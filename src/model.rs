@@ -1,0 +1,1 @@
+//! Pure data types shared by every component: GPU models, node state, pod demand.

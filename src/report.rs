@@ -1,0 +1,34 @@
+//! Reports of simulation runs: binned curves, the summary table, CSV and SVG.
+//!
+//! Input is what `sim` records after every pod; output is text and files. Pure apart from
+//! the writer, which only touches the output directory it is given.
+
+
+/// What the simulator records after each pod arrives (placed or not).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// GPU milli requested by every pod that has arrived so far, failed ones included.
+    pub arrived_milli: u64,
+    /// GPU milli allocated to placed pods.
+    pub used_milli: u64,
+    /// Cluster fragmentation amount in GPU milli (FGD's definition: idle GPU milli that
+    /// typical pods cannot use, weighted by their popularity).
+    pub frag_milli: f64,
+}
+
+/// One simulation run: one policy, one seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Policy name as the user typed it (`fgd`, `tessera`, …).
+    pub policy: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Cluster GPU capacity in milli (GPUs × 1000).
+    pub capacity_milli: u64,
+    /// Pods that arrived.
+    pub pods: u64,
+    /// Pods that fitted nowhere.
+    pub failed_pods: u64,
+    /// One sample after every arrived pod, in arrival order.
+    pub samples: Vec<Sample>,
+}

@@ -1,0 +1,1 @@
+//! Placement decisions: feasibility, fragmentation and the policies that score nodes.

@@ -1,0 +1,1 @@
+//! Deterministic trace replay: the FGD placement protocol over a simulated cluster.

@@ -1,0 +1,56 @@
+//! Trace readers: turn public cluster traces into plain records.
+//!
+//! The records here are the trace as written, with no simulation decisions in them; `sim`
+//! turns them into its own cluster. Pure: no I/O framework, no clock.
+
+
+/// One machine of a trace's node list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceNode {
+    /// Node name, unique within the list (`openb-node-0042`).
+    pub name: String,
+    /// CPU capacity in milli-cores.
+    pub cpu_milli: u64,
+    /// Host memory in MiB.
+    pub memory_mib: u64,
+    /// Number of GPUs on the node (0 for CPU-only nodes).
+    pub gpus: u32,
+    /// GPU model code (`T4`, `G2`, …); `None` when the node has no GPU.
+    pub model: Option<String>,
+}
+
+/// Quality-of-service class of a trace pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Qos {
+    /// Latency sensitive.
+    Ls,
+    /// Best effort.
+    Be,
+    /// Kubernetes Burstable.
+    Burstable,
+    /// Kubernetes Guaranteed.
+    Guaranteed,
+}
+
+/// One pod of a trace's pod list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracePod {
+    /// Pod name, unique within the list (`openb-pod-0042`).
+    pub name: String,
+    /// CPU request in milli-cores.
+    pub cpu_milli: u64,
+    /// Memory request in MiB.
+    pub memory_mib: u64,
+    /// Number of GPUs requested (0 for CPU-only pods).
+    pub num_gpu: u32,
+    /// Share of each requested GPU in thousandths (1000 = whole GPU; 0 for CPU-only pods).
+    pub gpu_milli: u32,
+    /// GPU models the pod may run on; empty means any model.
+    pub gpu_spec: Vec<String>,
+    /// QoS class, when the file has the column.
+    pub qos: Option<Qos>,
+    /// Seconds from trace start the pod was created, when the file has the column.
+    pub creation_time: Option<u64>,
+    /// Seconds from trace start the pod was deleted, when known.
+    pub deletion_time: Option<u64>,
+}
