@@ -1,1 +1,11 @@
 //! Pure data types shared by every component: GPU models, node state, pod demand.
+//!
+//! Nothing here decides anything; `scoring` decides, `sim` and (later) the extender feed it.
+
+pub mod demand;
+pub mod gpu_model;
+pub mod node;
+
+pub use demand::{Demand, PodClass};
+pub use gpu_model::{ModelError, ModelId, ModelRegistry, ModelSet};
+pub use node::{GpuPick, MAX_GPUS, MILLI_PER_GPU, NodeError, NodeState};

@@ -1,0 +1,195 @@
+//! The placement policies: six published baselines and tessera's own.
+//!
+//! Each policy scores one feasible node for one pod; the caller places the pod on a node
+//! with the highest score, breaking exact ties uniformly at random (as kube-scheduler's
+//! `selectHost` does). Baselines reproduce the integer scores of the FGD paper's simulator
+//! (`hkust-adsl/kubernetes-scheduler-simulator`, `pkg/simulator/plugin/*`), because their
+//! ties are part of their behaviour.
+
+mod best_fit;
+mod clustering;
+mod dot_product;
+mod fgd;
+mod packing;
+mod tessera;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+pub use tessera::TesseraWeights;
+
+use super::fit;
+use super::frag::TypicalPods;
+use crate::model::{Demand, GpuPick, NodeState};
+
+/// The kube-scheduler score range the baselines use (`framework.MaxNodeScore`).
+pub(crate) const MAX_NODE_SCORE: i64 = 100;
+/// FGD's normalisation constants: the largest node in the openb trace (`MaxSpecCpu`, `MaxSpecGpu`).
+pub(crate) const MAX_SPEC_CPU: f64 = 128_000.0;
+pub(crate) const MAX_SPEC_GPU: f64 = 8_000.0;
+
+/// Errors of policy selection.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// A policy name that is not one of ours.
+    #[error("unknown policy {name:?}; expected one of: {}", Policy::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "))]
+    Unknown {
+        /// What was asked for.
+        name: String,
+    },
+}
+
+/// A placement policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Policy {
+    /// A uniformly random feasible node, a random fitting GPU.
+    Random,
+    /// Smallest dot product of free and requested (CPU, GPU), normalised by the largest node.
+    DotProd,
+    /// Nodes already running pods of the same GPU class first.
+    GpuClustering,
+    /// Partially used GPUs first, then used nodes, then idle nodes.
+    GpuPacking,
+    /// Least leftover CPU and GPU after placement.
+    BestFit,
+    /// Fragmentation gradient descent (Weng et al., ATC '23).
+    Fgd,
+    /// tessera's own: fragmentation gradient with exact deltas, packing and lookahead.
+    Tessera,
+}
+
+impl Policy {
+    /// Every policy, baselines first, in the order reports list them.
+    pub const ALL: [Policy; 7] = [
+        Policy::Random,
+        Policy::DotProd,
+        Policy::GpuClustering,
+        Policy::GpuPacking,
+        Policy::BestFit,
+        Policy::Fgd,
+        Policy::Tessera,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Random => "random",
+            Policy::DotProd => "dotprod",
+            Policy::GpuClustering => "clustering",
+            Policy::GpuPacking => "packing",
+            Policy::BestFit => "bestfit",
+            Policy::Fgd => "fgd",
+            Policy::Tessera => "tessera",
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Policy {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        Policy::ALL
+            .into_iter()
+            .find(|p| {
+                p.name() == wanted
+                    || matches!(
+                        (p, wanted.as_str()),
+                        (Policy::GpuClustering, "gpuclustering")
+                            | (Policy::GpuPacking, "gpupacking")
+                            | (Policy::DotProd, "dotproduct")
+                    )
+            })
+            .ok_or(PolicyError::Unknown { name: s.to_string() })
+    }
+}
+
+/// Which GPUs of the chosen node the pod gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum GpuChoice {
+    /// These GPUs.
+    Pick(GpuPick),
+    /// Any GPU that fits, chosen uniformly at random by the caller (the Random baseline).
+    AnyFitting,
+}
+
+/// A feasible node's score for a pod and the GPUs the pod would get there.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NodeScore {
+    /// Higher is better; compare only scores of the same policy.
+    pub score: f64,
+    /// The GPUs.
+    pub choice: GpuChoice,
+}
+
+/// A policy with what it needs to score: the workload's typical pods and tessera's weights.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    policy: Policy,
+    typical: TypicalPods,
+    weights: TesseraWeights,
+}
+
+impl Scorer {
+    /// A scorer for `policy` with the workload's typical pods.
+    pub fn new(policy: Policy, typical: TypicalPods, weights: TesseraWeights) -> Self {
+        Scorer {
+            policy,
+            typical,
+            weights,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The typical pods the fragmentation terms use.
+    pub fn typical(&self) -> &TypicalPods {
+        &self.typical
+    }
+
+    /// Score `node` for `demand`; `None` if the pod does not fit there.
+    pub fn score(&self, node: &NodeState, demand: &Demand) -> Option<NodeScore> {
+        if !fit::fits(node, demand) {
+            return None;
+        }
+        match self.policy {
+            Policy::Random => Some(NodeScore {
+                score: 0.0,
+                choice: if demand.is_sharing() {
+                    GpuChoice::AnyFitting
+                } else {
+                    GpuChoice::Pick(fit::default_pick(node, demand)?)
+                },
+            }),
+            Policy::DotProd => with_default_pick(node, demand, dot_product::score(node, demand)),
+            Policy::GpuClustering => {
+                with_default_pick(node, demand, clustering::score(node, demand))
+            }
+            Policy::GpuPacking => with_default_pick(node, demand, packing::score(node, demand)?),
+            Policy::BestFit => with_default_pick(node, demand, best_fit::score(node, demand)),
+            Policy::Fgd => fgd::score(node, demand, &self.typical),
+            Policy::Tessera => tessera::score(node, demand, &self.typical, &self.weights),
+        }
+    }
+}
+
+fn with_default_pick(node: &NodeState, demand: &Demand, score: i64) -> Option<NodeScore> {
+    Some(NodeScore {
+        score: score as f64,
+        choice: GpuChoice::Pick(fit::default_pick(node, demand)?),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+use crate::model::{ModelSet, NodeState};
+use crate::scoring::frag::TypicalPod;
+
+fn demand(cpu: u64, gpus: u8, milli: u16) -> Demand {
+    Demand {
+        cpu_milli: cpu,
+        memory_mib: 1024,
+        gpus,
+        gpu_milli: milli,
+        models: ModelSet::ANY,
+    }
+}
+
+fn node(gpus: u32, cpu_free: u64, free: &[u16]) -> NodeState {
+    let mut n = NodeState::new(None, gpus, 96_000, 393_216).unwrap();
+    n.gpu_free_milli[..free.len()].copy_from_slice(free);
+    n.cpu_free = cpu_free;
+    n
+}
+
+fn typical() -> TypicalPods {
+    TypicalPods::from_pods(vec![
+        TypicalPod {
+            cpu_milli: 4000,
+            gpu_milli: 500,
+            gpus: 1,
+            models: ModelSet::ANY,
+            freq: 0.5,
+        },
+        TypicalPod {
+            cpu_milli: 8000,
+            gpu_milli: 1000,
+            gpus: 1,
+            models: ModelSet::ANY,
+            freq: 0.5,
+        },
+    ])
+}
+
+fn scorer(p: Policy) -> Scorer {
+    Scorer::new(p, typical(), TesseraWeights::default())
+}
+
+fn best_of(p: Policy, nodes: &[NodeState], d: &Demand) -> Vec<usize> {
+    let s = scorer(p);
+    let scores: Vec<Option<NodeScore>> = nodes.iter().map(|n| s.score(n, d)).collect();
+    let max = scores
+        .iter()
+        .flatten()
+        .map(|s| s.score)
+        .fold(f64::NEG_INFINITY, f64::max);
+    scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_some_and(|s| s.score == max))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn names_round_trip_and_unknown_names_are_refused() {
+    for p in Policy::ALL {
+        assert_eq!(p.name().parse::<Policy>().unwrap(), p);
+    }
+    assert_eq!("FGD".parse::<Policy>().unwrap(), Policy::Fgd);
+    assert!(matches!("best".parse::<Policy>(), Err(PolicyError::Unknown { .. })));
+}
+
+#[test]
+fn infeasible_nodes_get_no_score() {
+    let full = node(2, 96_000, &[0, 0]);
+    for p in Policy::ALL {
+        assert!(scorer(p).score(&full, &demand(1000, 1, 100)).is_none(), "{p}");
+    }
+}
+
+// A small cluster: an idle node, a node with one half-used GPU, a nearly full node.
+fn small_cluster() -> Vec<NodeState> {
+    vec![
+        node(4, 96_000, &[1000, 1000, 1000, 1000]),
+        node(4, 80_000, &[500, 1000, 1000, 1000]),
+        node(4, 20_000, &[0, 0, 300, 1000]),
+    ]
+}
+
+#[test]
+fn dot_product_prefers_the_node_with_least_free_resources() {
+    // Free vectors: (96k, 4000), (80k, 3500), (20k, 1300) → smallest dot with the request.
+    assert_eq!(best_of(Policy::DotProd, &small_cluster(), &demand(4000, 1, 500)), vec![2]);
+}
+
+#[test]
+fn best_fit_prefers_least_leftover() {
+    assert_eq!(best_of(Policy::BestFit, &small_cluster(), &demand(4000, 1, 200)), vec![2]);
+}
+
+#[test]
+fn packing_prefers_partially_used_gpus_then_used_nodes() {
+    let c = small_cluster();
+    // 200 milli fits the 300-free GPU on node 2 (score 100 − 30/10 = 97) and the 500-free
+    // GPU on node 1 (100 − 50/10 = 95).
+    assert_eq!(best_of(Policy::GpuPacking, &c, &demand(4000, 1, 200)), vec![2]);
+    // A whole GPU: used nodes (50 − 1) beat the idle node (33 − 4).
+    assert_eq!(best_of(Policy::GpuPacking, &c, &demand(4000, 1, 1000)), vec![1, 2]);
+    let s = scorer(Policy::GpuPacking);
+    assert_eq!(s.score(&c[0], &demand(1, 1, 1000)).unwrap().score, 29.0);
+    assert_eq!(s.score(&c[1], &demand(1, 1, 1000)).unwrap().score, 49.0);
+}
+
+#[test]
+fn clustering_prefers_nodes_with_the_same_class() {
+    let mut c = small_cluster();
+    c[1].pods_by_class[0] = 1; // a sharing pod on node 1
+    c[2].pods_by_class[1] = 2; // two whole-GPU pods on node 2
+    assert_eq!(best_of(Policy::GpuClustering, &c, &demand(4000, 1, 200)), vec![1]);
+    assert_eq!(best_of(Policy::GpuClustering, &c, &demand(4000, 1, 1000)), vec![2]);
+    // Node 1: only sharing pods; 3500 milli free against the 8000 reference:
+    // 25 × (8000 − 3500) / 8000 = 14 (integer), in the 75–100 band.
+    let s = scorer(Policy::GpuClustering);
+    assert_eq!(s.score(&c[1], &demand(1, 1, 200)).unwrap().score, 89.0);
+}
+
+#[test]
+fn fgd_fills_the_half_gpu_rather_than_breaking_a_whole_one() {
+    let c = small_cluster();
+    // A 500-milli pod on node 1's half-used GPU removes 500 idle milli that the half-GPU
+    // typical pod could have used but leaves every whole GPU intact.
+    let s = scorer(Policy::Fgd);
+    let on_half = s.score(&c[1], &demand(4000, 1, 500)).unwrap();
+    assert_eq!(on_half.choice, GpuChoice::Pick(GpuPick::single(0)));
+    let on_idle = s.score(&c[0], &demand(4000, 1, 500)).unwrap();
+    assert!(on_half.score > on_idle.score);
+}
+
+#[test]
+fn tessera_picks_the_gpu_that_fragments_least() {
+    let n = node(4, 96_000, &[1000, 600, 1000, 500]);
+    let s = scorer(Policy::Tessera);
+    // 500 milli: on GPU 3 it leaves 0 (no new fragment); on GPU 1 it leaves 100 useless milli.
+    let got = s.score(&n, &demand(4000, 1, 500)).unwrap();
+    assert_eq!(got.choice, GpuChoice::Pick(GpuPick::single(3)));
+}
+
+#[test]
+fn random_lets_the_caller_pick_a_gpu_for_sharing_pods_only() {
+    let n = node(2, 96_000, &[1000, 1000]);
+    let s = scorer(Policy::Random);
+    assert_eq!(s.score(&n, &demand(1, 1, 100)).unwrap().choice, GpuChoice::AnyFitting);
+    assert_eq!(
+        s.score(&n, &demand(1, 2, 1000)).unwrap().choice,
+        GpuChoice::Pick(GpuPick::single(0).with(1))
+    );
+}

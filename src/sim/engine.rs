@@ -1,0 +1,233 @@
+//! One simulation run: one policy, one seed.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::cluster::SimCluster;
+use super::workload::{Workload, arrival_order};
+use super::SimError;
+use crate::model::{GpuPick, NodeState};
+use crate::report::{RunRecord, Sample};
+use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
+use crate::scoring::{GpuChoice, NodeScore, Policy, Scorer, TesseraWeights, TypicalPods};
+
+/// How to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// The placement policy.
+    pub policy: Policy,
+    /// Seed of the run's only random stream.
+    pub seed: u64,
+    /// Inflate (or trim) the workload to this multiple of the cluster's GPU capacity.
+    pub tune: f64,
+    /// tessera's weights (ignored by the baselines).
+    pub weights: TesseraWeights,
+    /// Share of pods the typical pods must cover, percent.
+    pub typical_threshold_pct: f64,
+}
+
+impl RunConfig {
+    /// The protocol's defaults for `policy` and `seed`: tune 1.3, typical pods at 95%.
+    pub fn protocol(policy: Policy, seed: u64) -> Self {
+        RunConfig {
+            policy,
+            seed,
+            tune: 1.3,
+            weights: TesseraWeights::default(),
+            typical_threshold_pct: DEFAULT_POPULARITY_THRESHOLD_PCT,
+        }
+    }
+}
+
+/// A cached score: valid while `stamp` equals the node's generation + 1 (so the zeroed
+/// initial entries are never valid).
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    stamp: u32,
+    score: Option<NodeScore>,
+}
+
+/// Scores of every (pod shape, node) pair, kept until the node changes.
+///
+/// Scores are pure functions of the node's state and the pod's demand, so a cached score is
+/// exactly what scoring again would give. Laid out shape-major so that scoring one pod walks
+/// memory in order.
+struct ScoreCache {
+    nodes: usize,
+    entries: Vec<CacheEntry>,
+}
+
+impl ScoreCache {
+    fn new(shapes: usize, nodes: usize) -> Self {
+        ScoreCache {
+            nodes,
+            entries: vec![
+                CacheEntry {
+                    stamp: 0,
+                    score: None
+                };
+                shapes.saturating_mul(nodes)
+            ],
+        }
+    }
+
+    fn row(&mut self, shape: u32) -> &mut [CacheEntry] {
+        let start = (shape as usize).saturating_mul(self.nodes);
+        let end = start.saturating_add(self.nodes).min(self.entries.len());
+        self.entries.get_mut(start.min(end)..end).unwrap_or(&mut [])
+    }
+}
+
+/// Replay `workload` under `config`; `progress` is called with the number of pods done
+/// since its last call (every 256 pods and at the end).
+pub fn run(
+    workload: &Workload,
+    config: &RunConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<RunRecord, SimError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let typical = TypicalPods::from_demands(
+        workload.pods.iter().map(|p| &p.demand),
+        config.typical_threshold_pct,
+    );
+    let order = arrival_order(workload, config.tune, &mut rng)?;
+    // The FGD simulator renames nodes with a seeded permutation prefix and breaks score ties
+    // toward the lexicographically smallest name: a fixed, seeded node priority per run.
+    let mut rank: Vec<u32> = (0..u32::try_from(workload.nodes.len()).unwrap_or(u32::MAX)).collect();
+    rank.shuffle(&mut rng);
+    let scorer = Scorer::new(config.policy, typical.clone(), config.weights);
+    let mut cluster = SimCluster::new(workload.nodes.clone(), &typical);
+    let mut cache = ScoreCache::new(workload.shapes.len(), workload.nodes.len());
+
+    let mut samples = Vec::with_capacity(order.len());
+    let mut arrived_milli = 0u64;
+    let mut failed = 0u64;
+    let mut since_report = 0u64;
+    for &pod_index in &order {
+        let Some(pod) = workload.pods.get(pod_index) else {
+            continue;
+        };
+        arrived_milli += pod.demand.total_gpu_milli();
+        let choice = if config.policy == Policy::Random {
+            random_node(&scorer, &cluster, &pod.demand, &mut rng)
+        } else {
+            select_node(&scorer, &cluster, cache.row(pod.shape), &pod.demand, &rank)
+        };
+        let placed = choice.and_then(|(index, choice)| {
+            let node = cluster.nodes().get(index)?;
+            let pick = resolve_gpus(node, &pod.demand, choice, &mut rng)?;
+            cluster.place(index, &pod.demand, pick, &typical).ok()
+        });
+        if placed.is_none() {
+            failed += 1;
+        }
+        samples.push(Sample {
+            arrived_milli,
+            used_milli: cluster.used_milli(),
+            frag_milli: cluster.frag_milli(),
+        });
+        since_report += 1;
+        if since_report == 256 {
+            progress(since_report);
+            since_report = 0;
+        }
+    }
+    progress(since_report);
+
+    Ok(RunRecord {
+        policy: config.policy.name().to_string(),
+        seed: config.seed,
+        capacity_milli: workload.capacity_milli,
+        pods: order.len() as u64,
+        failed_pods: failed,
+        samples,
+    })
+}
+
+/// The highest-scoring feasible node; exact ties go to the node of lowest `rank`, as the
+/// FGD simulator's patched `selectHost` picks the smallest node name.
+fn select_node(
+    scorer: &Scorer,
+    cluster: &SimCluster,
+    cache: &mut [CacheEntry],
+    demand: &crate::model::Demand,
+    rank: &[u32],
+) -> Option<(usize, GpuChoice)> {
+    let mut best: Option<(f64, u32, usize, GpuChoice)> = None;
+    for (index, (((node, generation), entry), node_rank)) in cluster
+        .nodes()
+        .iter()
+        .zip(cluster.generations())
+        .zip(cache.iter_mut())
+        .zip(rank)
+        .enumerate()
+    {
+        let stamp = generation.wrapping_add(1);
+        if entry.stamp != stamp {
+            *entry = CacheEntry {
+                stamp,
+                score: scorer.score(node, demand),
+            };
+        }
+        let Some(score) = entry.score else {
+            continue;
+        };
+        let better = best.is_none_or(|(top, top_rank, _, _)| {
+            score.score > top || (score.score == top && *node_rank < top_rank)
+        });
+        if better {
+            best = Some((score.score, *node_rank, index, score.choice));
+        }
+    }
+    best.map(|(_, _, index, choice)| (index, choice))
+}
+
+/// A uniformly random feasible node: the Random baseline draws one node per pod among the
+/// feasible ones (`random_score.go`), here by reservoir sampling in one pass.
+fn random_node(
+    scorer: &Scorer,
+    cluster: &SimCluster,
+    demand: &crate::model::Demand,
+    rng: &mut ChaCha8Rng,
+) -> Option<(usize, GpuChoice)> {
+    let mut chosen = None;
+    let mut seen = 0u32;
+    for (index, node) in cluster.nodes().iter().enumerate() {
+        if let Some(score) = scorer.score(node, demand) {
+            seen += 1;
+            if rng.random_range(0..seen) == 0 {
+                chosen = Some((index, score.choice));
+            }
+        }
+    }
+    chosen
+}
+
+/// Turn a policy's GPU choice into GPUs; `AnyFitting` picks uniformly among GPUs with room.
+fn resolve_gpus(
+    node: &NodeState,
+    demand: &crate::model::Demand,
+    choice: GpuChoice,
+    rng: &mut ChaCha8Rng,
+) -> Option<GpuPick> {
+    match choice {
+        GpuChoice::Pick(pick) => Some(pick),
+        GpuChoice::AnyFitting => {
+            let mut chosen = None;
+            let mut seen = 0u32;
+            for (i, free) in node.gpu_free().iter().enumerate() {
+                if *free >= demand.gpu_milli {
+                    seen += 1;
+                    if rng.random_range(0..seen) == 0 {
+                        chosen = Some(i);
+                    }
+                }
+            }
+            chosen.map(GpuPick::single)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

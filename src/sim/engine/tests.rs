@@ -1,0 +1,93 @@
+use super::*;
+use crate::trace::{TraceNode, TracePod};
+
+fn tnode(name: &str, gpus: u32) -> TraceNode {
+    TraceNode {
+        name: name.into(),
+        cpu_milli: 32_000,
+        memory_mib: 131_072,
+        gpus,
+        model: Some("T4".into()),
+    }
+}
+
+fn tpod(name: &str, cpu: u64, num_gpu: u32, milli: u32) -> TracePod {
+    TracePod {
+        name: name.into(),
+        cpu_milli: cpu,
+        memory_mib: 1024,
+        num_gpu,
+        gpu_milli: milli,
+        gpu_spec: vec![],
+        qos: None,
+        creation_time: None,
+        deletion_time: None,
+    }
+}
+
+fn small_workload() -> Workload {
+    let nodes: Vec<TraceNode> = (0..6).map(|i| tnode(&format!("n{i}"), if i < 3 { 2 } else { 4 })).collect();
+    let shapes = [(4000, 1, 500), (2000, 1, 250), (8000, 1, 1000), (16_000, 4, 1000), (4000, 0, 0), (6000, 2, 1000)];
+    let pods: Vec<TracePod> = (0..12)
+        .map(|i| {
+            let (cpu, g, m) = shapes[i % shapes.len()];
+            tpod(&format!("p{i:03}"), cpu, g, m)
+        })
+        .collect();
+    Workload::from_trace(&nodes, &pods).unwrap()
+}
+
+#[test]
+fn every_policy_records_one_sample_per_pod_and_never_overallocates() {
+    let w = small_workload();
+    for policy in Policy::ALL {
+        let rec = run(&w, &RunConfig::protocol(policy, 42), &|_| {}).unwrap();
+        assert_eq!(rec.samples.len() as u64, rec.pods, "{policy}");
+        assert!(rec.pods > 12, "inflated past the trace");
+        let last = rec.samples.last().unwrap();
+        assert!(last.used_milli <= w.capacity_milli);
+        assert!(last.arrived_milli as f64 >= 1.2 * w.capacity_milli as f64);
+        assert!(rec.failed_pods > 0, "{policy}: 130% of capacity cannot all fit");
+        // Allocation never decreases (no departures) and arrival always grows or stays.
+        for pair in rec.samples.windows(2) {
+            assert!(pair[1].used_milli >= pair[0].used_milli);
+            assert!(pair[1].arrived_milli >= pair[0].arrived_milli);
+            assert!(pair[1].frag_milli >= 0.0);
+        }
+    }
+}
+
+#[test]
+fn same_seed_gives_the_same_record_and_another_seed_differs() {
+    let w = small_workload();
+    let a = run(&w, &RunConfig::protocol(Policy::Fgd, 42), &|_| {}).unwrap();
+    let b = run(&w, &RunConfig::protocol(Policy::Fgd, 42), &|_| {}).unwrap();
+    let c = run(&w, &RunConfig::protocol(Policy::Fgd, 43), &|_| {}).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a.samples, c.samples);
+}
+
+#[test]
+fn a_pod_that_fits_nowhere_fails_and_is_not_retried() {
+    let nodes = [tnode("n0", 1)];
+    let pods = [tpod("a", 1000, 1, 600), tpod("b", 1000, 1, 600)];
+    let w = Workload::from_trace(&nodes, &pods).unwrap();
+    let mut config = RunConfig::protocol(Policy::BestFit, 1);
+    config.tune = 1.2; // exactly the trace: no copies, no removals
+    let rec = run(&w, &config, &|_| {}).unwrap();
+    assert_eq!(rec.pods, 2);
+    assert_eq!(rec.failed_pods, 1);
+    assert_eq!(rec.samples[1].used_milli, 600);
+    assert_eq!(rec.samples[1].arrived_milli, 1200);
+}
+
+#[test]
+fn progress_reports_every_pod() {
+    let w = small_workload();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let rec = run(&w, &RunConfig::protocol(Policy::Random, 3), &|n| {
+        done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(done.into_inner(), rec.pods);
+}
