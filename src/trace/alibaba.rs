@@ -477,8 +477,9 @@ impl Header {
                 });
             }
         }
-        // An empty input gives no header at all; a blank one gives a single empty name.
-        if names.iter().all(str::is_empty) {
+        // An empty input gives no header at all, a blank one a single empty name. A header of
+        // several empty names (`,,`) is not empty: it lacks the required columns.
+        if names.len() <= 1 && names.iter().all(str::is_empty) {
             return Err(TraceError::Empty {
                 source_name: source_name.to_owned(),
             });

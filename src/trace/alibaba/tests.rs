@@ -16,11 +16,12 @@ fn nodes(text: &str) -> Result<Vec<TraceNode>, TraceError> {
     read_nodes_from(text.as_bytes(), "nodes.csv")
 }
 
-/// A full-format pod list with one pod per `(num_gpu, gpu_milli)` plus the header.
+/// A full-format (eleven-column) pod list: the header, then `rows`.
 fn pod_rows(rows: &[&str]) -> String {
     format!("{POD_HEADER}\n{}\n", rows.join("\n"))
 }
 
+/// A node list: the header, then `rows`.
 fn node_rows(rows: &[&str]) -> String {
     format!("{NODE_HEADER}\n{}\n", rows.join("\n"))
 }
@@ -354,6 +355,8 @@ fn rejects_input_without_rows() {
     }
     let err = nodes(NODE_HEADER).unwrap_err();
     assert!(matches!(err, TraceError::Empty { .. }), "{err:?}");
+    let err = nodes(",,\n1,2,3\n").unwrap_err();
+    assert!(matches!(err, TraceError::MissingColumn { .. }), "{err:?}");
 }
 
 #[test]
