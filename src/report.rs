@@ -8,11 +8,13 @@
 //! the spread across seeds.
 
 pub mod curves;
+pub mod summary;
 
 pub use curves::{
     CurvePoint, PolicyCurve, PolicyPoint, PolicyRuns, RunCurve, Spread, group_by_policy,
     policy_curves, run_curve,
 };
+pub use summary::{Summary, SummaryRow, summarize};
 
 /// What the simulator records after each pod arrives (placed or not).
 #[derive(Debug, Clone, Copy, PartialEq)]
