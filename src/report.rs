@@ -9,12 +9,14 @@
 
 pub mod curves;
 pub mod summary;
+pub mod write;
 
 pub use curves::{
     CurvePoint, PolicyCurve, PolicyPoint, PolicyRuns, RunCurve, Spread, group_by_policy,
     policy_curves, run_curve,
 };
 pub use summary::{Summary, SummaryRow, summarize};
+pub use write::{ReportError, Written, write_all};
 
 /// What the simulator records after each pod arrives (placed or not).
 #[derive(Debug, Clone, Copy, PartialEq)]
