@@ -20,3 +20,5 @@ pub use product::GpuProduct;
 pub use profiles::{MigProfile, Placement, profile, profiles};
 pub use select::smallest_adequate;
 
+#[cfg(test)]
+mod tests;
