@@ -1,9 +1,10 @@
-//! Pure data types shared by every component: GPU models, node state, pod demand.
+//! Pure data types shared by every component: GPU models, MIG geometry, node state, pod demand.
 //!
 //! Nothing here decides anything; `scoring` decides, `sim` and (later) the extender feed it.
 
 pub mod demand;
 pub mod gpu_model;
+pub mod mig;
 pub mod node;
 
 pub use demand::{Demand, PodClass};

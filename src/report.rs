@@ -2,7 +2,21 @@
 //!
 //! Input is what `sim` records after every pod; output is text and files. Pure apart from
 //! the writer, which only touches the output directory it is given.
+//!
+//! The read-out follows the FGD protocol (`placement-benchmark.md` §3.4): per run, samples are
+//! binned on the rounded arrived workload %; per policy, runs are reduced to the median and
+//! the spread across seeds.
 
+pub mod curves;
+pub mod summary;
+pub mod write;
+
+pub use curves::{
+    CurvePoint, PolicyCurve, PolicyPoint, PolicyRuns, RunCurve, Spread, group_by_policy,
+    policy_curves, run_curve,
+};
+pub use summary::{Summary, SummaryRow, summarize};
+pub use write::{ReportError, Written, write_all};
 
 /// What the simulator records after each pod arrives (placed or not).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,6 +3,16 @@
 //! The records here are the trace as written, with no simulation decisions in them; `sim`
 //! turns them into its own cluster. Pure: no I/O framework, no clock.
 
+pub mod alibaba;
+
+pub use alibaba::{
+    TraceError, bundled_gpushare100_pods, bundled_nodes, bundled_pods, read_nodes, read_nodes_from,
+    read_pods, read_pods_from,
+};
+
+/// Most GPUs one node (and so one pod) may have. Larger values in a trace are rejected as
+/// malformed rather than silently truncated: no shipping server has more than 16 GPUs.
+pub const MAX_GPUS_PER_NODE: u32 = 16;
 
 /// One machine of a trace's node list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +40,30 @@ pub enum Qos {
     Burstable,
     /// Kubernetes Guaranteed.
     Guaranteed,
+}
+
+impl Qos {
+    /// The class for a trace's `qos` value (`LS`, `BE`, `Burstable` or `Guaranteed`, exact
+    /// spelling); `None` for anything else.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "LS" => Some(Self::Ls),
+            "BE" => Some(Self::Be),
+            "Burstable" => Some(Self::Burstable),
+            "Guaranteed" => Some(Self::Guaranteed),
+            _ => None,
+        }
+    }
+
+    /// The value the trace uses for this class; the inverse of [`Qos::from_code`].
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ls => "LS",
+            Self::Be => "BE",
+            Self::Burstable => "Burstable",
+            Self::Guaranteed => "Guaranteed",
+        }
+    }
 }
 
 /// One pod of a trace's pod list.

@@ -1,0 +1,676 @@
+//! The profile tables: every GPU-instance profile NVIDIA's MIG User Guide lists for each
+//! product, with its valid placements.
+//!
+//! # Sources
+//!
+//! - **[guide]** NVIDIA Multi-Instance GPU User Guide, "Supported MIG Profiles"
+//!   (<https://docs.nvidia.com/datacenter/tesla/mig-user-guide/supported-mig-profiles.html>,
+//!   read in its v580 and later revisions): profile names, fraction of memory and SMs, NVDEC
+//!   and copy-engine counts, number of instances per GPU.
+//! - **[guide-lgipp]** the same guide, "Getting Started with MIG → List GPU Instance
+//!   Profiles": `nvidia-smi mig -lgip` and `nvidia-smi mig -lgipp` on an A100-SXM4-40GB
+//!   (profile IDs 19/20/15/14/9/5/0, memory in GiB, placements), and the `-lgi` examples
+//!   showing 3g instances at `0:4` and `4:4`.
+//! - **[h100-smi]** a public `nvidia-smi mig -lgip` / `-lgipp` transcript on an
+//!   "NVIDIA H100 80GB HBM3": same IDs and placement list as [guide-lgipp].
+//! - **[nvl-smi]** a public `-lgip` / `-lgipp` transcript on an "NVIDIA H100 NVL"
+//!   (driver 560.35.03, Azure NC40ads H100 v5): same IDs and placement list; `nvidia-smi`
+//!   there reports the instances as 11008, 22144 and 47488 MiB, which is how the two-decimal
+//!   GiB column is turned into MiB below (x.62 = x.625, x.38 = x.375, x.12 = x.125).
+//! - **[h200-smi]** `nvidia-smi mig -lgip` on H200 quoted in NVIDIA/mig-parted issue #120.
+//! - **[b200-smi]** `nvidia-smi mig -lgip` on B200 quoted in NVIDIA/mig-parted PR #166
+//!   (1g.23gb at 22.00 GiB) and PR #187 (1g.23gb at 20.50 GiB, later driver); both show
+//!   1g.45gb and 2g.45gb at 44.25 GiB. Only the first four profiles were visible there.
+//!
+//! # What could not be verified
+//!
+//! - Placements (`-lgipp`) were seen only for A100-40GB, H100-80GB and H100 NVL. H200 and
+//!   B200 have the same 7-compute / 8-memory slice geometry and the same instance counts in
+//!   [guide], and the same profile IDs where [h200-smi]/[b200-smi] show them, so the H100
+//!   placement lists are used for them; A100-80GB is the same GA100 silicon as A100-40GB
+//!   ([guide]: "the profile names will change according to the memory proportion") and uses
+//!   its list. A30 placements are inferred from its quarter fractions and instance counts
+//!   (4 × 1g, 2 × 2g, 1 × 4g leave no other aligned choice). All of these should be checked
+//!   with `nvidia-smi mig -lgipp` on real hardware.
+//! - Profile IDs for A30, A100-80GB and B200's 3g/4g/7g were not seen in any output: `None`.
+//! - `memory_mib` is what `nvidia-smi mig -lgip` reported in the cited transcript; it moves
+//!   with the driver (B200 1g.23gb: 22.00 → 20.50 GiB) and `None` where no transcript was
+//!   found (A100-80GB, A30, B200 3g/4g/7g).
+//! - [guide]'s A100 table gives `1g.10gb` a memory fraction of 1/8, but its name (10 of 40 GB)
+//!   and [guide-lgipp] (profile 15 at `{0,2,4,6}:2`) say two slices; two slices are used.
+//! - [guide]'s A100-80GB hardware columns are not tabulated separately; the A100-40GB
+//!   NVDEC / copy-engine counts are reused.
+//! - [guide]'s B200 table gives 1 NVDEC and 3 copy engines for 2g.45gb while [b200-smi]
+//!   shows 2 and 4; the guide's numbers are kept.
+
+use serde::{Deserialize, Serialize};
+
+use super::GpuProduct;
+
+/// Where a GPU instance sits: memory slices `start..start + size`, as in NVML's
+/// `nvmlGpuInstancePlacement_t` and `nvidia-smi mig -lgipp` (`{starts}:size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Placement {
+    /// Index of the first memory slice.
+    pub start: u8,
+    /// Number of memory slices occupied.
+    pub size: u8,
+}
+
+impl Placement {
+    /// A placement at `start` spanning `size` memory slices.
+    pub const fn new(start: u8, size: u8) -> Self {
+        Placement { start, size }
+    }
+
+    /// One past the last memory slice, widened so it cannot overflow.
+    pub fn end(self) -> u16 {
+        u16::from(self.start) + u16::from(self.size)
+    }
+
+    /// Whether the two placements share a memory slice.
+    pub fn overlaps(self, other: Placement) -> bool {
+        u16::from(self.start) < other.end() && u16::from(other.start) < self.end()
+    }
+}
+
+/// One GPU-instance profile of one product, as listed in the MIG User Guide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MigProfile {
+    /// Short profile name as NVML reports it without the `MIG ` prefix, e.g. `1g.10gb+me`.
+    pub name: &'static str,
+    /// NVML GPU-instance profile ID (`nvidia-smi mig -lgip`), where an output was seen.
+    pub id: Option<u32>,
+    /// Compute (SM) slices: the `g` of the name, out of [`GpuProduct::total_compute_slices`].
+    pub compute_slices: u8,
+    /// Memory slices out of [`GpuProduct::total_memory_slices`]; equals every placement's size.
+    pub memory_slices: u8,
+    /// Memory as the profile name states it, in GB.
+    pub memory_gb: u32,
+    /// Memory `nvidia-smi mig -lgip` reported, in MiB, where a transcript was found.
+    pub memory_mib: Option<u64>,
+    /// Copy engines, per the guide's table.
+    pub copy_engines: u8,
+    /// Video decoders (NVDEC), per the guide's table.
+    pub decoders: u8,
+    /// Maximum number of instances of this profile on one GPU.
+    pub max_count: u8,
+    /// Whether this is a `+me` profile holding the GPU's media extensions (OFA, JPEG).
+    pub media_extensions: bool,
+    /// Every valid placement, in the order `-lgipp` lists the starts.
+    pub placements: &'static [Placement],
+}
+
+impl MigProfile {
+    /// Memory to compare a demand against: the reported MiB, else the nominal GB of the name
+    /// (10^9 bytes, rounded down to MiB). The nominal size can exceed what the driver gives
+    /// (B200 1g.23gb: 21934 MiB nominal, 20992 MiB reported), so tables fill `memory_mib`
+    /// wherever a transcript exists.
+    pub fn capacity_mib(&self) -> u64 {
+        self.memory_mib
+            .unwrap_or(u64::from(self.memory_gb) * 1_000_000_000 / (1024 * 1024))
+    }
+}
+
+// === placement lists (starts in memory-slice units) ===
+
+/// 1-slice profiles on 8-slice GPUs: `{0,1,2,3,4,5,6}:1` ([guide-lgipp] IDs 19 and 20).
+const P1_OF_8: &[Placement] = &[
+    Placement::new(0, 1),
+    Placement::new(1, 1),
+    Placement::new(2, 1),
+    Placement::new(3, 1),
+    Placement::new(4, 1),
+    Placement::new(5, 1),
+    Placement::new(6, 1),
+];
+/// 1g profiles with two memory slices: `{0,2,4,6}:2` ([guide-lgipp] ID 15).
+const P1G_2_OF_8: &[Placement] = &[
+    Placement::new(0, 2),
+    Placement::new(2, 2),
+    Placement::new(4, 2),
+    Placement::new(6, 2),
+];
+/// 2g profiles: `{0,2,4}:2` ([guide-lgipp] ID 14).
+const P2G_OF_8: &[Placement] = &[
+    Placement::new(0, 2),
+    Placement::new(2, 2),
+    Placement::new(4, 2),
+];
+/// 3g profiles: `{0,4}:4` ([guide-lgipp] ID 9).
+const P3G_OF_8: &[Placement] = &[Placement::new(0, 4), Placement::new(4, 4)];
+/// 4g profiles: `{0}:4` ([guide-lgipp] ID 5).
+const P4G_OF_8: &[Placement] = &[Placement::new(0, 4)];
+/// 7g profiles: `{0}:8` ([guide-lgipp] ID 0).
+const P7G_OF_8: &[Placement] = &[Placement::new(0, 8)];
+/// A30 1g: `{0,1,2,3}:1` (inferred, see module docs).
+const A30_P1: &[Placement] = &[
+    Placement::new(0, 1),
+    Placement::new(1, 1),
+    Placement::new(2, 1),
+    Placement::new(3, 1),
+];
+/// A30 2g: `{0,2}:2` (inferred, see module docs).
+const A30_P2: &[Placement] = &[Placement::new(0, 2), Placement::new(2, 2)];
+/// A30 4g: `{0}:4` (inferred, see module docs).
+const A30_P4: &[Placement] = &[Placement::new(0, 4)];
+
+/// Builds a table row; arguments in the order of the guide's columns where it has them.
+#[allow(clippy::too_many_arguments)]
+const fn row(
+    name: &'static str,
+    id: Option<u32>,
+    compute_slices: u8,
+    memory_slices: u8,
+    memory_gb: u32,
+    memory_mib: Option<u64>,
+    copy_engines: u8,
+    decoders: u8,
+    max_count: u8,
+    media_extensions: bool,
+    placements: &'static [Placement],
+) -> MigProfile {
+    MigProfile {
+        name,
+        id,
+        compute_slices,
+        memory_slices,
+        memory_gb,
+        memory_mib,
+        copy_engines,
+        decoders,
+        max_count,
+        media_extensions,
+        placements,
+    }
+}
+
+// === tables ===
+// Columns: name, id, g, memory slices, GB, MiB, CE, NVDEC, max, +me, placements.
+
+/// A100-40GB: [guide] table "GPU Instance Profiles on A100"; IDs, MiB and placements from
+/// [guide-lgipp] (4.75 / 9.62 / 19.50 / 39.25 GiB).
+const A100_40GB: &[MigProfile] = &[
+    row(
+        "1g.5gb",
+        Some(19),
+        1,
+        1,
+        5,
+        Some(4864),
+        1,
+        0,
+        7,
+        false,
+        P1_OF_8,
+    ),
+    row(
+        "1g.5gb+me",
+        Some(20),
+        1,
+        1,
+        5,
+        Some(4864),
+        1,
+        1,
+        1,
+        true,
+        P1_OF_8,
+    ),
+    row(
+        "1g.10gb",
+        Some(15),
+        1,
+        2,
+        10,
+        Some(9856),
+        1,
+        1,
+        4,
+        false,
+        P1G_2_OF_8,
+    ),
+    row(
+        "2g.10gb",
+        Some(14),
+        2,
+        2,
+        10,
+        Some(9856),
+        2,
+        1,
+        3,
+        false,
+        P2G_OF_8,
+    ),
+    row(
+        "3g.20gb",
+        Some(9),
+        3,
+        4,
+        20,
+        Some(19968),
+        3,
+        2,
+        2,
+        false,
+        P3G_OF_8,
+    ),
+    row(
+        "4g.20gb",
+        Some(5),
+        4,
+        4,
+        20,
+        Some(19968),
+        4,
+        2,
+        1,
+        false,
+        P4G_OF_8,
+    ),
+    row(
+        "7g.40gb",
+        Some(0),
+        7,
+        8,
+        40,
+        Some(40192),
+        7,
+        5,
+        1,
+        false,
+        P7G_OF_8,
+    ),
+];
+
+/// A100-80GB: names from the [guide]'s note under the A100 table ("1g.10gb, 1g.10gb+me,
+/// 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb respectively"); everything else as A100-40GB,
+/// IDs and MiB unverified.
+const A100_80GB: &[MigProfile] = &[
+    row("1g.10gb", None, 1, 1, 10, None, 1, 0, 7, false, P1_OF_8),
+    row("1g.10gb+me", None, 1, 1, 10, None, 1, 1, 1, true, P1_OF_8),
+    row("1g.20gb", None, 1, 2, 20, None, 1, 1, 4, false, P1G_2_OF_8),
+    row("2g.20gb", None, 2, 2, 20, None, 2, 1, 3, false, P2G_OF_8),
+    row("3g.40gb", None, 3, 4, 40, None, 3, 2, 2, false, P3G_OF_8),
+    row("4g.40gb", None, 4, 4, 40, None, 4, 2, 1, false, P4G_OF_8),
+    row("7g.80gb", None, 7, 8, 80, None, 7, 5, 1, false, P7G_OF_8),
+];
+
+/// H100-80GB: [guide] "H100 80GB product (PCIe and SXM5)"; IDs, MiB and placements from
+/// [h100-smi] (9.75 / 19.62 / 39.50 / 79.25 GiB).
+const H100_80GB: &[MigProfile] = &[
+    row(
+        "1g.10gb",
+        Some(19),
+        1,
+        1,
+        10,
+        Some(9984),
+        1,
+        1,
+        7,
+        false,
+        P1_OF_8,
+    ),
+    row(
+        "1g.10gb+me",
+        Some(20),
+        1,
+        1,
+        10,
+        Some(9984),
+        1,
+        1,
+        1,
+        true,
+        P1_OF_8,
+    ),
+    row(
+        "1g.20gb",
+        Some(15),
+        1,
+        2,
+        20,
+        Some(20096),
+        1,
+        1,
+        4,
+        false,
+        P1G_2_OF_8,
+    ),
+    row(
+        "2g.20gb",
+        Some(14),
+        2,
+        2,
+        20,
+        Some(20096),
+        2,
+        2,
+        3,
+        false,
+        P2G_OF_8,
+    ),
+    row(
+        "3g.40gb",
+        Some(9),
+        3,
+        4,
+        40,
+        Some(40448),
+        3,
+        3,
+        2,
+        false,
+        P3G_OF_8,
+    ),
+    row(
+        "4g.40gb",
+        Some(5),
+        4,
+        4,
+        40,
+        Some(40448),
+        4,
+        4,
+        1,
+        false,
+        P4G_OF_8,
+    ),
+    row(
+        "7g.80gb",
+        Some(0),
+        7,
+        8,
+        80,
+        Some(81152),
+        8,
+        7,
+        1,
+        false,
+        P7G_OF_8,
+    ),
+];
+
+/// H100-94GB: [guide] "H100 94GB product (PCIe and SXM5)"; IDs, MiB and placements from
+/// [nvl-smi] (10.75 / 21.62 / 46.38 / 93.12 GiB).
+const H100_94GB: &[MigProfile] = &[
+    row(
+        "1g.12gb",
+        Some(19),
+        1,
+        1,
+        12,
+        Some(11008),
+        1,
+        1,
+        7,
+        false,
+        P1_OF_8,
+    ),
+    row(
+        "1g.12gb+me",
+        Some(20),
+        1,
+        1,
+        12,
+        Some(11008),
+        1,
+        1,
+        1,
+        true,
+        P1_OF_8,
+    ),
+    row(
+        "1g.24gb",
+        Some(15),
+        1,
+        2,
+        24,
+        Some(22144),
+        1,
+        1,
+        4,
+        false,
+        P1G_2_OF_8,
+    ),
+    row(
+        "2g.24gb",
+        Some(14),
+        2,
+        2,
+        24,
+        Some(22144),
+        2,
+        2,
+        3,
+        false,
+        P2G_OF_8,
+    ),
+    row(
+        "3g.47gb",
+        Some(9),
+        3,
+        4,
+        47,
+        Some(47488),
+        3,
+        3,
+        2,
+        false,
+        P3G_OF_8,
+    ),
+    row(
+        "4g.47gb",
+        Some(5),
+        4,
+        4,
+        47,
+        Some(47488),
+        4,
+        4,
+        1,
+        false,
+        P4G_OF_8,
+    ),
+    row(
+        "7g.94gb",
+        Some(0),
+        7,
+        8,
+        94,
+        Some(95360),
+        8,
+        7,
+        1,
+        false,
+        P7G_OF_8,
+    ),
+];
+
+/// H200-141GB: [guide] "H200 141GB product"; IDs and MiB from [h200-smi]
+/// (16.00 / 32.25 / 69.50 / 139.75 GiB); placements as H100 (unverified).
+const H200_141GB: &[MigProfile] = &[
+    row(
+        "1g.18gb",
+        Some(19),
+        1,
+        1,
+        18,
+        Some(16384),
+        1,
+        1,
+        7,
+        false,
+        P1_OF_8,
+    ),
+    row(
+        "1g.18gb+me",
+        Some(20),
+        1,
+        1,
+        18,
+        Some(16384),
+        1,
+        1,
+        1,
+        true,
+        P1_OF_8,
+    ),
+    row(
+        "1g.35gb",
+        Some(15),
+        1,
+        2,
+        35,
+        Some(33024),
+        1,
+        1,
+        4,
+        false,
+        P1G_2_OF_8,
+    ),
+    row(
+        "2g.35gb",
+        Some(14),
+        2,
+        2,
+        35,
+        Some(33024),
+        2,
+        2,
+        3,
+        false,
+        P2G_OF_8,
+    ),
+    row(
+        "3g.71gb",
+        Some(9),
+        3,
+        4,
+        71,
+        Some(71168),
+        3,
+        3,
+        2,
+        false,
+        P3G_OF_8,
+    ),
+    row(
+        "4g.71gb",
+        Some(5),
+        4,
+        4,
+        71,
+        Some(71168),
+        4,
+        4,
+        1,
+        false,
+        P4G_OF_8,
+    ),
+    row(
+        "7g.141gb",
+        Some(0),
+        7,
+        8,
+        141,
+        Some(143104),
+        8,
+        7,
+        1,
+        false,
+        P7G_OF_8,
+    ),
+];
+
+/// A30-24GB: [guide] "A30-24GB product"; memory and compute in quarters. IDs, MiB unverified;
+/// placements inferred (see module docs).
+const A30_24GB: &[MigProfile] = &[
+    row("1g.6gb", None, 1, 1, 6, None, 1, 0, 4, false, A30_P1),
+    row("1g.6gb+me", None, 1, 1, 6, None, 1, 1, 1, true, A30_P1),
+    row("2g.12gb", None, 2, 2, 12, None, 2, 2, 2, false, A30_P2),
+    row("2g.12gb+me", None, 2, 2, 12, None, 2, 2, 1, true, A30_P2),
+    row("4g.24gb", None, 4, 4, 24, None, 4, 4, 1, false, A30_P4),
+];
+
+/// B200 (180 GB): [guide] "B200 180 GB product"; IDs 19/20/15/14 and MiB for those from
+/// [b200-smi] (later driver's 20.50 GiB for 1g.23gb, and 44.25 GiB); the rest unverified;
+/// placements as H100 (unverified).
+const B200: &[MigProfile] = &[
+    row(
+        "1g.23gb",
+        Some(19),
+        1,
+        1,
+        23,
+        Some(20992),
+        2,
+        1,
+        7,
+        false,
+        P1_OF_8,
+    ),
+    row(
+        "1g.23gb+me",
+        Some(20),
+        1,
+        1,
+        23,
+        Some(20992),
+        2,
+        1,
+        1,
+        true,
+        P1_OF_8,
+    ),
+    row(
+        "1g.45gb",
+        Some(15),
+        1,
+        2,
+        45,
+        Some(45312),
+        2,
+        1,
+        4,
+        false,
+        P1G_2_OF_8,
+    ),
+    row(
+        "2g.45gb",
+        Some(14),
+        2,
+        2,
+        45,
+        Some(45312),
+        3,
+        1,
+        3,
+        false,
+        P2G_OF_8,
+    ),
+    row("3g.90gb", None, 3, 4, 90, None, 6, 1, 2, false, P3G_OF_8),
+    row("4g.90gb", None, 4, 4, 90, None, 8, 1, 1, false, P4G_OF_8),
+    row("7g.180gb", None, 7, 8, 180, None, 16, 1, 1, false, P7G_OF_8),
+];
+
+/// Every GPU-instance profile of `product`, in the guide's table order (smallest first).
+pub fn profiles(product: GpuProduct) -> &'static [MigProfile] {
+    match product {
+        GpuProduct::A100_40GB => A100_40GB,
+        GpuProduct::A100_80GB => A100_80GB,
+        GpuProduct::H100_80GB => H100_80GB,
+        GpuProduct::H100_94GB => H100_94GB,
+        GpuProduct::H200_141GB => H200_141GB,
+        GpuProduct::A30_24GB => A30_24GB,
+        GpuProduct::B200 => B200,
+    }
+}
+
+/// The profile of `product` with this short name (`1g.10gb`; a leading `MIG ` is accepted).
+pub fn profile(product: GpuProduct, name: &str) -> Option<&'static MigProfile> {
+    let name = name.strip_prefix("MIG ").unwrap_or(name);
+    profiles(product).iter().find(|p| p.name == name)
+}
