@@ -199,8 +199,7 @@ impl NodeState {
         for i in pick.indices() {
             match next.gpu_free_milli.get_mut(i) {
                 Some(free)
-                    if i < usize::from(self.gpus)
-                        && *free + demand.gpu_milli <= MILLI_PER_GPU =>
+                    if i < usize::from(self.gpus) && *free + demand.gpu_milli <= MILLI_PER_GPU =>
                 {
                     *free += demand.gpu_milli;
                 }

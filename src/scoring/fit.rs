@@ -20,7 +20,8 @@ pub fn fits(node: &NodeState, demand: &Demand) -> bool {
     if demand.is_cpu_only() {
         return true;
     }
-    model_allows(node, demand) && node.gpus_with_at_least(demand.gpu_milli) >= usize::from(demand.gpus)
+    model_allows(node, demand)
+        && node.gpus_with_at_least(demand.gpu_milli) >= usize::from(demand.gpus)
 }
 
 /// The GPU a sharing pod fits most tightly: least free milli that still holds it, lowest
@@ -92,11 +93,20 @@ mod tests {
         let mut big_mem = demand(1000, 1, 100);
         big_mem.memory_mib = 65_537;
         assert!(!fits(&node, &big_mem), "memory");
-        assert!(!fits(&node, &demand(1000, 3, 1000)), "only two whole GPUs free");
+        assert!(
+            !fits(&node, &demand(1000, 3, 1000)),
+            "only two whole GPUs free"
+        );
         assert!(fits(&node, &demand(1000, 1, 400)));
-        assert!(fits(&node, &demand(1000, 3, 400)), "three GPUs with ≥ 400 each");
+        assert!(
+            fits(&node, &demand(1000, 3, 400)),
+            "three GPUs with ≥ 400 each"
+        );
         assert!(!fits(&node, &demand(1000, 4, 400)));
-        assert!(fits(&node, &demand(1000, 0, 0)), "CPU-only pods need no GPU");
+        assert!(
+            fits(&node, &demand(1000, 0, 0)),
+            "CPU-only pods need no GPU"
+        );
     }
 
     #[test]
@@ -117,7 +127,11 @@ mod tests {
     #[test]
     fn gpu_choices_follow_best_fit_and_index_order() {
         let node = node_with(&[1000, 400, 300, 1000, 300]);
-        assert_eq!(tightest_gpu(&node, 250), Some(2), "least free that fits, lowest index");
+        assert_eq!(
+            tightest_gpu(&node, 250),
+            Some(2),
+            "least free that fits, lowest index"
+        );
         assert_eq!(tightest_gpu(&node, 350), Some(1));
         assert_eq!(tightest_gpu(&node, 1001), None);
         assert_eq!(first_free_gpus(&node, 2), Some(GpuPick::single(0).with(3)));

@@ -108,7 +108,9 @@ impl FromStr for Policy {
                             | (Policy::DotProd, "dotproduct")
                     )
             })
-            .ok_or(PolicyError::Unknown { name: s.to_string() })
+            .ok_or(PolicyError::Unknown {
+                name: s.to_string(),
+            })
     }
 }
 

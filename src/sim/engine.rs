@@ -4,9 +4,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::SimError;
 use super::cluster::SimCluster;
 use super::workload::{Workload, arrival_order};
-use super::SimError;
 use crate::model::{GpuPick, NodeState};
 use crate::report::{RunRecord, Sample};
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;

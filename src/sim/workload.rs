@@ -51,12 +51,13 @@ impl Workload {
                 (Some(m), g) if g > 0 => Some(registry.intern(m)?),
                 _ => None,
             };
-            let state = NodeState::new(model, n.gpus, n.cpu_milli, n.memory_mib).map_err(
-                |source| SimError::Node {
-                    name: n.name.clone(),
-                    source,
-                },
-            )?;
+            let state =
+                NodeState::new(model, n.gpus, n.cpu_milli, n.memory_mib).map_err(|source| {
+                    SimError::Node {
+                        name: n.name.clone(),
+                        source,
+                    }
+                })?;
             states.push(state);
             node_names.push(n.name.clone());
         }
@@ -116,7 +117,12 @@ fn demand_of(p: &TracePod, registry: &ModelRegistry) -> Result<Demand, SimError>
     let gpu_milli = u16::try_from(p.gpu_milli)
         .ok()
         .filter(|m| *m <= MILLI_PER_GPU)
-        .ok_or_else(|| bad(format!("gpu_milli {} is above {MILLI_PER_GPU}", p.gpu_milli)))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "gpu_milli {} is above {MILLI_PER_GPU}",
+                p.gpu_milli
+            ))
+        })?;
     let (gpus, gpu_milli) = if gpus == 0 || gpu_milli == 0 {
         (0, 0)
     } else {
@@ -135,7 +141,11 @@ fn demand_of(p: &TracePod, registry: &ModelRegistry) -> Result<Demand, SimError>
 /// `workload.pods`: the name-sorted pods shuffled, then inflated by appending uniform draws
 /// (with replacement) until the next draw would pass `tune` × capacity — or, for a tune
 /// below the trace's own demand, random pods removed until it is met.
-pub fn arrival_order<R: Rng>(workload: &Workload, tune: f64, rng: &mut R) -> Result<Vec<usize>, SimError> {
+pub fn arrival_order<R: Rng>(
+    workload: &Workload,
+    tune: f64,
+    rng: &mut R,
+) -> Result<Vec<usize>, SimError> {
     if !(tune.is_finite() && tune > 0.0) {
         return Err(SimError::BadTune(tune));
     }

@@ -52,13 +52,13 @@ fn cpu_only_and_inaccessible_typical_pods_count_all_idle_gpu() {
     n.model = Some(t4);
     let mut only_v100 = tp(1000, 1, 100, 0.25);
     only_v100.models = ModelSet::only(v100);
-    let typical = TypicalPods::from_pods(vec![
-        tp(1000, 0, 0, 0.25),
-        only_v100,
-        tp(1000, 1, 500, 0.5),
-    ]);
+    let typical =
+        TypicalPods::from_pods(vec![tp(1000, 0, 0, 0.25), only_v100, tp(1000, 1, 500, 0.5)]);
     // CPU-only and V100-only: all 1400; half-GPU pod: the 400 GPU is too small.
-    assert_eq!(node_frag(&n, &typical), 0.25 * 1400.0 + 0.25 * 1400.0 + 0.5 * 400.0);
+    assert_eq!(
+        node_frag(&n, &typical),
+        0.25 * 1400.0 + 0.25 * 1400.0 + 0.5 * 400.0
+    );
 }
 
 #[test]
@@ -99,7 +99,12 @@ fn equal_counts_put_the_larger_shape_first() {
 
 fn arb_typical() -> impl Strategy<Value = TypicalPods> {
     prop::collection::vec(
-        (0u64..20_000, prop::sample::select(vec![0u8, 1, 1, 1, 2, 4, 8]), 1u16..=1000, 1u32..100),
+        (
+            0u64..20_000,
+            prop::sample::select(vec![0u8, 1, 1, 1, 2, 4, 8]),
+            1u16..=1000,
+            1u32..100,
+        ),
         1..12,
     )
     .prop_map(|raw| {

@@ -38,7 +38,9 @@ pub(super) fn score(
 ) -> Option<NodeScore> {
     let eval = FragEval::new(node, typical);
     let before = eval.current();
-    let left_after = node.total_gpu_free().saturating_sub(demand.total_gpu_milli()) as f64;
+    let left_after = node
+        .total_gpu_free()
+        .saturating_sub(demand.total_gpu_milli()) as f64;
     let (after, pick) = if demand.is_sharing() {
         let mut best: Option<(f64, u16, usize)> = None;
         for (i, free) in node.gpu_free().iter().copied().enumerate() {

@@ -64,14 +64,20 @@ fn names_round_trip_and_unknown_names_are_refused() {
         assert_eq!(p.name().parse::<Policy>().unwrap(), p);
     }
     assert_eq!("FGD".parse::<Policy>().unwrap(), Policy::Fgd);
-    assert!(matches!("best".parse::<Policy>(), Err(PolicyError::Unknown { .. })));
+    assert!(matches!(
+        "best".parse::<Policy>(),
+        Err(PolicyError::Unknown { .. })
+    ));
 }
 
 #[test]
 fn infeasible_nodes_get_no_score() {
     let full = node(2, 96_000, &[0, 0]);
     for p in Policy::ALL {
-        assert!(scorer(p).score(&full, &demand(1000, 1, 100)).is_none(), "{p}");
+        assert!(
+            scorer(p).score(&full, &demand(1000, 1, 100)).is_none(),
+            "{p}"
+        );
     }
 }
 
@@ -87,12 +93,18 @@ fn small_cluster() -> Vec<NodeState> {
 #[test]
 fn dot_product_prefers_the_node_with_least_free_resources() {
     // Free vectors: (96k, 4000), (80k, 3500), (20k, 1300) → smallest dot with the request.
-    assert_eq!(best_of(Policy::DotProd, &small_cluster(), &demand(4000, 1, 500)), vec![2]);
+    assert_eq!(
+        best_of(Policy::DotProd, &small_cluster(), &demand(4000, 1, 500)),
+        vec![2]
+    );
 }
 
 #[test]
 fn best_fit_prefers_least_leftover() {
-    assert_eq!(best_of(Policy::BestFit, &small_cluster(), &demand(4000, 1, 200)), vec![2]);
+    assert_eq!(
+        best_of(Policy::BestFit, &small_cluster(), &demand(4000, 1, 200)),
+        vec![2]
+    );
 }
 
 #[test]
@@ -100,9 +112,15 @@ fn packing_prefers_partially_used_gpus_then_used_nodes() {
     let c = small_cluster();
     // 200 milli fits the 300-free GPU on node 2 (score 100 − 30/10 = 97) and the 500-free
     // GPU on node 1 (100 − 50/10 = 95).
-    assert_eq!(best_of(Policy::GpuPacking, &c, &demand(4000, 1, 200)), vec![2]);
+    assert_eq!(
+        best_of(Policy::GpuPacking, &c, &demand(4000, 1, 200)),
+        vec![2]
+    );
     // A whole GPU: used nodes (50 − 1) beat the idle node (33 − 4).
-    assert_eq!(best_of(Policy::GpuPacking, &c, &demand(4000, 1, 1000)), vec![1, 2]);
+    assert_eq!(
+        best_of(Policy::GpuPacking, &c, &demand(4000, 1, 1000)),
+        vec![1, 2]
+    );
     let s = scorer(Policy::GpuPacking);
     assert_eq!(s.score(&c[0], &demand(1, 1, 1000)).unwrap().score, 29.0);
     assert_eq!(s.score(&c[1], &demand(1, 1, 1000)).unwrap().score, 49.0);
@@ -113,8 +131,14 @@ fn clustering_prefers_nodes_with_the_same_class() {
     let mut c = small_cluster();
     c[1].pods_by_class[0] = 1; // a sharing pod on node 1
     c[2].pods_by_class[1] = 2; // two whole-GPU pods on node 2
-    assert_eq!(best_of(Policy::GpuClustering, &c, &demand(4000, 1, 200)), vec![1]);
-    assert_eq!(best_of(Policy::GpuClustering, &c, &demand(4000, 1, 1000)), vec![2]);
+    assert_eq!(
+        best_of(Policy::GpuClustering, &c, &demand(4000, 1, 200)),
+        vec![1]
+    );
+    assert_eq!(
+        best_of(Policy::GpuClustering, &c, &demand(4000, 1, 1000)),
+        vec![2]
+    );
     // Node 1: only sharing pods; 3500 milli free against the 8000 reference:
     // 25 × (8000 − 3500) / 8000 = 14 (integer), in the 75–100 band.
     let s = scorer(Policy::GpuClustering);
@@ -146,7 +170,10 @@ fn tessera_picks_the_gpu_that_fragments_least() {
 fn random_lets_the_caller_pick_a_gpu_for_sharing_pods_only() {
     let n = node(2, 96_000, &[1000, 1000]);
     let s = scorer(Policy::Random);
-    assert_eq!(s.score(&n, &demand(1, 1, 100)).unwrap().choice, GpuChoice::AnyFitting);
+    assert_eq!(
+        s.score(&n, &demand(1, 1, 100)).unwrap().choice,
+        GpuChoice::AnyFitting
+    );
     assert_eq!(
         s.score(&n, &demand(1, 2, 1000)).unwrap().choice,
         GpuChoice::Pick(GpuPick::single(0).with(1))

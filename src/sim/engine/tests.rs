@@ -26,8 +26,17 @@ fn tpod(name: &str, cpu: u64, num_gpu: u32, milli: u32) -> TracePod {
 }
 
 fn small_workload() -> Workload {
-    let nodes: Vec<TraceNode> = (0..6).map(|i| tnode(&format!("n{i}"), if i < 3 { 2 } else { 4 })).collect();
-    let shapes = [(4000, 1, 500), (2000, 1, 250), (8000, 1, 1000), (16_000, 4, 1000), (4000, 0, 0), (6000, 2, 1000)];
+    let nodes: Vec<TraceNode> = (0..6)
+        .map(|i| tnode(&format!("n{i}"), if i < 3 { 2 } else { 4 }))
+        .collect();
+    let shapes = [
+        (4000, 1, 500),
+        (2000, 1, 250),
+        (8000, 1, 1000),
+        (16_000, 4, 1000),
+        (4000, 0, 0),
+        (6000, 2, 1000),
+    ];
     let pods: Vec<TracePod> = (0..12)
         .map(|i| {
             let (cpu, g, m) = shapes[i % shapes.len()];
@@ -47,7 +56,10 @@ fn every_policy_records_one_sample_per_pod_and_never_overallocates() {
         let last = rec.samples.last().unwrap();
         assert!(last.used_milli <= w.capacity_milli);
         assert!(last.arrived_milli as f64 >= 1.2 * w.capacity_milli as f64);
-        assert!(rec.failed_pods > 0, "{policy}: 130% of capacity cannot all fit");
+        assert!(
+            rec.failed_pods > 0,
+            "{policy}: 130% of capacity cannot all fit"
+        );
         // Allocation never decreases (no departures) and arrival always grows or stays.
         for pair in rec.samples.windows(2) {
             assert!(pair[1].used_milli >= pair[0].used_milli);

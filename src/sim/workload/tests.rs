@@ -60,7 +60,9 @@ fn empty_inputs_are_errors() {
 #[test]
 fn inflation_stops_before_the_draw_that_would_pass_the_target() {
     let nodes = [tnode("n", 8, "G2")];
-    let pods: Vec<TracePod> = (0..4).map(|i| tpod(&format!("p{i}"), 1000, 1, 500)).collect();
+    let pods: Vec<TracePod> = (0..4)
+        .map(|i| tpod(&format!("p{i}"), 1000, 1, 500))
+        .collect();
     let w = Workload::from_trace(&nodes, &pods).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let order = arrival_order(&w, 1.3, &mut rng).unwrap();
@@ -69,25 +71,39 @@ fn inflation_stops_before_the_draw_that_would_pass_the_target() {
     assert_eq!(order.len(), 20);
     let mut first: Vec<usize> = order[..4].to_vec();
     first.sort();
-    assert_eq!(first, vec![0, 1, 2, 3], "the original pods come first, each once");
+    assert_eq!(
+        first,
+        vec![0, 1, 2, 3],
+        "the original pods come first, each once"
+    );
 }
 
 #[test]
 fn tuning_below_the_trace_removes_pods() {
     let nodes = [tnode("n", 1, "G2")];
-    let pods: Vec<TracePod> = (0..4).map(|i| tpod(&format!("p{i}"), 1000, 1, 500)).collect();
+    let pods: Vec<TracePod> = (0..4)
+        .map(|i| tpod(&format!("p{i}"), 1000, 1, 500))
+        .collect();
     let w = Workload::from_trace(&nodes, &pods).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     // 2,000 milli requested, target 1,000: two pods go.
     assert_eq!(arrival_order(&w, 1.0, &mut rng).unwrap().len(), 2);
-    assert!(matches!(arrival_order(&w, 0.0, &mut rng), Err(SimError::BadTune(_))));
-    assert!(matches!(arrival_order(&w, f64::NAN, &mut rng), Err(SimError::BadTune(_))));
+    assert!(matches!(
+        arrival_order(&w, 0.0, &mut rng),
+        Err(SimError::BadTune(_))
+    ));
+    assert!(matches!(
+        arrival_order(&w, f64::NAN, &mut rng),
+        Err(SimError::BadTune(_))
+    ));
 }
 
 #[test]
 fn same_seed_same_order() {
     let nodes = [tnode("n", 8, "G2")];
-    let pods: Vec<TracePod> = (0..50).map(|i| tpod(&format!("p{i:02}"), 1000, 1, 100 + i)).collect();
+    let pods: Vec<TracePod> = (0..50)
+        .map(|i| tpod(&format!("p{i:02}"), 1000, 1, 100 + i))
+        .collect();
     let w = Workload::from_trace(&nodes, &pods).unwrap();
     let a = arrival_order(&w, 1.3, &mut ChaCha8Rng::seed_from_u64(7)).unwrap();
     let b = arrival_order(&w, 1.3, &mut ChaCha8Rng::seed_from_u64(7)).unwrap();
