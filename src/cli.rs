@@ -1,1 +1,51 @@
 //! Command-line interface: the `tessera` subcommands and their flags.
+//!
+//! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
+
+pub mod seeds;
+pub mod simulate;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use seeds::SeedList;
+pub use simulate::SimulateArgs;
+
+/// tessera: cost-aware GPU partitioning and placement for Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Logging options.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a GPU cluster trace through the placement policies and report allocation,
+    /// fragmentation and cost (the FGD paper's protocol by default).
+    Simulate(SimulateArgs),
+}
+
+/// Log output shared by every subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info`, `tessera=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "warn", global = true)]
+    pub log_level: String,
+    /// Log format on stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,176 @@
+//! `tessera simulate`: read the trace, run every policy × seed, write the report.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing::info;
+
+use super::SeedList;
+use crate::report::{self, summarize};
+use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
+use crate::scoring::{Policy, TesseraWeights};
+use crate::sim::{Experiment, Workload, run_all};
+use crate::trace;
+
+/// Flags of `tessera simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Node list CSV (`sn,cpu_milli,memory_mib,gpu,model`); default: the bundled openb node list.
+    #[arg(long, value_name = "CSV")]
+    pub nodes: Option<PathBuf>,
+    /// Pod list CSV (`name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec,…]`); default: the
+    /// bundled openb default pod list.
+    #[arg(long, value_name = "CSV")]
+    pub pods: Option<PathBuf>,
+    /// Policy to run; repeat for several. Default: all seven
+    /// (random, dotprod, clustering, packing, bestfit, fgd, tessera).
+    #[arg(long = "policy", value_name = "POLICY")]
+    pub policies: Vec<Policy>,
+    /// Seeds: a range `42..51` (inclusive), a list `42,43` or one seed.
+    #[arg(long, default_value = "42..51", value_name = "SEEDS")]
+    pub seeds: SeedList,
+    /// Inflate the workload to this multiple of the cluster's GPU capacity.
+    #[arg(long, default_value_t = 1.3, value_name = "RATIO")]
+    pub tune: f64,
+    /// Arrived-workload percentage the summary table reads.
+    #[arg(long, default_value_t = 100, value_name = "PERCENT")]
+    pub at: u32,
+    /// Output directory for summary.md, summary.json, curves.csv, curves_median.csv and
+    /// unallocated.svg.
+    #[arg(long, default_value = "target/tessera-sim", value_name = "DIR")]
+    pub out: PathBuf,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Share of pods the typical pods (fragmentation measure) must cover, percent.
+    #[arg(long, default_value_t = DEFAULT_POPULARITY_THRESHOLD_PCT, value_name = "PERCENT")]
+    pub typical_threshold: f64,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Output on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A Markdown table.
+    Table,
+    /// The summary as JSON.
+    Json,
+}
+
+/// Run the simulation the flags describe; errors are for the user (bad files, bad values).
+pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
+    if !(args.tune.is_finite() && args.tune > 0.0 && args.tune <= 100.0) {
+        anyhow::bail!("--tune must be a number in (0, 100], got {}", args.tune);
+    }
+    if !(0.0..=100.0).contains(&args.typical_threshold) || args.typical_threshold == 0.0 {
+        anyhow::bail!(
+            "--typical-threshold must be in (0, 100], got {}",
+            args.typical_threshold
+        );
+    }
+    let nodes = match &args.nodes {
+        Some(path) => trace::read_nodes(path)?,
+        None => trace::bundled_nodes()?,
+    };
+    let pods = match &args.pods {
+        Some(path) => trace::read_pods(path)?,
+        None => trace::bundled_pods()?,
+    };
+    let workload = Workload::from_trace(&nodes, &pods)?;
+    let policies = if args.policies.is_empty() {
+        Policy::ALL.to_vec()
+    } else {
+        dedup(&args.policies)
+    };
+    let experiment = Experiment {
+        policies,
+        seeds: args.seeds.0.clone(),
+        tune: args.tune,
+        weights: TesseraWeights::default(),
+        typical_threshold_pct: args.typical_threshold,
+    };
+    info!(
+        nodes = workload.nodes.len(),
+        pods = workload.pods.len(),
+        gpus = workload.capacity_milli / 1000,
+        runs = experiment.configs().len(),
+        "simulating"
+    );
+
+    let expected = experiment.configs().len() as u64
+        * (args.tune * workload.capacity_milli as f64 / mean_gpu_milli(&workload)) as u64;
+    let bar = DelayedBar::new(expected, args.no_progress);
+    let started = Instant::now();
+    let records = run_all(&workload, &experiment, &|n| bar.inc(n))?;
+    bar.finish();
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, "simulation done");
+
+    let written = report::write_all(&records, &args.out, args.at)
+        .with_context(|| format!("writing the report to {}", args.out.display()))?;
+    let summary = summarize(&records, args.at);
+    match args.format {
+        OutputFormat::Table => print!("{}", summary.to_markdown()),
+        OutputFormat::Json => println!("{}", summary.to_json()?),
+    }
+    for path in written.paths() {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn dedup(policies: &[Policy]) -> Vec<Policy> {
+    let mut out = Vec::with_capacity(policies.len());
+    for p in policies {
+        if !out.contains(p) {
+            out.push(*p);
+        }
+    }
+    out
+}
+
+/// Mean GPU milli per pod: turns the tune target into an expected pod count for the bar.
+fn mean_gpu_milli(workload: &Workload) -> f64 {
+    (workload.requested_milli() as f64 / workload.pods.len().max(1) as f64).max(1.0)
+}
+
+/// A progress bar on stderr that appears only once a run has taken longer than a second,
+/// so quick runs and CI logs stay clean.
+struct DelayedBar {
+    bar: ProgressBar,
+    started: Instant,
+    disabled: bool,
+}
+
+impl DelayedBar {
+    const DELAY: Duration = Duration::from_secs(1);
+
+    fn new(len: u64, disabled: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} simulating [{bar:40}] {percent}% eta {eta}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        DelayedBar {
+            bar,
+            started: Instant::now(),
+            disabled,
+        }
+    }
+
+    fn inc(&self, n: u64) {
+        self.bar.inc(n);
+        if !self.disabled && self.bar.is_hidden() && self.started.elapsed() > Self::DELAY {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
