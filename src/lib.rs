@@ -10,6 +10,7 @@
 //! no global RNG. The same seed gives the same report.
 
 pub mod cli;
+pub mod market;
 pub mod model;
 pub mod report;
 pub mod scoring;
