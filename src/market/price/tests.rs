@@ -358,3 +358,21 @@ fn derived_prices_that_overflow_are_rejected() {
 fn fallback_price_is_opencost_default() {
     assert!(close(FALLBACK_USD_PER_GPU_HOUR, 0.95));
 }
+
+#[test]
+fn override_example_in_cost_model_doc_loads_and_applies() {
+    let doc = include_str!("../../../docs/cost-model.md");
+    let start = doc.find("```\ncloud,region,").unwrap() + "```\n".len();
+    let len = doc[start..].find("```").unwrap();
+    let example = &doc[start..start + len];
+    let overrides = PriceCatalog::from_csv_reader(example.as_bytes(), "cost-model.md").unwrap();
+    assert_eq!(overrides.len(), 2);
+    let merged = PriceCatalog::builtin().unwrap().merged_with(overrides);
+    let p4d = merged.lookup("p4d.24xlarge", Some("us-east-1")).unwrap();
+    assert!(close(p4d.od_usd_hr, 15.0));
+    assert!(close(p4d.od_usd_per_gpu_hr, 15.0 / 8.0));
+    assert!(close(
+        merged.lookup("dgx-a100", None).unwrap().od_usd_hr,
+        12.0
+    ));
+}
