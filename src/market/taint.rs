@@ -60,7 +60,7 @@ const INTERRUPTION_TAINTS: [(&str, &str); 7] = [
 ];
 
 /// The reason of the first imminent-interruption taint on the node, in the order of
-/// [`INTERRUPTION_TAINTS`] (not the order of `taints`, so the answer does not depend on how the
+/// `INTERRUPTION_TAINTS` (not the order of `taints`, so the answer does not depend on how the
 /// API server happened to list them). `None` when there is none.
 pub fn interruption_notice(taints: &[Taint]) -> Option<&'static str> {
     INTERRUPTION_TAINTS
