@@ -3,16 +3,19 @@
 //! Data flows one way:
 //!
 //! ```text
-//! trace (Alibaba CSV …) ──▶ sim (its own cluster) ──▶ scoring ──▶ report (table, CSV, SVG)
+//! trace (Alibaba CSV …) ──▶ sim (its own cluster) ──▶ scoring ◀── market (prices, spot risk)
+//!                                                        └──▶ report (table, CSV, SVG)
 //! ```
 //!
-//! `model`, `scoring`, `trace`, `sim` and `report` are pure: no async runtime, no wall clock,
-//! no global RNG. The same seed gives the same report.
+//! `model`, `scoring`, `market`, `trace`, `sim` and `report` are pure: no async runtime, no
+//! wall clock, no global RNG. The same seed gives the same report. `cli` and `telemetry` are
+//! the binary's shell.
 
 pub mod cli;
-pub mod telemetry;
+pub mod market;
 pub mod model;
 pub mod report;
 pub mod scoring;
 pub mod sim;
+pub mod telemetry;
 pub mod trace;
