@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn ranges_are_inclusive_and_lists_keep_their_order() {
-        assert_eq!("42..51".parse::<SeedList>().unwrap().0, (42..=51).collect::<Vec<_>>());
+        assert_eq!(
+            "42..51".parse::<SeedList>().unwrap().0,
+            (42..=51).collect::<Vec<_>>()
+        );
         assert_eq!("1..=3".parse::<SeedList>().unwrap().0, vec![1, 2, 3]);
         assert_eq!("7,3, 5".parse::<SeedList>().unwrap().0, vec![7, 3, 5]);
         assert_eq!("9".parse::<SeedList>().unwrap().0, vec![9]);
@@ -84,11 +87,17 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         assert!(matches!("x".parse::<SeedList>(), Err(SeedError::Syntax(_))));
-        assert!(matches!("1,,2".parse::<SeedList>(), Err(SeedError::Syntax(_))));
+        assert!(matches!(
+            "1,,2".parse::<SeedList>(),
+            Err(SeedError::Syntax(_))
+        ));
         assert_eq!(
             "5..4".parse::<SeedList>(),
             Err(SeedError::EmptyRange { start: 5, end: 4 })
         );
-        assert!(matches!("0..99999".parse::<SeedList>(), Err(SeedError::TooMany { .. })));
+        assert!(matches!(
+            "0..99999".parse::<SeedList>(),
+            Err(SeedError::TooMany { .. })
+        ));
     }
 }

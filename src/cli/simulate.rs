@@ -108,7 +108,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let records = run_all(&workload, &experiment, &|n| bar.inc(n))?;
     bar.finish();
-    info!(elapsed_ms = started.elapsed().as_millis() as u64, "simulation done");
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "simulation done"
+    );
 
     let written = report::write_all(&records, &args.out, args.at)
         .with_context(|| format!("writing the report to {}", args.out.display()))?;

@@ -1,8 +1,18 @@
 //! tessera's placement policy.
 //!
-//! Fragmentation gradient with exact (untruncated) deltas, the best GPU inside the node
-//! chosen by the same measure, and a packing term that prefers fuller nodes so empty nodes
-//! stay whole for large pods and can be scaled away.
+//! Three terms, all in milli-GPU so that they add up:
+//! - **fragmentation** — FGD's fragmentation increase of the node, computed exactly and then
+//!   bucketed to `quantum` milli-GPU. Bucketing matters: changes smaller than a few percent
+//!   of a GPU are noise, and treating them as ties lets the caller's stable node order act as
+//!   first-fit consolidation, which is what makes FGD's integer scores work so well;
+//! - **stranding** — idle GPU milli the node's remaining CPU can no longer feed at
+//!   `cpu_per_gpu` milli-CPU per GPU. FGD sees CPU only through whether each typical pod
+//!   still fits; on the openb trace a third of the GPUs FGD leaves idle sit on nodes whose CPU
+//!   ran out, and this term keeps CPU-heavy pods off CPU-poor nodes;
+//! - **packing** — free GPU milli left on the node (off by default; measured not to help).
+//!
+//! Inside a node, a sharing pod takes the GPU that fragments least, the tightest among equals.
+//! The measurements behind the defaults are in `docs/simulation.md`.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,17 +25,26 @@ use crate::scoring::frag::{FragEval, TypicalPods};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TesseraWeights {
-    /// Weight of the fragmentation increase, per milli-GPU.
+    /// Weight of the fragmentation increase.
     pub frag: f64,
-    /// Weight of the node's free GPU milli left after placement (packing), per milli-GPU.
+    /// Weight of the node's free GPU milli left after placement.
     pub pack: f64,
+    /// Fragmentation changes are bucketed to this many milli-GPU (0: exact).
+    pub quantum: f64,
+    /// Weight of the increase of stranded GPU milli.
+    pub strand: f64,
+    /// Milli-CPU one GPU's worth of typical work needs (for stranding).
+    pub cpu_per_gpu: f64,
 }
 
 impl Default for TesseraWeights {
     fn default() -> Self {
         TesseraWeights {
             frag: 1.0,
-            pack: 0.01,
+            pack: 0.0,
+            quantum: 60.0,
+            strand: 2.0,
+            cpu_per_gpu: 11_000.0,
         }
     }
 }
@@ -38,9 +57,6 @@ pub(super) fn score(
 ) -> Option<NodeScore> {
     let eval = FragEval::new(node, typical);
     let before = eval.current();
-    let left_after = node
-        .total_gpu_free()
-        .saturating_sub(demand.total_gpu_milli()) as f64;
     let (after, pick) = if demand.is_sharing() {
         let mut best: Option<(f64, u16, usize)> = None;
         for (i, free) in node.gpu_free().iter().copied().enumerate() {
@@ -67,9 +83,61 @@ pub(super) fn score(
             .collect();
         (eval.after(&changes, demand.cpu_milli), pick)
     };
-    let score = -weights.frag * (after - before) - weights.pack * left_after;
+
+    let frag_delta = bucket(after - before, weights.quantum);
+    let idle_after = node
+        .total_gpu_free()
+        .saturating_sub(demand.total_gpu_milli()) as f64;
+    let cpu_after = node.cpu_free.saturating_sub(demand.cpu_milli) as f64;
+    let strand_delta = stranded(idle_after, cpu_after, weights.cpu_per_gpu)
+        - stranded(
+            node.total_gpu_free() as f64,
+            node.cpu_free as f64,
+            weights.cpu_per_gpu,
+        );
+    let score =
+        -weights.frag * frag_delta - weights.strand * strand_delta - weights.pack * idle_after;
     Some(NodeScore {
         score,
         choice: GpuChoice::Pick(pick),
     })
+}
+
+/// `value` rounded down to a multiple of `quantum` (unchanged when `quantum` ≤ 0).
+fn bucket(value: f64, quantum: f64) -> f64 {
+    if quantum > 0.0 {
+        (value / quantum).floor() * quantum
+    } else {
+        value
+    }
+}
+
+/// Idle GPU milli that `cpu_free` milli-CPU cannot feed at `cpu_per_gpu` milli-CPU per GPU.
+fn stranded(idle_gpu_milli: f64, cpu_free: f64, cpu_per_gpu: f64) -> f64 {
+    if cpu_per_gpu <= 0.0 {
+        return 0.0;
+    }
+    let feedable = cpu_free / cpu_per_gpu * 1000.0;
+    (idle_gpu_milli - feedable).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stranding_counts_idle_gpu_the_cpu_cannot_feed() {
+        // 4 idle GPUs, CPU for 2.5 of them at 8,000 per GPU: 1,500 milli stranded.
+        assert_eq!(stranded(4000.0, 20_000.0, 8000.0), 1500.0);
+        assert_eq!(stranded(1000.0, 20_000.0, 8000.0), 0.0);
+        assert_eq!(stranded(1000.0, 0.0, 0.0), 0.0, "disabled");
+    }
+
+    #[test]
+    fn buckets_round_down() {
+        assert_eq!(bucket(59.0, 60.0), 0.0);
+        assert_eq!(bucket(-1.0, 60.0), -60.0);
+        assert_eq!(bucket(121.0, 60.0), 120.0);
+        assert_eq!(bucket(12.5, 0.0), 12.5);
+    }
 }

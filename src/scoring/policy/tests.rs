@@ -179,3 +179,15 @@ fn random_lets_the_caller_pick_a_gpu_for_sharing_pods_only() {
         GpuChoice::Pick(GpuPick::single(0).with(1))
     );
 }
+
+#[test]
+fn tessera_keeps_cpu_heavy_pods_off_cpu_poor_nodes() {
+    // Same GPUs free; one node has CPU to spare, the other barely feeds its idle GPUs.
+    let rich = node(2, 96_000, &[1000, 1000]);
+    let poor = node(2, 24_000, &[1000, 1000]);
+    let cpu_heavy = demand(16_000, 1, 1000);
+    let s = scorer(Policy::Tessera);
+    let on_rich = s.score(&rich, &cpu_heavy).unwrap().score;
+    let on_poor = s.score(&poor, &cpu_heavy).unwrap().score;
+    assert!(on_rich > on_poor, "rich {on_rich} vs poor {on_poor}");
+}
