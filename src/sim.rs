@@ -14,6 +14,9 @@ pub mod engine;
 pub mod runner;
 pub mod workload;
 
+#[cfg(test)]
+mod test_util;
+
 pub use engine::{RunConfig, run};
 pub use runner::{Experiment, run_all};
 pub use workload::{Workload, WorkloadPod, arrival_order};

@@ -10,7 +10,7 @@ pub mod typical;
 
 pub use typical::{TypicalPod, TypicalPods};
 
-use crate::model::{ModelId, NodeState};
+use crate::model::{Demand, GpuPick, ModelId, NodeState};
 
 /// Fragmentation of one node, in GPU milli, computed directly from the definition.
 ///
@@ -88,6 +88,17 @@ impl<'a> FragEval<'a> {
     /// Fragmentation of the node as it is.
     pub fn current(&self) -> f64 {
         self.after(&[], 0)
+    }
+
+    /// Fragmentation after `demand` is allocated on the GPUs of `pick` of `node` (the node
+    /// this evaluator was built from).
+    pub fn after_pick(&self, node: &NodeState, demand: &Demand, pick: GpuPick) -> f64 {
+        let changes: Vec<(u16, u16)> = pick
+            .indices()
+            .filter_map(|i| node.gpu_free_milli.get(i))
+            .map(|free| (*free, free - demand.gpu_milli.min(*free)))
+            .collect();
+        self.after(&changes, demand.cpu_milli)
     }
 
     /// Fragmentation after the GPUs in `changes` go from `old` to `new` free milli and

@@ -42,12 +42,7 @@ pub(super) fn score(node: &NodeState, demand: &Demand, typical: &TypicalPods) ->
         });
     }
     let pick = fit::default_pick(node, demand)?;
-    let changes: Vec<(u16, u16)> = pick
-        .indices()
-        .filter_map(|i| node.gpu_free_milli.get(i))
-        .map(|free| (*free, free - demand.gpu_milli.min(*free)))
-        .collect();
-    let after = eval.after(&changes, demand.cpu_milli);
+    let after = eval.after_pick(node, demand, pick);
     Some(NodeScore {
         score: to_score(before, after) as f64,
         choice: GpuChoice::Pick(pick),

@@ -76,12 +76,7 @@ pub(super) fn score(
         (after, GpuPick::single(i))
     } else {
         let pick = fit::default_pick(node, demand)?;
-        let changes: Vec<(u16, u16)> = pick
-            .indices()
-            .filter_map(|i| node.gpu_free_milli.get(i))
-            .map(|free| (*free, free - demand.gpu_milli.min(*free)))
-            .collect();
-        (eval.after(&changes, demand.cpu_milli), pick)
+        (eval.after_pick(node, demand, pick), pick)
     };
 
     let frag_delta = bucket(after - before, weights.quantum);

@@ -1,33 +1,10 @@
 use super::*;
+use crate::sim::test_util::{tnode, tpod};
 use crate::trace::{TraceNode, TracePod};
-
-fn tnode(name: &str, gpus: u32) -> TraceNode {
-    TraceNode {
-        name: name.into(),
-        cpu_milli: 32_000,
-        memory_mib: 131_072,
-        gpus,
-        model: Some("T4".into()),
-    }
-}
-
-fn tpod(name: &str, cpu: u64, num_gpu: u32, milli: u32) -> TracePod {
-    TracePod {
-        name: name.into(),
-        cpu_milli: cpu,
-        memory_mib: 1024,
-        num_gpu,
-        gpu_milli: milli,
-        gpu_spec: vec![],
-        qos: None,
-        creation_time: None,
-        deletion_time: None,
-    }
-}
 
 fn small_workload() -> Workload {
     let nodes: Vec<TraceNode> = (0..6)
-        .map(|i| tnode(&format!("n{i}"), if i < 3 { 2 } else { 4 }))
+        .map(|i| tnode(&format!("n{i}"), if i < 3 { 2 } else { 4 }, "T4"))
         .collect();
     let shapes = [
         (4000, 1, 500),
@@ -81,7 +58,7 @@ fn same_seed_gives_the_same_record_and_another_seed_differs() {
 
 #[test]
 fn a_pod_that_fits_nowhere_fails_and_is_not_retried() {
-    let nodes = [tnode("n0", 1)];
+    let nodes = [tnode("n0", 1, "T4")];
     let pods = [tpod("a", 1000, 1, 600), tpod("b", 1000, 1, 600)];
     let w = Workload::from_trace(&nodes, &pods).unwrap();
     let mut config = RunConfig::protocol(Policy::BestFit, 1);

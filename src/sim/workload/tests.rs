@@ -2,30 +2,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-
-pub(crate) fn tnode(name: &str, gpus: u32, model: &str) -> TraceNode {
-    TraceNode {
-        name: name.into(),
-        cpu_milli: 64_000,
-        memory_mib: 262_144,
-        gpus,
-        model: (gpus > 0).then(|| model.to_string()),
-    }
-}
-
-pub(crate) fn tpod(name: &str, cpu: u64, num_gpu: u32, milli: u32) -> TracePod {
-    TracePod {
-        name: name.into(),
-        cpu_milli: cpu,
-        memory_mib: 4096,
-        num_gpu,
-        gpu_milli: milli,
-        gpu_spec: vec![],
-        qos: None,
-        creation_time: None,
-        deletion_time: None,
-    }
-}
+use crate::sim::test_util::{tnode, tpod};
 
 #[test]
 fn workload_sorts_pods_by_name_and_shares_shapes() {
