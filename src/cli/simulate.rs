@@ -1,6 +1,8 @@
 //! `tessera simulate`: read the trace, run every policy × seed, write the report.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -33,7 +35,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "42..51", value_name = "SEEDS")]
     pub seeds: SeedList,
     /// Inflate the workload to this multiple of the cluster's GPU capacity.
-    #[arg(long, default_value_t = 1.3, value_name = "RATIO")]
+    #[arg(
+        long,
+        default_value_t = 1.3,
+        value_name = "RATIO",
+        allow_negative_numbers = true
+    )]
     pub tune: f64,
     /// Arrived-workload percentage the summary table reads.
     #[arg(long, default_value_t = 100, value_name = "PERCENT")]
@@ -116,9 +123,15 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let written = report::write_all(&records, &args.out, args.at)
         .with_context(|| format!("writing the report to {}", args.out.display()))?;
     let summary = summarize(&records, args.at);
-    match args.format {
-        OutputFormat::Table => print!("{}", summary.to_markdown()),
-        OutputFormat::Json => println!("{}", summary.to_json()?),
+    let text = match args.format {
+        OutputFormat::Table => summary.to_markdown(),
+        OutputFormat::Json => summary.to_json()? + "\n",
+    };
+    // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     for path in written.paths() {
         eprintln!("wrote {}", path.display());
@@ -146,7 +159,8 @@ fn mean_gpu_milli(workload: &Workload) -> f64 {
 struct DelayedBar {
     bar: ProgressBar,
     started: Instant,
-    disabled: bool,
+    /// Set once the bar has been given its stderr target (or must never get one).
+    settled: AtomicBool,
 }
 
 impl DelayedBar {
@@ -162,13 +176,17 @@ impl DelayedBar {
         DelayedBar {
             bar,
             started: Instant::now(),
-            disabled,
+            settled: AtomicBool::new(disabled),
         }
     }
 
     fn inc(&self, n: u64) {
         self.bar.inc(n);
-        if !self.disabled && self.bar.is_hidden() && self.started.elapsed() > Self::DELAY {
+        if !self.settled.load(Ordering::Relaxed)
+            && self.started.elapsed() > Self::DELAY
+            && !self.settled.swap(true, Ordering::Relaxed)
+        {
+            // stderr() draws nothing when stderr is not a terminal, so CI logs stay clean.
             self.bar.set_draw_target(ProgressDrawTarget::stderr());
         }
     }

@@ -59,7 +59,7 @@ const BUNDLED_GPUSHARE100_PODS: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     /// The file could not be opened or read.
-    #[error("{}: cannot read the file: {source}", path.display())]
+    #[error("{}: cannot read the file", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -67,7 +67,7 @@ pub enum TraceError {
         source: io::Error,
     },
     /// A caller-supplied reader failed.
-    #[error("{source_name}: cannot read: {source}")]
+    #[error("{source_name}: cannot read")]
     Read {
         /// Name of the input, as given by the caller.
         source_name: String,
@@ -75,7 +75,7 @@ pub enum TraceError {
         source: io::Error,
     },
     /// The input is not well-formed CSV (bad UTF-8, or a row with the wrong number of fields).
-    #[error("{source_name} line {line}: malformed CSV: {source}")]
+    #[error("{source_name} line {line}: malformed CSV")]
     Csv {
         /// Name of the input.
         source_name: String,

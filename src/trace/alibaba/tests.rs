@@ -196,7 +196,9 @@ fn failing_reader_is_read_error() {
     }
     let err = read_nodes_from(Broken, "broken").unwrap_err();
     assert!(matches!(err, TraceError::Read { .. }), "{err:?}");
-    assert!(err.to_string().contains("disk on fire"), "{err}");
+    assert!(err.to_string().contains("broken"), "{err}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("disk on fire"), "the reader's error is the source");
 }
 
 #[test]
