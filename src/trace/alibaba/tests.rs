@@ -198,7 +198,11 @@ fn failing_reader_is_read_error() {
     assert!(matches!(err, TraceError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("broken"), "{err}");
     let cause = std::error::Error::source(&err).map(ToString::to_string);
-    assert_eq!(cause.as_deref(), Some("disk on fire"), "the reader's error is the source");
+    assert_eq!(
+        cause.as_deref(),
+        Some("disk on fire"),
+        "the reader's error is the source"
+    );
 }
 
 #[test]
