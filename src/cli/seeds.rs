@@ -7,6 +7,14 @@ use std::str::FromStr;
 pub const MAX_SEEDS: u64 = 10_000;
 
 /// A list of seeds.
+///
+/// ```
+/// use tessera::cli::SeedList;
+///
+/// let seeds: SeedList = "42..45".parse().unwrap();
+/// assert_eq!(seeds.0, vec![42, 43, 44, 45]);
+/// assert!("5..4".parse::<SeedList>().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedList(pub Vec<u64>);
 

@@ -42,6 +42,14 @@ pub enum PolicyError {
 }
 
 /// A placement policy.
+///
+/// ```
+/// use tessera::scoring::Policy;
+///
+/// assert_eq!("fgd".parse::<Policy>().unwrap(), Policy::Fgd);
+/// assert_eq!(Policy::Tessera.to_string(), "tessera");
+/// assert!("worst".parse::<Policy>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Policy {
     /// A uniformly random feasible node, a random fitting GPU.
