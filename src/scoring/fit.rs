@@ -52,6 +52,19 @@ pub fn first_free_gpus(node: &NodeState, count: u8) -> Option<GpuPick> {
     (left == 0).then_some(pick)
 }
 
+/// Candidate GPUs for a sharing pod of `milli`: `(index, free milli)` of each GPU with room,
+/// keeping only the first GPU of each distinct free amount — GPUs with the same free milli
+/// are interchangeable for scoring, and the lowest index wins ties.
+pub fn distinct_share_candidates(node: &NodeState, milli: u16) -> Vec<(usize, u16)> {
+    let mut out: Vec<(usize, u16)> = Vec::with_capacity(node.gpu_free().len());
+    for (i, free) in node.gpu_free().iter().copied().enumerate() {
+        if free >= milli && !out.iter().any(|(_, f)| *f == free) {
+            out.push((i, free));
+        }
+    }
+    out
+}
+
 /// The default GPU choice for a feasible demand: the tightest GPU for a sharing pod, the
 /// first free GPUs for whole-GPU pods, none for CPU-only pods.
 pub fn default_pick(node: &NodeState, demand: &Demand) -> Option<GpuPick> {
@@ -137,5 +150,10 @@ mod tests {
         assert_eq!(first_free_gpus(&node, 2), Some(GpuPick::single(0).with(3)));
         assert_eq!(first_free_gpus(&node, 3), None);
         assert_eq!(default_pick(&node, &demand(1, 0, 0)), Some(GpuPick::NONE));
+        assert_eq!(
+            distinct_share_candidates(&node, 300),
+            vec![(0, 1000), (1, 400), (2, 300)],
+            "GPU 3 (1000) and GPU 4 (300) repeat earlier free amounts"
+        );
     }
 }

@@ -22,13 +22,7 @@ pub(super) fn score(node: &NodeState, demand: &Demand, typical: &TypicalPods) ->
     let before = eval.current();
     if demand.is_sharing() {
         let mut best: Option<(i64, usize)> = None;
-        let mut tried: Vec<u16> = Vec::with_capacity(node.gpu_free().len());
-        for (i, free) in node.gpu_free().iter().copied().enumerate() {
-            // GPUs with the same free milli score the same; the first of them wins ties.
-            if free < demand.gpu_milli || tried.contains(&free) {
-                continue;
-            }
-            tried.push(free);
+        for (i, free) in fit::distinct_share_candidates(node, demand.gpu_milli) {
             let after = eval.after(&[(free, free - demand.gpu_milli)], demand.cpu_milli);
             let s = to_score(before, after);
             if best.is_none_or(|(b, _)| s > b) {

@@ -59,13 +59,7 @@ pub(super) fn score(
     let before = eval.current();
     let (after, pick) = if demand.is_sharing() {
         let mut best: Option<(f64, u16, usize)> = None;
-        let mut tried: Vec<u16> = Vec::with_capacity(node.gpu_free().len());
-        for (i, free) in node.gpu_free().iter().copied().enumerate() {
-            // GPUs with the same free milli give the same result; the first of them wins ties.
-            if free < demand.gpu_milli || tried.contains(&free) {
-                continue;
-            }
-            tried.push(free);
+        for (i, free) in fit::distinct_share_candidates(node, demand.gpu_milli) {
             let after = eval.after(&[(free, free - demand.gpu_milli)], demand.cpu_milli);
             // Least fragmentation; among equals the tightest GPU, then the lowest index.
             let better = best.is_none_or(|(b_after, b_free, _)| {
