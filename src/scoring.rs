@@ -8,6 +8,9 @@ pub mod fit;
 pub mod frag;
 pub mod policy;
 
+#[cfg(test)]
+mod test_util;
+
 pub use fit::fits;
 pub use frag::{FragEval, TypicalPod, TypicalPods, node_frag};
 pub use policy::{GpuChoice, NodeScore, Policy, PolicyError, Scorer, TesseraWeights};

@@ -44,15 +44,20 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// `tessera simulate` on the fixture trace with `extra` flags, writing into `out`.
+fn simulate(out: &Path, extra: &[&str]) -> Output {
+    simulate_on("nodes.csv", "pods.csv", out, extra)
+}
+
+/// `tessera simulate` on the fixture files `nodes` and `pods` (which need not exist).
 ///
 /// The logging variables are cleared so a developer's `RUST_LOG` cannot add lines to stderr.
-fn simulate(out: &Path, extra: &[&str]) -> Output {
+fn simulate_on(nodes: &str, pods: &str, out: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
         .arg("simulate")
         .arg("--nodes")
-        .arg(fixture("nodes.csv"))
+        .arg(fixture(nodes))
         .arg("--pods")
-        .arg(fixture("pods.csv"))
+        .arg(fixture(pods))
         .arg("--out")
         .arg(out)
         .arg("--no-progress")
@@ -249,26 +254,15 @@ fn empty_seed_range_is_one_line_and_exit_2() {
 #[test]
 fn negative_tune_is_one_line_and_exit_2() {
     let dir = TempDir::new().unwrap();
-    // `--tune -1` as two words: clap sees `-1` as a flag, not the value.
-    assert_one_line_error(&simulate(dir.path(), &["--tune", "-1"]), &["-1"]);
-    // `--tune=-1`: the value reaches the range check.
+    // Both spellings reach the range check (the flag accepts negative numbers as values).
+    assert_one_line_error(&simulate(dir.path(), &["--tune", "-1"]), &["--tune", "-1"]);
     assert_one_line_error(&simulate(dir.path(), &["--tune=-1"]), &["--tune", "-1"]);
 }
 
 #[test]
 fn missing_trace_file_is_one_line_naming_it_and_exit_2() {
     let dir = TempDir::new().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["simulate", "--no-progress", "--nodes"])
-        .arg(fixture("no-such-nodes.csv"))
-        .arg("--pods")
-        .arg(fixture("pods.csv"))
-        .arg("--out")
-        .arg(dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .output()
-        .unwrap();
+    let output = simulate_on("no-such-nodes.csv", "pods.csv", dir.path(), &[]);
     assert_one_line_error(&output, &["no-such-nodes.csv", "cannot read"]);
     assert!(
         fs::read_dir(dir.path()).unwrap().next().is_none(),
@@ -279,17 +273,7 @@ fn missing_trace_file_is_one_line_naming_it_and_exit_2() {
 #[test]
 fn malformed_csv_names_file_line_and_column_in_one_line_and_exit_2() {
     let dir = TempDir::new().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["simulate", "--no-progress", "--nodes"])
-        .arg(fixture("nodes.csv"))
-        .arg("--pods")
-        .arg(fixture("pods_bad_number.csv"))
-        .arg("--out")
-        .arg(dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .output()
-        .unwrap();
+    let output = simulate_on("nodes.csv", "pods_bad_number.csv", dir.path(), &[]);
     assert_one_line_error(
         &output,
         &["pods_bad_number.csv", "line 4", "column cpu_milli", "11x00"],

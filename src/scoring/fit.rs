@@ -81,16 +81,7 @@ pub fn default_pick(node: &NodeState, demand: &Demand) -> Option<GpuPick> {
 mod tests {
     use super::*;
     use crate::model::{ModelRegistry, ModelSet};
-
-    fn demand(cpu: u64, gpus: u8, milli: u16) -> Demand {
-        Demand {
-            cpu_milli: cpu,
-            memory_mib: 1024,
-            gpus,
-            gpu_milli: milli,
-            models: ModelSet::ANY,
-        }
-    }
+    use crate::scoring::test_util::demand;
 
     fn node_with(free: &[u16]) -> NodeState {
         let mut n = NodeState::new(None, free.len() as u32, 32_000, 65_536).unwrap();

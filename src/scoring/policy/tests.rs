@@ -1,16 +1,7 @@
 use super::*;
 use crate::model::{ModelSet, NodeState};
 use crate::scoring::frag::TypicalPod;
-
-fn demand(cpu: u64, gpus: u8, milli: u16) -> Demand {
-    Demand {
-        cpu_milli: cpu,
-        memory_mib: 1024,
-        gpus,
-        gpu_milli: milli,
-        models: ModelSet::ANY,
-    }
-}
+use crate::scoring::test_util::demand;
 
 fn node(gpus: u32, cpu_free: u64, free: &[u16]) -> NodeState {
     let mut n = NodeState::new(None, gpus, 96_000, 393_216).unwrap();
