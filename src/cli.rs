@@ -2,6 +2,7 @@
 //!
 //! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
 
+pub mod kube;
 pub mod seeds;
 pub mod simulate;
 
@@ -48,4 +49,24 @@ pub enum LogFormat {
     Plain,
     /// One JSON object per line.
     Json,
+}
+
+/// Where the admin server (`/healthz`, `/readyz`, `/metrics`) listens; plugin and extender.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminArgs {
+    /// Listen address of the admin server: /healthz, /readyz and /metrics.
+    #[arg(long, env = "TESSERA_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    pub admin_addr: std::net::SocketAddr,
+}
+
+/// How to reach the Kubernetes API server; plugin and extender.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file. Without it: $KUBECONFIG, ~/.kube/config, then the in-cluster
+    /// service account, as kubectl does.
+    #[arg(long, env = "TESSERA_KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Kubeconfig context to use instead of the file's current context.
+    #[arg(long, env = "TESSERA_KUBE_CONTEXT")]
+    pub kube_context: Option<String>,
 }

@@ -11,11 +11,14 @@
 //! wall clock, no global RNG. The same seed gives the same report. `cli` and `telemetry` are
 //! the binary's shell.
 
+pub mod admin;
 pub mod cli;
 pub mod market;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod scoring;
+pub mod shutdown;
 pub mod sim;
 pub mod telemetry;
 pub mod trace;
