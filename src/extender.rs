@@ -4,3 +4,7 @@
 //! [`crate::scoring`], fed with the cluster cache's snapshot and [`crate::market`] data.
 
 pub mod api;
+pub mod claim;
+pub mod demand;
+pub mod pod;
+pub mod quantity;
