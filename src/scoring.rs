@@ -4,6 +4,7 @@
 //! extender call the same code, so a policy that wins in simulation is, line for line, the
 //! policy that runs in the cluster.
 
+pub mod filter;
 pub mod fit;
 pub mod frag;
 pub mod policy;
