@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 /// The DeviceClasses tessera's chart installs for a driver name (`gpu.tessera.dev` by
 /// default): `<driver>` selects whole GPUs, `mig.<driver>` MIG partitions, `shared.<driver>`
 /// shared GPUs with consumable capacity.
@@ -48,9 +50,11 @@ impl DeviceClasses {
 }
 
 /// What kind of device a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// Whole GPUs.
+    #[serde(rename = "gpu")]
     Whole,
     /// MIG partitions.
     Mig,
@@ -76,7 +80,8 @@ impl fmt::Display for DeviceKind {
 }
 
 /// How many devices an alternative takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Count {
     /// Exactly this many (`allocationMode: ExactCount`).
     Exact(u32),
@@ -85,7 +90,8 @@ pub enum Count {
 }
 
 /// One way of satisfying a request: the request itself, or one `firstAvailable` entry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Alternative {
     /// Subrequest name (`firstAvailable`), `None` for an exact request.
     pub subrequest: Option<String>,
@@ -105,7 +111,8 @@ pub struct Alternative {
 
 /// One GPU request: a claim request (with its alternatives in order) or a classic
 /// `nvidia.com/gpu` extended-resource request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GpuRequest {
     /// Where it comes from: `<namespace>/<claim>/<request>`, or `nvidia.com/gpu`.
     pub source: String,
@@ -114,7 +121,8 @@ pub struct GpuRequest {
 }
 
 /// Everything the pod asks of tessera's GPUs.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PodDemand {
     /// GPU requests still to be allocated.
     pub requests: Vec<GpuRequest>,

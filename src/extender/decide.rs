@@ -1,0 +1,424 @@
+//! One request in, one decision out: the pod and nodes of a request joined with the cache and
+//! handed to `scoring`. Nothing here weighs one node against another; it gathers inputs, asks
+//! `scoring`, and says what it did.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::{debug, trace};
+
+use super::api::object::{NodeObject, PodObject};
+use super::api::{MAX_EXTENDER_PRIORITY, MIN_EXTENDER_PRIORITY, RequestNode};
+use super::demand::{DeviceClasses, PodDemand};
+use super::pod::{MaxHourlyCost, PodPolicy, pod_demand};
+use super::reason;
+use super::view::{ClusterView, Evaluation, NodeScorer, ViewSource};
+use crate::market::{
+    CapacityType, MarketError, NodeMarket, PriceCatalog, SpotAdvisor, capacity_type,
+    interruption_notice, node_market,
+};
+use crate::scoring::filter::{self, CostCeiling, NodeCondition, PodConstraints, Rejection};
+
+/// The score of a node tessera has no opinion on (unknown node, claim not cached yet, pod
+/// without GPU demand): the middle of the range, so it neither attracts nor repels the pod.
+pub const NEUTRAL_SCORE: i64 = (MIN_EXTENDER_PRIORITY + MAX_EXTENDER_PRIORITY) / 2;
+
+/// Why prioritize gave the scores it gave; a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreOutcome {
+    /// Nodes were scored on cost, risk and fragmentation.
+    Scored,
+    /// The pod needs no GPU: every node scores the same.
+    NoGpuDemand,
+    /// A claim of the pod is not in the cache yet: neutral scores.
+    ClaimNotCached,
+    /// A request of the pod could not be read: neutral scores.
+    UnreadableDemand,
+}
+
+impl ScoreOutcome {
+    /// Metric label.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            ScoreOutcome::Scored => "scored",
+            ScoreOutcome::NoGpuDemand => "no_gpu_demand",
+            ScoreOutcome::ClaimNotCached => "claim_not_cached",
+            ScoreOutcome::UnreadableDemand => "unreadable_demand",
+        }
+    }
+}
+
+/// The filter's answer: which nodes are refused and why (indices into the request's nodes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterDecision {
+    /// Refused nodes, by position in the request, ascending.
+    pub rejected: Vec<(usize, Rejection, String)>,
+}
+
+/// The prioritize answer: one score per request node, in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrioritizeDecision {
+    /// Scores in `0..=10`.
+    pub scores: Vec<i64>,
+    /// Why.
+    pub outcome: ScoreOutcome,
+    /// Nodes not in the cache (scored neutral).
+    pub unknown_nodes: usize,
+}
+
+/// `/explain` for one pod: its demand and, per node, the filter verdict and the score terms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// `<namespace>/<name>`.
+    pub pod: String,
+    /// What the pod asks for, as read from its claims and containers.
+    pub demand: PodDemand,
+    /// `tessera.dev/interruption` as read.
+    pub tolerance: String,
+    /// `tessera.dev/max-hourly-cost` as read.
+    pub max_hourly_cost: String,
+    /// How the scores were given.
+    pub outcome: &'static str,
+    /// Nodes in the cache.
+    pub total_nodes: usize,
+    /// The best nodes first (passing before refused), at most the requested limit.
+    pub nodes: Vec<NodeExplanation>,
+}
+
+/// One node in `/explain`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeExplanation {
+    /// Node name.
+    pub node: String,
+    /// The extender score (`0..=10`).
+    pub score: i64,
+    /// Why the filter refuses the node, if it does.
+    pub filtered: Option<String>,
+    /// Capacity type and price source, or why the node could not be priced.
+    pub market: String,
+    /// Partitions and cost terms; `None` when nothing fits by the cache or the pod needs no GPU.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Decides filter, prioritize and explain from a view source and a node scorer.
+pub struct Decider<S, P> {
+    source: S,
+    scorer: P,
+    classes: DeviceClasses,
+    catalog: Arc<PriceCatalog>,
+    advisor: Arc<SpotAdvisor>,
+}
+
+/// What is known of one request node.
+struct Facts<'v, N> {
+    condition: NodeCondition,
+    market: Result<Cow<'v, NodeMarket>, Cow<'v, MarketError>>,
+    cached: Option<&'v N>,
+}
+
+/// The pod's inputs, read once per request.
+struct PodInputs {
+    demand: PodDemand,
+    policy: PodPolicy,
+    constraints: PodConstraints,
+}
+
+impl<S, P> Decider<S, P>
+where
+    S: ViewSource,
+    P: NodeScorer<<S::View as ClusterView>::Node>,
+{
+    /// A decider over `source`, scoring with `scorer`, reading claims of `classes`, pricing
+    /// nodes sent as objects with `catalog` and `advisor`.
+    pub fn new(
+        source: S,
+        scorer: P,
+        classes: DeviceClasses,
+        catalog: Arc<PriceCatalog>,
+        advisor: Arc<SpotAdvisor>,
+    ) -> Self {
+        Decider {
+            source,
+            scorer,
+            classes,
+            catalog,
+            advisor,
+        }
+    }
+
+    /// The DeviceClasses claims are read against.
+    pub fn classes(&self) -> &DeviceClasses {
+        &self.classes
+    }
+
+    /// Which of `nodes` the pod must not go to.
+    pub fn filter(&self, pod: &PodObject, nodes: &[RequestNode<'_>]) -> FilterDecision {
+        let view = self.source.snapshot();
+        let inputs = self.pod_inputs(&*view, pod);
+        let needs_cost = matches!(inputs.constraints.ceiling, CostCeiling::Usd(_));
+        let mut rejected = Vec::new();
+        for (index, request_node) in nodes.iter().enumerate() {
+            let Some(facts) = self.facts(&*view, request_node) else {
+                // Unknown node: nothing to hold against it.
+                continue;
+            };
+            let cost = if needs_cost {
+                self.evaluate(&facts, &inputs).map(|e| e.hourly_cost_usd)
+            } else {
+                None
+            };
+            if let Some(rejection) = filter::filter(&facts.condition, &inputs.constraints, cost) {
+                trace!(node = %request_node.name, reason = rejection.metric_label(), "filtered");
+                let text = reason::text(&rejection, &inputs.policy);
+                rejected.push((index, rejection, text));
+            }
+        }
+        debug!(
+            pod = %pod_id(pod),
+            nodes = nodes.len(),
+            rejected = rejected.len(),
+            needs_gpu = inputs.constraints.needs_gpu,
+            "filter decision"
+        );
+        FilterDecision { rejected }
+    }
+
+    /// One score per node in `nodes`, in order.
+    pub fn prioritize(&self, pod: &PodObject, nodes: &[RequestNode<'_>]) -> PrioritizeDecision {
+        let view = self.source.snapshot();
+        let inputs = self.pod_inputs(&*view, pod);
+        let outcome = outcome_of(&inputs.demand);
+        let mut unknown_nodes = 0;
+        let mut scores = vec![NEUTRAL_SCORE; nodes.len()];
+        if outcome == ScoreOutcome::Scored {
+            let mut evaluated: Vec<(usize, f64)> = Vec::with_capacity(nodes.len());
+            for (index, request_node) in nodes.iter().enumerate() {
+                match self.facts(&*view, request_node) {
+                    None => unknown_nodes += 1,
+                    Some(facts) => {
+                        if let Some(e) = self.evaluate(&facts, &inputs) {
+                            evaluated.push((index, e.raw_score));
+                        }
+                    }
+                }
+            }
+            let raw: Vec<f64> = evaluated.iter().map(|(_, r)| *r).collect();
+            let mapped = self.scorer.to_extender_scores(&raw);
+            for ((index, _), score) in evaluated.iter().zip(mapped) {
+                if let Some(slot) = scores.get_mut(*index) {
+                    *slot = score.clamp(MIN_EXTENDER_PRIORITY, MAX_EXTENDER_PRIORITY);
+                }
+            }
+        } else {
+            unknown_nodes = nodes
+                .iter()
+                .filter(|n| view.node(&n.name).is_none())
+                .count();
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let best = scores
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, s)| (**s, std::cmp::Reverse(*i)))
+                .and_then(|(i, s)| nodes.get(i).map(|n| (n.name.as_ref(), *s)));
+            debug!(
+                pod = %pod_id(pod),
+                nodes = nodes.len(),
+                outcome = outcome.metric_label(),
+                unknown_nodes,
+                best_node = best.map(|b| b.0),
+                best_score = best.map(|b| b.1),
+                "prioritize decision"
+            );
+        }
+        PrioritizeDecision {
+            scores,
+            outcome,
+            unknown_nodes,
+        }
+    }
+
+    /// The filter verdict and score terms of a cached pod on every cached node, best first,
+    /// at most `limit` nodes; `None` when the pod is not in the cache.
+    pub fn explain(&self, namespace: &str, name: &str, limit: usize) -> Option<Explanation> {
+        let view = self.source.snapshot();
+        let pod = view.pod(namespace, name)?;
+        let inputs = self.pod_inputs(&*view, &pod);
+        let outcome = outcome_of(&inputs.demand);
+        let names = view.node_names();
+        let request_nodes: Vec<RequestNode<'_>> = names
+            .iter()
+            .map(|n| RequestNode {
+                name: Cow::Borrowed(n.as_str()),
+                raw: None,
+                object: None,
+            })
+            .collect();
+        let mut rows: Vec<NodeExplanation> = Vec::with_capacity(names.len());
+        let mut raw: Vec<(usize, f64)> = Vec::new();
+        for (index, request_node) in request_nodes.iter().enumerate() {
+            let facts = self.facts(&*view, request_node);
+            let evaluation = match (&facts, outcome) {
+                (Some(f), ScoreOutcome::Scored) => self.evaluate(f, &inputs),
+                _ => None,
+            };
+            let cost = evaluation.as_ref().map(|e| e.hourly_cost_usd);
+            let filtered = facts
+                .as_ref()
+                .and_then(|f| filter::filter(&f.condition, &inputs.constraints, cost))
+                .map(|r| reason::text(&r, &inputs.policy));
+            if let Some(e) = &evaluation {
+                raw.push((index, e.raw_score));
+            }
+            rows.push(NodeExplanation {
+                node: request_node.name.to_string(),
+                score: NEUTRAL_SCORE,
+                filtered,
+                market: facts.as_ref().map_or_else(
+                    || "not in the cache".to_owned(),
+                    |f| market_summary(&f.condition, &f.market),
+                ),
+                evaluation,
+            });
+        }
+        let mapped = self
+            .scorer
+            .to_extender_scores(&raw.iter().map(|(_, r)| *r).collect::<Vec<_>>());
+        for ((index, _), score) in raw.iter().zip(mapped) {
+            if let Some(row) = rows.get_mut(*index) {
+                row.score = score.clamp(MIN_EXTENDER_PRIORITY, MAX_EXTENDER_PRIORITY);
+            }
+        }
+        rows.sort_by(|a, b| {
+            (a.filtered.is_some(), std::cmp::Reverse(a.score), &a.node).cmp(&(
+                b.filtered.is_some(),
+                std::cmp::Reverse(b.score),
+                &b.node,
+            ))
+        });
+        rows.truncate(limit);
+        let explanation = Explanation {
+            pod: pod_id(&pod),
+            tolerance: format!("{:?}", inputs.policy.tolerance),
+            max_hourly_cost: format!("{:?}", inputs.policy.max_hourly_cost),
+            demand: inputs.demand,
+            outcome: outcome.metric_label(),
+            total_nodes: names.len(),
+            nodes: rows,
+        };
+        debug!(pod = %explanation.pod, nodes = explanation.total_nodes, "explain");
+        Some(explanation)
+    }
+
+    fn pod_inputs(&self, view: &S::View, pod: &PodObject) -> PodInputs {
+        let demand = pod_demand(pod, |id| view.claim(id));
+        let policy = PodPolicy::from_annotations(&pod.metadata.annotations);
+        let constraints = PodConstraints {
+            needs_gpu: demand.may_need_gpu() || !demand.unreadable.is_empty(),
+            forbids_spot: policy.tolerance.forbids_spot(),
+            ceiling: match policy.max_hourly_cost {
+                MaxHourlyCost::Unlimited => CostCeiling::Unlimited,
+                MaxHourlyCost::Usd(usd) => CostCeiling::Usd(usd),
+                MaxHourlyCost::Invalid(_) => CostCeiling::Invalid,
+            },
+        };
+        PodInputs {
+            demand,
+            policy,
+            constraints,
+        }
+    }
+
+    /// Facts about a request node: from the Node object the scheduler sent (`Nodes` mode),
+    /// else from the cache. `None` when neither knows the node.
+    fn facts<'v>(
+        &self,
+        view: &'v S::View,
+        request_node: &RequestNode<'_>,
+    ) -> Option<Facts<'v, <S::View as ClusterView>::Node>> {
+        let cached = view.node(&request_node.name);
+        if let Some(object) = &request_node.object {
+            let gpus = cached.map_or(0, |n| view.gpu_count(n));
+            let market = node_market(
+                &object.labels,
+                &object.annotations,
+                gpus,
+                &self.catalog,
+                &self.advisor,
+            );
+            return Some(Facts {
+                condition: condition_of(object, market.as_ref().ok()),
+                market: market.map(Cow::Owned).map_err(Cow::Owned),
+                cached,
+            });
+        }
+        let node = cached?;
+        let market = view.node_market(node);
+        Some(Facts {
+            condition: condition_of(view.node_object(node), market.ok()),
+            market: market.map(Cow::Borrowed).map_err(Cow::Borrowed),
+            cached: Some(node),
+        })
+    }
+
+    fn evaluate(
+        &self,
+        facts: &Facts<'_, <S::View as ClusterView>::Node>,
+        inputs: &PodInputs,
+    ) -> Option<Evaluation> {
+        let node = facts.cached?;
+        let market = facts.market.as_ref().ok()?;
+        self.scorer
+            .evaluate(node, market, &inputs.demand, &inputs.policy.tolerance)
+    }
+}
+
+fn outcome_of(demand: &PodDemand) -> ScoreOutcome {
+    if !demand.missing_claims.is_empty() {
+        ScoreOutcome::ClaimNotCached
+    } else if !demand.unreadable.is_empty() {
+        ScoreOutcome::UnreadableDemand
+    } else if demand.requests.is_empty() {
+        ScoreOutcome::NoGpuDemand
+    } else {
+        ScoreOutcome::Scored
+    }
+}
+
+/// The filter's view of a node. Capacity type comes from the resolved market data when there
+/// is some, else straight from the labels (an invalid price annotation must not hide a spot
+/// node from the intolerant-pod rule).
+fn condition_of(object: &NodeObject, market: Option<&NodeMarket>) -> NodeCondition {
+    NodeCondition {
+        capacity: market.map_or_else(|| capacity_type(&object.labels), |m| m.capacity),
+        interruption_notice: interruption_notice(&object.taints),
+        deleting: object.deleting,
+    }
+}
+
+fn market_summary(
+    condition: &NodeCondition,
+    market: &Result<Cow<'_, NodeMarket>, Cow<'_, MarketError>>,
+) -> String {
+    match market {
+        Ok(m) => format!(
+            "{}, {:.4} $/h for {} GPUs ({:?}), interruption probability {:.3e}/h",
+            m.capacity, m.hourly_price_usd, m.gpus, m.source, m.hourly_interruption_probability
+        ),
+        Err(e) => format!(
+            "{}, not priced: {e}",
+            if condition.capacity == CapacityType::Spot {
+                "spot"
+            } else {
+                "not spot"
+            }
+        ),
+    }
+}
+
+fn pod_id(pod: &PodObject) -> String {
+    format!("{}/{}", pod.metadata.namespace, pod.metadata.name)
+}

@@ -1,0 +1,92 @@
+//! What the extender reads to decide: a consistent view of the cluster (the watch cache's
+//! snapshot) and the scoring of one pod on one node.
+//!
+//! Two small traits keep the HTTP layer independent of how the cache stores nodes: the cache
+//! implements [`ClusterView`], and [`NodeScorer`] runs `scoring` on the cache's node type.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::api::object::{NodeObject, PodObject};
+use super::claim::ClaimRequests;
+use super::demand::PodDemand;
+use super::pod::Tolerance;
+use crate::market::{MarketError, NodeMarket};
+
+/// One consistent view of the cluster, as of one moment.
+pub trait ClusterView: Send + Sync {
+    /// The cache's node type.
+    type Node: Send + Sync;
+
+    /// A node by name.
+    fn node(&self, name: &str) -> Option<&Self::Node>;
+    /// The node's labels, annotations, taints and deletion state.
+    fn node_object<'a>(&'a self, node: &'a Self::Node) -> &'a NodeObject;
+    /// The node's market data, resolved when the node was cached (an invalid price annotation
+    /// is an error the filter reports).
+    fn node_market<'a>(&'a self, node: &'a Self::Node) -> Result<&'a NodeMarket, &'a MarketError>;
+    /// GPUs on the node (for pricing nodes sent as objects, which the catalog may not know).
+    fn gpu_count(&self, node: &Self::Node) -> u32;
+    /// A claim's GPU requests by `<namespace>/<name>`; `None` when not cached.
+    fn claim(&self, id: &str) -> Option<ClaimRequests>;
+    /// A pod by namespace and name (for `/explain`).
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodObject>;
+    /// Every cached node name, in a stable order (for `/explain`).
+    fn node_names(&self) -> Vec<String>;
+}
+
+/// Where the extender gets its current view.
+pub trait ViewSource: Send + Sync + 'static {
+    /// The view type.
+    type View: ClusterView;
+    /// The latest snapshot; cheap (an `Arc` clone), and never changes once handed out.
+    fn snapshot(&self) -> Arc<Self::View>;
+}
+
+/// Scoring one pod on one node: `scoring`'s fit, cost, risk and fragmentation, applied to the
+/// cache's node type.
+pub trait NodeScorer<N>: Send + Sync + 'static {
+    /// The pod's partitions on `node` and their cost terms; `None` when, by the cache, no
+    /// partition fits (the scheduler's allocator decides fit; the node then scores neutral).
+    fn evaluate(
+        &self,
+        node: &N,
+        market: &NodeMarket,
+        demand: &PodDemand,
+        tolerance: &Tolerance,
+    ) -> Option<Evaluation>;
+
+    /// Maps raw scores of the evaluated nodes (higher is better) onto `0..=10`.
+    fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64>;
+}
+
+/// The partition one GPU request would get on a node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionChoice {
+    /// The request (`<namespace>/<claim>/<request>` or `nvidia.com/gpu`).
+    pub request: String,
+    /// The `firstAvailable` entry chosen, if the request has alternatives.
+    pub alternative: Option<String>,
+    /// `gpu`, `mig` or `shared`.
+    pub kind: String,
+    /// The partition: a device name (`gpu-0-mig-1g10gb-0`) or a description.
+    pub partition: String,
+    /// Share of one physical GPU it takes (devices × fraction each).
+    pub gpu_fraction: f64,
+}
+
+/// A pod on a node: what it would get and what that costs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// One entry per GPU request.
+    pub partitions: Vec<PartitionChoice>,
+    /// Price of those partitions, US dollars per hour.
+    pub hourly_cost_usd: f64,
+    /// Expected interruption cost, US dollars per hour.
+    pub risk_usd_per_hour: f64,
+    /// Fragmentation term of the blend (higher is worse).
+    pub fragmentation: f64,
+    /// The weighted blend (higher is better), before mapping to `0..=10`.
+    pub raw_score: f64,
+}
