@@ -6,6 +6,7 @@
 //! ([`view`]) and [`crate::market`] data.
 
 pub mod api;
+pub mod attribution;
 pub mod claim;
 pub mod decide;
 pub mod demand;

@@ -105,8 +105,8 @@ pub struct NodeExplanation {
 
 /// Decides filter, prioritize and explain from a view source and a node scorer.
 pub struct Decider<S, P> {
-    source: S,
-    scorer: P,
+    pub(super) source: S,
+    pub(super) scorer: P,
     classes: DeviceClasses,
     catalog: Arc<PriceCatalog>,
     advisor: Arc<SpotAdvisor>,
@@ -358,7 +358,7 @@ where
         let node = cached?;
         let market = view.node_market(node);
         Some(Facts {
-            condition: condition_of(view.node_object(node), market.ok()),
+            condition: view.node_condition(node),
             market: market.map(Cow::Borrowed).map_err(Cow::Borrowed),
             cached: Some(node),
         })
@@ -388,9 +388,9 @@ fn outcome_of(demand: &PodDemand) -> ScoreOutcome {
     }
 }
 
-/// The filter's view of a node. Capacity type comes from the resolved market data when there
-/// is some, else straight from the labels (an invalid price annotation must not hide a spot
-/// node from the intolerant-pod rule).
+/// The filter's view of a node sent as an object. Capacity type comes from the resolved market
+/// data when there is some, else straight from the labels (an invalid price annotation must
+/// not hide a spot node from the intolerant-pod rule).
 fn condition_of(object: &NodeObject, market: Option<&NodeMarket>) -> NodeCondition {
     NodeCondition {
         capacity: market.map_or_else(|| capacity_type(&object.labels), |m| m.capacity),

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::api::object::{NodeObject, PodObject};
+use super::api::object::PodObject;
 use super::claim::ClaimRequests;
 use super::demand::PodDemand;
 use super::pod::Tolerance;
 use crate::market::{MarketError, NodeMarket};
+use crate::scoring::filter::NodeCondition;
 
 /// One consistent view of the cluster, as of one moment.
 pub trait ClusterView: Send + Sync {
@@ -21,8 +22,8 @@ pub trait ClusterView: Send + Sync {
 
     /// A node by name.
     fn node(&self, name: &str) -> Option<&Self::Node>;
-    /// The node's labels, annotations, taints and deletion state.
-    fn node_object<'a>(&'a self, node: &'a Self::Node) -> &'a NodeObject;
+    /// Whether the node is going away, and whether it is spot.
+    fn node_condition(&self, node: &Self::Node) -> NodeCondition;
     /// The node's market data, resolved when the node was cached (an invalid price annotation
     /// is an error the filter reports).
     fn node_market<'a>(&'a self, node: &'a Self::Node) -> Result<&'a NodeMarket, &'a MarketError>;
@@ -32,8 +33,29 @@ pub trait ClusterView: Send + Sync {
     fn claim(&self, id: &str) -> Option<ClaimRequests>;
     /// A pod by namespace and name (for `/explain`).
     fn pod(&self, namespace: &str, name: &str) -> Option<PodObject>;
-    /// Every cached node name, in a stable order (for `/explain`).
+    /// Every cached node name, in a stable order (for `/explain` and cost attribution).
     fn node_names(&self) -> Vec<String>;
+    /// The devices allocated on `node`, each with its claim, pod and share of a GPU.
+    fn allocated_devices(&self, node: &Self::Node) -> Vec<AllocatedShare>;
+    /// GPU capacity of `node` nobody holds, in whole GPUs.
+    fn idle_gpus(&self, node: &Self::Node) -> f64;
+}
+
+/// One allocated device (or share of one), for cost attribution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllocatedShare {
+    /// Namespace of the claim.
+    pub namespace: String,
+    /// A pod holding the claim (empty if none has reserved it yet).
+    pub pod: String,
+    /// Claim name.
+    pub claim: String,
+    /// Device name.
+    pub device: String,
+    /// `gpu`, `mig`, `shared` or `share`.
+    pub kind: String,
+    /// Share of one physical GPU it holds.
+    pub gpus: f64,
 }
 
 /// Where the extender gets its current view.
@@ -59,6 +81,9 @@ pub trait NodeScorer<N>: Send + Sync + 'static {
 
     /// Maps raw scores of the evaluated nodes (higher is better) onto `0..=10`.
     fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64>;
+
+    /// Hourly price of `gpus` GPUs' worth of a node with `market`, US dollars.
+    fn hourly_cost(&self, market: &NodeMarket, gpus: f64) -> f64;
 }
 
 /// The partition one GPU request would get on a node.
