@@ -19,8 +19,8 @@ use crate::metrics::latency_buckets;
 /// A gauge holding dollars.
 pub type DollarGauge = Gauge<f64, AtomicU64>;
 
-/// The extender's verbs, as metric label values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+/// The extender's verbs, as metric label values (`filter`, `prioritize`, `explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verb {
     /// `POST …/filter`.
     Filter,
@@ -28,6 +28,26 @@ pub enum Verb {
     Prioritize,
     /// `GET …/explain`.
     Explain,
+}
+
+impl Verb {
+    /// The verb as its route spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Filter => "filter",
+            Verb::Prioritize => "prioritize",
+            Verb::Explain => "explain",
+        }
+    }
+}
+
+impl EncodeLabelValue for Verb {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
