@@ -85,7 +85,7 @@ type Answer = (StatusCode, Vec<u8>);
 async fn filter(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let (status, json) = match body {
-        Err(rejection) => rejected(&rejection, |m| FilterResult::error(m)),
+        Err(rejection) => rejected(&rejection, FilterResult::error),
         Ok(bytes) => {
             let st = state.clone();
             decode_off_thread(bytes, move |b| filter_answer(&st, b)).await
