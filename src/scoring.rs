@@ -6,6 +6,7 @@
 
 pub mod fit;
 pub mod frag;
+pub mod partition;
 pub mod policy;
 
 #[cfg(test)]
