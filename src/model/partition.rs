@@ -320,9 +320,11 @@ impl PartitionDemand {
         Ok(())
     }
 
-    /// Compute percent a share must give: the demand's milli rounded up to whole percent.
+    /// Compute percent a share must give: the demand's milli rounded up to whole percent,
+    /// and at least 1 % — a share that takes nothing would let a shared GPU be handed out
+    /// without bound.
     pub fn compute_pct(&self) -> u8 {
-        let pct = u32::from(self.compute_milli).div_ceil(10);
+        let pct = u32::from(self.compute_milli).div_ceil(10).max(1);
         u8::try_from(pct.min(u32::from(COMPUTE_PERCENT))).unwrap_or(COMPUTE_PERCENT)
     }
 }

@@ -214,3 +214,6 @@ pub fn leftover(gpu: &PartitionGpu) -> Leftover {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;

@@ -69,8 +69,12 @@ fn demand_bounds_are_checked() {
 }
 
 #[test]
-fn compute_percent_rounds_up() {
-    assert_eq!(PartitionDemand::new(1, 0, 0).compute_pct(), 0);
+fn compute_percent_rounds_up_to_at_least_one() {
+    assert_eq!(
+        PartitionDemand::new(1, 0, 0).compute_pct(),
+        1,
+        "never nothing"
+    );
     assert_eq!(PartitionDemand::new(1, 0, 1).compute_pct(), 1);
     assert_eq!(PartitionDemand::new(1, 0, 250).compute_pct(), 25);
     assert_eq!(PartitionDemand::new(1, 0, 251).compute_pct(), 26);
