@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod claim;
 pub mod decide;
 pub mod demand;
+pub mod evaluate;
 pub mod metrics;
 pub mod pod;
 pub mod quantity;

@@ -19,7 +19,7 @@ pub mod weights;
 #[cfg(test)]
 mod test_util;
 
-pub use blend::{FilterReason, NodeDecision, NodeInputs, PodInputs, score_node};
+pub use blend::{FilterReason, NodeDecision, NodeInputs, PodInputs, filter_reason, score_node};
 pub use cost::{demand_gpus, partition_hourly_cost};
 pub use extender_range::{MAX_EXTENDER_PRIORITY, to_extender_range};
 pub use fit::fits;

@@ -6,6 +6,8 @@
 
 mod extender_fixture;
 
+use std::sync::LazyLock;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -17,7 +19,8 @@ use extender_fixture::{Fixture, FixtureNode};
 use tessera::extender::ExtenderArgs;
 use tessera::market::CapacityType;
 
-fn app() -> axum::Router {
+/// Built once: loading the bundled price tables and trace per case would dominate the run.
+static APP: LazyLock<axum::Router> = LazyLock::new(|| {
     Fixture::new()
         .node("a", FixtureNode::priced(CapacityType::OnDemand, 8.0, 8))
         .node(
@@ -26,6 +29,10 @@ fn app() -> axum::Router {
                 .with_notice("AWS spot interruption notice"),
         )
         .router("/")
+});
+
+fn app() -> axum::Router {
+    APP.clone()
 }
 
 /// A valid request of either mode, with the pod annotations that drive the filter.

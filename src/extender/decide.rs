@@ -158,7 +158,10 @@ where
     pub fn filter(&self, pod: &PodObject, nodes: &[RequestNode<'_>]) -> FilterDecision {
         let view = self.source.snapshot();
         let inputs = self.pod_inputs(&*view, pod);
-        let needs_cost = matches!(inputs.constraints.ceiling, CostCeiling::Usd(_));
+        // A cost is only known when every part of the demand is: a pod with a claim not yet
+        // cached could cost more than what is known of it.
+        let needs_cost = matches!(inputs.constraints.ceiling, CostCeiling::Usd(_))
+            && inputs.demand.is_complete();
         let mut rejected = Vec::new();
         for (index, request_node) in nodes.iter().enumerate() {
             let Some(facts) = self.facts(&*view, request_node) else {
@@ -302,7 +305,10 @@ where
         rows.truncate(limit);
         let explanation = Explanation {
             pod: pod_id(&pod),
-            tolerance: format!("{:?}", inputs.policy.tolerance),
+            tolerance: match &inputs.policy.unrecognized_tolerance {
+                Some(v) => format!("intolerant (unrecognized value {v:?})"),
+                None => inputs.policy.tolerance.to_string(),
+            },
             max_hourly_cost: format!("{:?}", inputs.policy.max_hourly_cost),
             demand: inputs.demand,
             outcome: outcome.metric_label(),
@@ -318,7 +324,7 @@ where
         let policy = PodPolicy::from_annotations(&pod.metadata.annotations);
         let constraints = PodConstraints {
             needs_gpu: demand.may_need_gpu() || !demand.unreadable.is_empty(),
-            forbids_spot: policy.tolerance.forbids_spot(),
+            tolerance: policy.tolerance,
             ceiling: match policy.max_hourly_cost {
                 MaxHourlyCost::Unlimited => CostCeiling::Unlimited,
                 MaxHourlyCost::Usd(usd) => CostCeiling::Usd(usd),
@@ -371,8 +377,13 @@ where
     ) -> Option<Evaluation> {
         let node = facts.cached?;
         let market = facts.market.as_ref().ok()?;
-        self.scorer
-            .evaluate(node, market, &inputs.demand, &inputs.policy.tolerance)
+        self.scorer.evaluate(
+            node,
+            market,
+            &facts.condition,
+            &inputs.demand,
+            inputs.policy.tolerance,
+        )
     }
 }
 
@@ -394,6 +405,7 @@ fn outcome_of(demand: &PodDemand) -> ScoreOutcome {
 fn condition_of(object: &NodeObject, market: Option<&NodeMarket>) -> NodeCondition {
     NodeCondition {
         capacity: market.map_or_else(|| capacity_type(&object.labels), |m| m.capacity),
+        hourly_interruption_probability: market.map_or(0.0, |m| m.hourly_interruption_probability),
         interruption_notice: interruption_notice(&object.taints),
         deleting: object.deleting,
     }

@@ -131,6 +131,10 @@ pub struct PodDemand {
     pub missing_claims: Vec<String>,
     /// Requests that cannot be read (reason per request); they are left out of `requests`.
     pub unreadable: Vec<String>,
+    /// CPU request, milli-cores (for the fragmentation term).
+    pub cpu_milli: u64,
+    /// Memory request, MiB.
+    pub memory_mib: u64,
 }
 
 impl PodDemand {

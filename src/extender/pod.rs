@@ -7,42 +7,18 @@ use super::api::object::{Container, PodObject};
 use super::claim::ClaimRequests;
 use super::demand::{Alternative, Count, DeviceKind, GpuRequest, PodDemand};
 use super::quantity;
+pub use crate::scoring::INTERRUPTION_ANNOTATION;
+use crate::scoring::{Tolerance, ToleranceError};
 
 /// The classic extended resource for NVIDIA GPUs (device plugin, or DRA-backed through a
 /// DeviceClass's `extendedResourceName`).
 pub const CLASSIC_GPU_RESOURCE: &str = "nvidia.com/gpu";
-/// Pod annotation: how the pod takes an interruption (`intolerant`, `checkpointed`,
-/// `tolerant`).
-pub const INTERRUPTION_ANNOTATION: &str = "tessera.dev/interruption";
 /// Pod annotation: the most the pod may cost, US dollars per hour.
 pub const MAX_HOURLY_COST_ANNOTATION: &str = "tessera.dev/max-hourly-cost";
 /// Longest annotation value echoed in reasons.
 const MAX_ECHO: usize = 64;
 /// Most classic GPUs one pod may ask for; far above any node.
 const MAX_CLASSIC_GPUS: f64 = 1024.0;
-
-/// The pod's `tessera.dev/interruption` annotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tolerance {
-    /// No annotation: scoring's default applies.
-    Unstated,
-    /// Must not run on spot capacity.
-    Intolerant,
-    /// Loses work back to its last checkpoint.
-    Checkpointed,
-    /// Stops cleanly within the interruption notice.
-    Tolerant,
-    /// A value tessera does not know (kept, shortened, for the reason text). Treated as
-    /// intolerant: a misspelt "intolerant" must not land a pod on spot.
-    Unrecognized(String),
-}
-
-impl Tolerance {
-    /// Whether the pod must stay off spot nodes.
-    pub fn forbids_spot(&self) -> bool {
-        matches!(self, Tolerance::Intolerant | Tolerance::Unrecognized(_))
-    }
-}
 
 /// The pod's `tessera.dev/max-hourly-cost` annotation.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +34,12 @@ pub enum MaxHourlyCost {
 /// The placement annotations of a pod.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodPolicy {
-    /// Interruption tolerance.
+    /// Interruption tolerance: the annotation's, `checkpointed` without one, and `intolerant`
+    /// for a value tessera does not know (a misspelt "intolerant" must not land a pod on
+    /// spot).
     pub tolerance: Tolerance,
+    /// The unknown `tessera.dev/interruption` value, shortened, when there was one.
+    pub unrecognized_tolerance: Option<String>,
     /// Cost ceiling.
     pub max_hourly_cost: MaxHourlyCost,
 }
@@ -67,12 +47,11 @@ pub struct PodPolicy {
 impl PodPolicy {
     /// Reads the annotations; values are trimmed and compared ignoring ASCII case.
     pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Self {
-        let tolerance = match annotations.get(INTERRUPTION_ANNOTATION).map(|v| v.trim()) {
-            None => Tolerance::Unstated,
-            Some(v) if v.eq_ignore_ascii_case("intolerant") => Tolerance::Intolerant,
-            Some(v) if v.eq_ignore_ascii_case("checkpointed") => Tolerance::Checkpointed,
-            Some(v) if v.eq_ignore_ascii_case("tolerant") => Tolerance::Tolerant,
-            Some(v) => Tolerance::Unrecognized(shorten(v)),
+        let (tolerance, unrecognized_tolerance) = match Tolerance::from_annotation(
+            annotations.get(INTERRUPTION_ANNOTATION).map(String::as_str),
+        ) {
+            Ok(t) => (t, None),
+            Err(ToleranceError::Unknown { value }) => (Tolerance::Intolerant, Some(value)),
         };
         let max_hourly_cost = match annotations.get(MAX_HOURLY_COST_ANNOTATION) {
             None => MaxHourlyCost::Unlimited,
@@ -83,6 +62,7 @@ impl PodPolicy {
         };
         PodPolicy {
             tolerance,
+            unrecognized_tolerance,
             max_hourly_cost,
         }
     }
@@ -152,29 +132,45 @@ pub fn pod_demand(
         }),
         Err(reason) => demand.unreadable.push(reason),
     }
+    match cpu_and_memory(pod) {
+        Ok((cpu, memory)) => {
+            demand.cpu_milli = cpu;
+            demand.memory_mib = memory;
+        }
+        Err(reason) => demand.unreadable.push(reason),
+    }
     demand
 }
 
-/// The pod's effective `nvidia.com/gpu` request, as the scheduler computes effective
-/// requests: the larger of (regular containers + sidecars) and, for each plain init container,
-/// itself plus the sidecars started before it. A container without a request uses its limit
-/// (extended resources must have request = limit).
+/// The pod's effective `nvidia.com/gpu` request (see [`effective_request`]), a whole number.
 pub fn classic_gpus(pod: &PodObject) -> Result<u32, String> {
+    let total = effective_request(pod, CLASSIC_GPU_RESOURCE)?;
+    if total < 0.0 || total.fract() != 0.0 || total > MAX_CLASSIC_GPUS {
+        return Err(format!(
+            "{CLASSIC_GPU_RESOURCE}: {total} is not a whole number of GPUs in 0..=1024"
+        ));
+    }
+    // Whole, non-negative and at most 1024: the cast is exact.
+    Ok(total as u32)
+}
+
+/// The pod's effective request of `resource`, as the scheduler computes effective requests:
+/// the larger of (regular containers + sidecars) and, for each plain init container, itself
+/// plus the sidecars started before it. A container without a request uses its limit (as
+/// the API server defaults it).
+pub fn effective_request(pod: &PodObject, resource: &str) -> Result<f64, String> {
     let amount = |c: &Container| -> Result<f64, String> {
         let Some(q) = c
             .resources
             .requests
-            .get(CLASSIC_GPU_RESOURCE)
-            .or_else(|| c.resources.limits.get(CLASSIC_GPU_RESOURCE))
+            .get(resource)
+            .or_else(|| c.resources.limits.get(resource))
         else {
             return Ok(0.0);
         };
-        let v = quantity::parse(&q.0).map_err(|e| format!("{CLASSIC_GPU_RESOURCE}: {e}"))?;
-        if v < 0.0 || v.fract() != 0.0 || v > MAX_CLASSIC_GPUS {
-            return Err(format!(
-                "{CLASSIC_GPU_RESOURCE}: {:?} is not a whole number of GPUs in 0..=1024",
-                q.0
-            ));
+        let v = quantity::parse(&q.0).map_err(|e| format!("{resource}: {e}"))?;
+        if v < 0.0 {
+            return Err(format!("{resource}: {:?} is negative", q.0));
         }
         Ok(v)
     };
@@ -193,14 +189,19 @@ pub fn classic_gpus(pod: &PodObject) -> Result<u32, String> {
     for c in &pod.spec.containers {
         regular += amount(c)?;
     }
-    let total = (regular + sidecars).max(init_peak);
-    if total > MAX_CLASSIC_GPUS {
-        return Err(format!(
-            "{CLASSIC_GPU_RESOURCE}: {total} GPUs, more than {MAX_CLASSIC_GPUS}"
-        ));
-    }
-    // Whole, non-negative and at most 1024: the cast is exact.
-    Ok(total as u32)
+    Ok((regular + sidecars).max(init_peak))
+}
+
+/// The pod's CPU (milli-cores) and memory (MiB) requests, rounded up; what the fragmentation
+/// term counts against a node's free CPU, as the simulator does.
+pub fn cpu_and_memory(pod: &PodObject) -> Result<(u64, u64), String> {
+    let cpu = effective_request(pod, "cpu")?;
+    let memory = effective_request(pod, "memory")?;
+    // Saturating casts: a request beyond u64 is absurd and fits nowhere anyway.
+    Ok((
+        (cpu * 1000.0).ceil() as u64,
+        (memory / (1024.0 * 1024.0)).ceil() as u64,
+    ))
 }
 
 #[cfg(test)]

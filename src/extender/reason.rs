@@ -1,9 +1,7 @@
 //! The human-readable reason a filter gives for a refused node; it ends up in the pod's
 //! `FailedScheduling` event, so it names the annotation or taint to look at.
 
-use super::pod::{
-    INTERRUPTION_ANNOTATION, MAX_HOURLY_COST_ANNOTATION, MaxHourlyCost, PodPolicy, Tolerance,
-};
+use super::pod::{INTERRUPTION_ANNOTATION, MAX_HOURLY_COST_ANNOTATION, MaxHourlyCost, PodPolicy};
 use crate::scoring::filter::Rejection;
 
 /// The reason text for `rejection` of a pod with `policy`.
@@ -23,12 +21,16 @@ pub fn text(rejection: &Rejection, policy: &PodPolicy) -> String {
                  non-negative number of US dollars per hour"
             )
         }
-        Rejection::SpotForIntolerantPod => match &policy.tolerance {
-            Tolerance::Unrecognized(v) => format!(
-                "tessera: spot node, and pod annotation {INTERRUPTION_ANNOTATION}={v:?} is not \
-                 one of intolerant, checkpointed, tolerant (read as intolerant)"
+        Rejection::IntolerantOnInterruptible => match &policy.unrecognized_tolerance {
+            Some(v) => format!(
+                "tessera: spot node (can be interrupted), and pod annotation \
+                 {INTERRUPTION_ANNOTATION}={v:?} is not one of intolerant, checkpointed, \
+                 tolerant (read as intolerant)"
             ),
-            _ => format!("tessera: spot node, and the pod is {INTERRUPTION_ANNOTATION}=intolerant"),
+            None => format!(
+                "tessera: spot node (can be interrupted), and the pod is \
+                 {INTERRUPTION_ANNOTATION}=intolerant"
+            ),
         },
         Rejection::OverCeiling { cost, ceiling } => format!(
             "tessera: pod would cost {cost:.4} $/h here, above its \
@@ -55,7 +57,7 @@ mod tests {
             "tessera: AWS spot interruption notice; the node is about to go away"
         );
         assert!(
-            text(&Rejection::SpotForIntolerantPod, &plain)
+            text(&Rejection::IntolerantOnInterruptible, &plain)
                 .contains("tessera.dev/interruption=intolerant")
         );
         let over = text(
@@ -74,7 +76,7 @@ mod tests {
             (INTERRUPTION_ANNOTATION.to_owned(), "never".to_owned()),
             (MAX_HOURLY_COST_ANNOTATION.to_owned(), "cheap".to_owned()),
         ]));
-        assert!(text(&Rejection::SpotForIntolerantPod, &odd).contains("\"never\""));
+        assert!(text(&Rejection::IntolerantOnInterruptible, &odd).contains("\"never\""));
         assert!(text(&Rejection::InvalidCeiling, &odd).contains("\"cheap\""));
     }
 }

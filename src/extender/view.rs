@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::api::object::PodObject;
 use super::claim::ClaimRequests;
 use super::demand::PodDemand;
-use super::pod::Tolerance;
 use crate::market::{MarketError, NodeMarket};
+use crate::scoring::Tolerance;
 use crate::scoring::filter::NodeCondition;
 
 /// One consistent view of the cluster, as of one moment.
@@ -75,8 +75,9 @@ pub trait NodeScorer<N>: Send + Sync + 'static {
         &self,
         node: &N,
         market: &NodeMarket,
+        condition: &NodeCondition,
         demand: &PodDemand,
-        tolerance: &Tolerance,
+        tolerance: Tolerance,
     ) -> Option<Evaluation>;
 
     /// Maps raw scores of the evaluated nodes (higher is better) onto `0..=10`.
@@ -88,6 +89,7 @@ pub trait NodeScorer<N>: Send + Sync + 'static {
 
 /// The partition one GPU request would get on a node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PartitionChoice {
     /// The request (`<namespace>/<claim>/<request>` or `nvidia.com/gpu`).
     pub request: String,
@@ -103,6 +105,7 @@ pub struct PartitionChoice {
 
 /// A pod on a node: what it would get and what that costs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Evaluation {
     /// One entry per GPU request.
     pub partitions: Vec<PartitionChoice>,
@@ -110,8 +113,14 @@ pub struct Evaluation {
     pub hourly_cost_usd: f64,
     /// Expected interruption cost, US dollars per hour.
     pub risk_usd_per_hour: f64,
-    /// Fragmentation term of the blend (higher is worse).
+    /// Fragmentation term of the blend, US dollars per hour (higher is worse).
     pub fragmentation: f64,
-    /// The weighted blend (higher is better), before mapping to `0..=10`.
+    /// Packing term: the node's price if the pod would start an idle node, US dollars per
+    /// hour.
+    pub packing: f64,
+    /// The weighted blend (higher is better), before mapping to `0..=10`; −∞ for a node the
+    /// pod must not use.
     pub raw_score: f64,
+    /// Why scoring refuses the node for this pod, if it does.
+    pub refused: Option<String>,
 }

@@ -118,11 +118,7 @@ impl NodeDecision {
 pub fn score_node(node: &NodeInputs, pod: &PodInputs, weights: &Weights) -> NodeDecision {
     let price_per_gpu = price_or_fallback(node.price_per_gpu_hour);
     let node_price = non_negative(node.node_hourly_price, MAX_PRICE_USD_PER_HOUR);
-    let probability = if node.hourly_interruption_probability.is_nan() {
-        1.0
-    } else {
-        node.hourly_interruption_probability.clamp(0.0, 1.0)
-    };
+    let probability = probability_of(node);
     let partition_gpus = non_negative(pod.partition_gpus, MAX_PARTITION_GPUS);
     let frag_gpus = if pod.frag_gpus.is_nan() {
         0.0
@@ -130,14 +126,7 @@ pub fn score_node(node: &NodeInputs, pod: &PodInputs, weights: &Weights) -> Node
         pod.frag_gpus.clamp(-MAX_FRAG_GPUS, MAX_FRAG_GPUS)
     };
 
-    let interruptible = node.capacity == CapacityType::Spot || probability > 0.0;
-    let filtered = if node.interruption_notice {
-        Some(FilterReason::InterruptionImminent)
-    } else if pod.tolerance == Tolerance::Intolerant && interruptible {
-        Some(FilterReason::IntolerantOnInterruptible)
-    } else {
-        None
-    };
+    let filtered = filter_reason(node, pod.tolerance);
 
     let hourly_cost = partition_hourly_cost(price_per_gpu, partition_gpus);
     let risk_cost = weights
@@ -161,6 +150,31 @@ pub fn score_node(node: &NodeInputs, pod: &PodInputs, weights: &Weights) -> Node
         // Bounded inputs and weights keep this finite; the guard only protects callers that
         // skipped `Weights::validate`.
         score: if score.is_finite() { score } else { f64::MIN },
+    }
+}
+
+/// Why a pod of `tolerance` must not use `node`, if it must not: the node is about to be
+/// reclaimed, or the pod is intolerant and the node can be interrupted. The rule
+/// [`score_node`] applies, for callers that filter before any partition is known (the
+/// extender's `filter` verb).
+pub fn filter_reason(node: &NodeInputs, tolerance: Tolerance) -> Option<FilterReason> {
+    let interruptible = node.capacity == CapacityType::Spot || probability_of(node) > 0.0;
+    if node.interruption_notice {
+        Some(FilterReason::InterruptionImminent)
+    } else if tolerance == Tolerance::Intolerant && interruptible {
+        Some(FilterReason::IntolerantOnInterruptible)
+    } else {
+        None
+    }
+}
+
+/// The node's hourly interruption probability clamped to `[0, 1]`; NaN counts as 1, the
+/// cautious reading.
+fn probability_of(node: &NodeInputs) -> f64 {
+    if node.hourly_interruption_probability.is_nan() {
+        1.0
+    } else {
+        node.hourly_interruption_probability.clamp(0.0, 1.0)
     }
 }
 

@@ -1,11 +1,14 @@
-//! Which nodes a pod must not go to, whatever they cost.
+//! Which nodes a pod must not go to, whatever they cost: the extender's `filter` verb.
 //!
-//! Fit is not checked here: whether the pod's claims can be allocated on a node is the DRA
+//! The interruption rules are [`filter_reason`]'s, the same the blended score applies, so the
+//! filter and the score never disagree about a node. Fit is not checked here: whether the pod's claims can be allocated on a node is the DRA
 //! allocator's call, made on the scheduler's own up-to-date view; repeating it on a possibly
 //! stale cache could only reject nodes wrongly. What is checked is what the allocator cannot
 //! know: the node is going away, the pod must not run on spot, or the pod would cost more than
 //! its owner allows.
 
+use super::blend::{FilterReason, NodeInputs, filter_reason};
+use super::risk::Tolerance;
 use crate::market::CapacityType;
 
 /// What the filter needs to know about a node.
@@ -13,6 +16,8 @@ use crate::market::CapacityType;
 pub struct NodeCondition {
     /// On-demand, spot or reserved.
     pub capacity: CapacityType,
+    /// Probability the node is interrupted within an hour (0 when unknown and not spot).
+    pub hourly_interruption_probability: f64,
     /// Reason of an imminent-interruption taint (`market::interruption_notice`), if any.
     pub interruption_notice: Option<&'static str>,
     /// Whether the node is being deleted.
@@ -36,8 +41,8 @@ pub enum CostCeiling {
 pub struct PodConstraints {
     /// Whether the pod uses (or may use) a GPU.
     pub needs_gpu: bool,
-    /// Whether the pod must not run on spot capacity.
-    pub forbids_spot: bool,
+    /// The pod's interruption tolerance.
+    pub tolerance: Tolerance,
     /// The most the pod may cost per hour.
     pub ceiling: CostCeiling,
 }
@@ -51,8 +56,8 @@ pub enum Rejection {
     InterruptionNotice(&'static str),
     /// The pod's cost ceiling does not parse.
     InvalidCeiling,
-    /// A spot node for a pod that must not be interrupted.
-    SpotForIntolerantPod,
+    /// A node that can be interrupted (spot) for a pod that must not be.
+    IntolerantOnInterruptible,
     /// The pod's partition here costs more than its ceiling.
     OverCeiling {
         /// What the pod would cost on this node, US dollars per hour.
@@ -69,7 +74,7 @@ impl Rejection {
             Rejection::Deleting => "node_deleting",
             Rejection::InterruptionNotice(_) => "interruption_notice",
             Rejection::InvalidCeiling => "invalid_cost_ceiling",
-            Rejection::SpotForIntolerantPod => "spot_intolerant",
+            Rejection::IntolerantOnInterruptible => "intolerant_on_interruptible",
             Rejection::OverCeiling { .. } => "over_cost_ceiling",
         }
     }
@@ -87,22 +92,35 @@ impl Rejection {
 /// passes, since refusing on missing data would fail scheduling for a cache lag.
 ///
 /// A GPU pod avoids nodes that are going away (it would be evicted before doing useful work);
-/// the spot and cost rules apply to every pod that states them.
+/// the tolerance and cost rules apply to every pod that states them.
 pub fn filter(
     node: &NodeCondition,
     pod: &PodConstraints,
     pod_hourly_cost: Option<f64>,
 ) -> Option<Rejection> {
-    if pod.needs_gpu {
-        if node.deleting {
-            return Some(Rejection::Deleting);
-        }
-        if let Some(reason) = node.interruption_notice {
-            return Some(Rejection::InterruptionNotice(reason));
-        }
+    if pod.needs_gpu && node.deleting {
+        return Some(Rejection::Deleting);
     }
-    if pod.forbids_spot && node.capacity == CapacityType::Spot {
-        return Some(Rejection::SpotForIntolerantPod);
+    let notice = node.interruption_notice.filter(|_| pod.needs_gpu);
+    let inputs = NodeInputs {
+        // Prices do not enter the rule; only the node's interruption state does.
+        price_per_gpu_hour: 0.0,
+        node_hourly_price: 0.0,
+        in_use: false,
+        capacity: node.capacity,
+        hourly_interruption_probability: node.hourly_interruption_probability,
+        interruption_notice: notice.is_some(),
+    };
+    match filter_reason(&inputs, pod.tolerance) {
+        Some(FilterReason::InterruptionImminent) => {
+            return Some(Rejection::InterruptionNotice(
+                notice.unwrap_or("imminent interruption"),
+            ));
+        }
+        Some(FilterReason::IntolerantOnInterruptible) => {
+            return Some(Rejection::IntolerantOnInterruptible);
+        }
+        None => {}
     }
     match (pod.ceiling, pod_hourly_cost) {
         (CostCeiling::Invalid, _) => Some(Rejection::InvalidCeiling),
@@ -119,12 +137,13 @@ mod tests {
 
     const ON_DEMAND: NodeCondition = NodeCondition {
         capacity: CapacityType::OnDemand,
+        hourly_interruption_probability: 0.0,
         interruption_notice: None,
         deleting: false,
     };
     const GPU_POD: PodConstraints = PodConstraints {
         needs_gpu: true,
-        forbids_spot: false,
+        tolerance: Tolerance::Checkpointed,
         ceiling: CostCeiling::Unlimited,
     };
 
@@ -169,7 +188,7 @@ mod tests {
     #[test]
     fn intolerant_pods_stay_off_spot() {
         let intolerant = PodConstraints {
-            forbids_spot: true,
+            tolerance: Tolerance::Intolerant,
             ..GPU_POD
         };
         for capacity in [CapacityType::OnDemand, CapacityType::Reserved] {
@@ -181,11 +200,21 @@ mod tests {
         }
         let spot = NodeCondition {
             capacity: CapacityType::Spot,
+            hourly_interruption_probability: 4.9e-4,
             ..ON_DEMAND
         };
         let rejection = filter(&spot, &intolerant, None).unwrap();
-        assert_eq!(rejection, Rejection::SpotForIntolerantPod);
+        assert_eq!(rejection, Rejection::IntolerantOnInterruptible);
         assert!(rejection.preemption_cannot_help());
+        let cpu_only = PodConstraints {
+            needs_gpu: false,
+            ..intolerant
+        };
+        assert_eq!(
+            filter(&spot, &cpu_only, None),
+            Some(Rejection::IntolerantOnInterruptible),
+            "the tolerance rule holds for every pod that states it"
+        );
     }
 
     #[test]
@@ -225,7 +254,7 @@ mod tests {
             Rejection::Deleting,
             Rejection::InterruptionNotice("x"),
             Rejection::InvalidCeiling,
-            Rejection::SpotForIntolerantPod,
+            Rejection::IntolerantOnInterruptible,
             Rejection::OverCeiling {
                 cost: 1.0,
                 ceiling: 0.0,

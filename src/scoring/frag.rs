@@ -7,6 +7,7 @@
 //! counts. CPU-only typical pods count all idle GPU milli (FGD's XL/XR classes).
 
 pub mod typical;
+pub mod waste;
 
 pub use typical::{TypicalPod, TypicalPods};
 

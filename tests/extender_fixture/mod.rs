@@ -1,50 +1,88 @@
 //! A fixture cluster for extender tests: the view the watch cache would hold after the API
-//! server sent a few nodes and pods, served through the real router.
+//! server sent a few nodes, claims and pods, scored by the real `Scoring` and served through
+//! the real router.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::resource::v1::ResourceClaim;
 use prometheus_client::registry::Registry;
 use tessera::extender::api::object::PodObject;
-use tessera::extender::claim::ClaimRequests;
-use tessera::extender::demand::{DeviceClasses, PodDemand};
-use tessera::extender::pod::Tolerance;
-use tessera::extender::view::{AllocatedShare, ClusterView, Evaluation, NodeScorer, ViewSource};
+use tessera::extender::claim::{ClaimRequests, claim_requests};
+use tessera::extender::demand::DeviceClasses;
+use tessera::extender::evaluate::{GpuNode, NodeGpus, Scoring, default_typical_pods, milli_view};
+use tessera::extender::view::{AllocatedShare, ClusterView, ViewSource};
 use tessera::extender::{Decider, ExtenderMetrics, router};
 use tessera::market::{
-    CapacityType, MarketError, NodeMarket, PriceCatalog, PriceSource, RiskSource, SpotAdvisor,
+    CapacityType, InterruptionBand, MarketError, NodeMarket, PriceCatalog, PriceSource, RiskSource,
+    SpotAdvisor,
 };
+use tessera::model::NodeState;
+use tessera::model::mig::GpuProduct;
+use tessera::model::partition::PartitionGpu;
 use tessera::scoring::filter::NodeCondition;
+use tessera::scoring::{TypicalPods, Weights};
 
 /// Body limit the tests use unless they test the limit.
 pub const TEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// The product name an H100 80GB reports.
+pub const H100: &str = "NVIDIA H100 80GB HBM3";
+/// Its memory, MiB.
+pub const H100_MIB: u64 = 81_559;
+/// The driver the fixture's claims use.
+pub const DRIVER: &str = "gpu.tessera.dev";
 
 /// One cached node.
 #[derive(Debug, Clone)]
 pub struct FixtureNode {
     pub condition: NodeCondition,
     pub market: NodeMarket,
-    pub gpus: u32,
+    pub gpus: Vec<PartitionGpu>,
+    pub milli: NodeState,
+    pub in_use: bool,
 }
 
 impl FixtureNode {
-    /// A node of `gpus` GPUs costing `hourly` dollars, on `capacity`.
+    /// A node of `gpus` whole H100s costing `hourly` dollars, on `capacity`, already running
+    /// pods (so starting it costs nothing extra).
     pub fn priced(capacity: CapacityType, hourly: f64, gpus: u32) -> Self {
+        Self::with_gpus(
+            capacity,
+            hourly,
+            vec![PartitionGpu::whole(H100, H100_MIB); gpus as usize],
+        )
+    }
+
+    /// A node of `gpus` dynamic-MIG H100s.
+    pub fn mig(capacity: CapacityType, hourly: f64, gpus: u32) -> Self {
+        Self::with_gpus(
+            capacity,
+            hourly,
+            vec![PartitionGpu::dynamic_mig(H100, H100_MIB, GpuProduct::H100_80GB); gpus as usize],
+        )
+    }
+
+    /// A node with these GPUs.
+    pub fn with_gpus(capacity: CapacityType, hourly: f64, gpus: Vec<PartitionGpu>) -> Self {
         let spot = capacity == CapacityType::Spot;
+        let band = spot.then_some(InterruptionBand::Over20);
+        let probability = band.map_or(0.0, InterruptionBand::hourly_interruption_probability);
+        let milli = milli_view(&gpus, 96_000, 96_000, 393_216, 393_216);
         FixtureNode {
             condition: NodeCondition {
                 capacity,
+                hourly_interruption_probability: probability,
                 interruption_notice: None,
                 deleting: false,
             },
             market: NodeMarket {
                 hourly_price_usd: hourly,
-                gpus: f64::from(gpus),
+                gpus: gpus.len() as f64,
                 capacity,
-                band: None,
-                hourly_interruption_probability: if spot { 4.9526e-4 } else { 0.0 },
+                band,
+                hourly_interruption_probability: probability,
                 source: PriceSource::Annotation,
                 risk_source: if spot {
                     RiskSource::Default
@@ -52,8 +90,16 @@ impl FixtureNode {
                     RiskSource::NotSpot
                 },
             },
+            milli,
             gpus,
+            in_use: true,
         }
+    }
+
+    /// The same node with `cpu_free` milli-CPU left of 96,000.
+    pub fn cpu_free(mut self, cpu_free: u64) -> Self {
+        self.milli = milli_view(&self.gpus, 96_000, cpu_free, 393_216, 393_216);
+        self
     }
 
     pub fn with_notice(mut self, reason: &'static str) -> Self {
@@ -67,10 +113,21 @@ impl FixtureNode {
     }
 }
 
+impl GpuNode for FixtureNode {
+    fn node_gpus(&self) -> NodeGpus<'_> {
+        NodeGpus {
+            gpus: &self.gpus,
+            milli: &self.milli,
+            in_use: self.in_use,
+        }
+    }
+}
+
 /// The cached objects.
 #[derive(Debug, Default)]
 pub struct FixtureView {
     nodes: BTreeMap<String, FixtureNode>,
+    claims: BTreeMap<String, ClaimRequests>,
     pods: Vec<PodObject>,
 }
 
@@ -87,10 +144,10 @@ impl ClusterView for FixtureView {
         Ok(&node.market)
     }
     fn gpu_count(&self, node: &FixtureNode) -> u32 {
-        node.gpus
+        node.gpus.len() as u32
     }
-    fn claim(&self, _id: &str) -> Option<ClaimRequests> {
-        None
+    fn claim(&self, id: &str) -> Option<ClaimRequests> {
+        self.claims.get(id).cloned()
     }
     fn pod(&self, namespace: &str, name: &str) -> Option<PodObject> {
         self.pods
@@ -105,7 +162,7 @@ impl ClusterView for FixtureView {
         Vec::new()
     }
     fn idle_gpus(&self, node: &FixtureNode) -> f64 {
-        f64::from(node.gpus)
+        node.gpus.iter().map(|g| 1.0 - g.used_fraction()).sum()
     }
 }
 
@@ -118,33 +175,12 @@ impl ViewSource for FixtureSource {
     }
 }
 
-/// A scorer for which nothing fits: the wire tests exercise the filter and the neutral paths
-/// of prioritize, which never reach scoring.
-pub struct NothingFits;
-
-impl NodeScorer<FixtureNode> for NothingFits {
-    fn evaluate(
-        &self,
-        _node: &FixtureNode,
-        _market: &NodeMarket,
-        _demand: &PodDemand,
-        _tolerance: &Tolerance,
-    ) -> Option<Evaluation> {
-        None
-    }
-    fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64> {
-        vec![5; raw.len()]
-    }
-    fn hourly_cost(&self, market: &NodeMarket, gpus: f64) -> f64 {
-        market.price_per_gpu_hour().unwrap_or(0.0) * gpus
-    }
-}
-
 /// A fixture cluster and the metrics its router records into.
 pub struct Fixture {
     view: FixtureView,
     registry: Registry,
     metrics: ExtenderMetrics,
+    typical: TypicalPods,
 }
 
 impl Fixture {
@@ -155,6 +191,7 @@ impl Fixture {
             view: FixtureView::default(),
             registry,
             metrics,
+            typical: default_typical_pods().unwrap(),
         }
     }
 
@@ -163,9 +200,27 @@ impl Fixture {
         self
     }
 
+    /// A ResourceClaim as the API server would send it.
+    pub fn claim(mut self, claim: serde_json::Value) -> Self {
+        let claim: ResourceClaim = serde_json::from_value(claim).unwrap();
+        let id = format!(
+            "{}/{}",
+            claim.metadata.namespace.as_deref().unwrap(),
+            claim.metadata.name.as_deref().unwrap()
+        );
+        let requests = claim_requests(&claim, &DeviceClasses::new(DRIVER));
+        self.view.claims.insert(id, requests);
+        self
+    }
+
     pub fn pod(mut self, pod: PodObject) -> Self {
         self.view.pods.push(pod);
         self
+    }
+
+    /// The typical pods scoring measures fragmentation against.
+    pub fn typical(&self) -> &TypicalPods {
+        &self.typical
     }
 
     pub fn router(&mut self, prefix: &str) -> axum::Router {
@@ -176,8 +231,8 @@ impl Fixture {
         let view = std::mem::take(&mut self.view);
         let decider = Decider::new(
             FixtureSource(Arc::new(view)),
-            NothingFits,
-            DeviceClasses::new("gpu.tessera.dev"),
+            Scoring::new(Weights::default(), self.typical.clone()),
+            DeviceClasses::new(DRIVER),
             Arc::new(PriceCatalog::builtin().unwrap()),
             Arc::new(SpotAdvisor::builtin().unwrap()),
         );

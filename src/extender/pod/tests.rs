@@ -14,25 +14,21 @@ fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn tolerance_annotation_is_read_ignoring_case_and_unknown_values_forbid_spot() {
-    for (value, want, forbids) in [
-        ("intolerant", Tolerance::Intolerant, true),
-        (" Intolerant ", Tolerance::Intolerant, true),
-        ("checkpointed", Tolerance::Checkpointed, false),
-        ("TOLERANT", Tolerance::Tolerant, false),
-        (
-            "intolerent",
-            Tolerance::Unrecognized("intolerent".into()),
-            true,
-        ),
+fn tolerance_annotation_is_read_ignoring_case_and_unknown_values_mean_intolerant() {
+    for (value, want, unknown) in [
+        ("intolerant", Tolerance::Intolerant, None),
+        (" Intolerant ", Tolerance::Intolerant, None),
+        ("checkpointed", Tolerance::Checkpointed, None),
+        ("TOLERANT", Tolerance::Tolerant, None),
+        ("intolerent", Tolerance::Intolerant, Some("intolerent")),
     ] {
         let policy = PodPolicy::from_annotations(&annotations(&[(INTERRUPTION_ANNOTATION, value)]));
         assert_eq!(policy.tolerance, want, "{value}");
-        assert_eq!(policy.tolerance.forbids_spot(), forbids, "{value}");
+        assert_eq!(policy.unrecognized_tolerance.as_deref(), unknown, "{value}");
     }
     let none = PodPolicy::from_annotations(&BTreeMap::new());
-    assert_eq!(none.tolerance, Tolerance::Unstated);
-    assert!(!none.tolerance.forbids_spot());
+    assert_eq!(none.tolerance, Tolerance::Checkpointed, "scoring's default");
+    assert_eq!(none.unrecognized_tolerance, None);
     assert_eq!(none.max_hourly_cost, MaxHourlyCost::Unlimited);
 }
 

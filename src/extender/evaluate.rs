@@ -1,0 +1,415 @@
+//! A pod's demand on one node, through `scoring`: which partition each request gets
+//! ([`scoring::partition::fit`](crate::scoring::partition::fit)), how much the placement
+//! fragments the node (the tessera policy's term, as the simulator computes it), and the
+//! blended cost score ([`score_node`]).
+//!
+//! This file only translates: a [`GpuRequest`] alternative becomes a [`PartitionDemand`], the
+//! fit becomes [`PartitionChoice`]s, and the node's market data becomes [`NodeInputs`].
+
+use crate::market::NodeMarket;
+use crate::model::mig::{GpuProduct, profile, smallest_adequate};
+use crate::model::partition::{Assignment, Partition, PartitionDemand, PartitionGpu, apply};
+use crate::model::{Demand, DeviceName, MAX_GPUS, MILLI_PER_GPU, ModelSet, NodeState};
+use crate::scoring::filter::NodeCondition;
+use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
+use crate::scoring::frag::waste::placement_frag_gpus;
+use crate::scoring::partition::{PartitionKind, fit};
+use crate::scoring::{
+    NodeInputs, PodInputs, Policy, Scorer, Tolerance, TypicalPods, Weights, partition_hourly_cost,
+    score_node, to_extender_range,
+};
+
+use super::demand::{Alternative, Count, DeviceKind, GpuRequest, PodDemand};
+use super::view::{Evaluation, NodeScorer, PartitionChoice};
+
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+
+/// A node's GPUs as scoring sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeGpus<'a> {
+    /// Each GPU's partitioning and what is taken, in device index order.
+    pub gpus: &'a [PartitionGpu],
+    /// The same node in the simulator's milli-GPU terms (for the fragmentation term).
+    pub milli: &'a NodeState,
+    /// Whether any pod uses the node (an idle node's whole price falls due when it starts).
+    pub in_use: bool,
+}
+
+/// A cached node type that can show its GPUs to scoring; what the cluster cache implements
+/// for [`Scoring`] to score its nodes.
+pub trait GpuNode: Send + Sync {
+    /// The node's GPUs.
+    fn node_gpus(&self) -> NodeGpus<'_>;
+}
+
+/// What the extender scores with: the blend's weights and the fragmentation policy.
+#[derive(Debug, Clone)]
+pub struct Scoring {
+    weights: Weights,
+    fragmentation: Scorer,
+}
+
+impl Scoring {
+    /// Scoring with `weights`, measuring fragmentation against `typical` pods.
+    pub fn new(weights: Weights, typical: TypicalPods) -> Self {
+        Scoring {
+            fragmentation: Scorer::new(Policy::Tessera, typical, weights.fragmentation),
+            weights,
+        }
+    }
+
+    /// The blend's weights.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// Where `demand` would go on the node and what that costs, or `None` if a request fits
+    /// no alternative there.
+    pub fn evaluate(
+        &self,
+        node: &NodeGpus<'_>,
+        market: &NodeMarket,
+        interruption_notice: bool,
+        demand: &PodDemand,
+        tolerance: Tolerance,
+    ) -> Option<Evaluation> {
+        let placed = place(node.gpus, &demand.requests)?;
+        let partition_gpus: f64 = placed.assignments.iter().map(|a| a.fraction).sum();
+        let frag_gpus = placement_frag_gpus(
+            self.frag_delta_gpus(node.milli, &placed.assignments, demand),
+            partition_gpus,
+            placed.needed_gpus,
+        );
+        let inputs = NodeInputs {
+            // Unknown (no GPUs to divide by): scoring prices it at its fallback.
+            price_per_gpu_hour: market.price_per_gpu_hour().unwrap_or(-1.0),
+            node_hourly_price: market.hourly_price_usd,
+            in_use: node.in_use,
+            capacity: market.capacity,
+            hourly_interruption_probability: market.hourly_interruption_probability,
+            interruption_notice,
+        };
+        let pod = PodInputs {
+            tolerance,
+            partition_gpus,
+            frag_gpus,
+        };
+        let decision = score_node(&inputs, &pod, &self.weights);
+        Some(Evaluation {
+            partitions: placed.choices,
+            hourly_cost_usd: decision.hourly_cost,
+            risk_usd_per_hour: decision.risk_cost,
+            fragmentation: decision.frag_term,
+            packing: decision.pack_term,
+            // A node the pod must not use ranks below every usable one: a non-finite score
+            // maps to 0 without stretching the others' range.
+            raw_score: if decision.is_feasible() {
+                decision.score
+            } else {
+                f64::NEG_INFINITY
+            },
+            refused: decision.filtered.map(|f| f.message().to_owned()),
+        })
+    }
+
+    /// The fragmentation change of the placement, in GPUs: minus the tessera policy's score
+    /// on the node's milli-GPU view, exactly as the simulator's cost experiment takes it. 0
+    /// when the placement has no single milli-GPU shape (several partial GPUs) or the milli
+    /// view has no room for it (rounding).
+    fn frag_delta_gpus(
+        &self,
+        milli: &NodeState,
+        assignments: &[Assignment],
+        demand: &PodDemand,
+    ) -> f64 {
+        let Some((gpus, gpu_milli)) = milli_shape(assignments) else {
+            return 0.0;
+        };
+        let shape = Demand {
+            cpu_milli: demand.cpu_milli,
+            memory_mib: demand.memory_mib,
+            gpus,
+            gpu_milli,
+            models: ModelSet::ANY,
+        };
+        self.fragmentation
+            .score(milli, &shape)
+            .map_or(0.0, |s| -s.score / f64::from(MILLI_PER_GPU))
+    }
+}
+
+impl<N: GpuNode> NodeScorer<N> for Scoring {
+    fn evaluate(
+        &self,
+        node: &N,
+        market: &NodeMarket,
+        condition: &NodeCondition,
+        demand: &PodDemand,
+        tolerance: Tolerance,
+    ) -> Option<Evaluation> {
+        Scoring::evaluate(
+            self,
+            &node.node_gpus(),
+            market,
+            condition.interruption_notice.is_some(),
+            demand,
+            tolerance,
+        )
+    }
+
+    fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64> {
+        to_extender_range(raw)
+    }
+
+    fn hourly_cost(&self, market: &NodeMarket, gpus: f64) -> f64 {
+        // Unknown per-GPU price (a node without GPUs): nothing to attribute.
+        market
+            .price_per_gpu_hour()
+            .map_or(0.0, |price| partition_hourly_cost(price, gpus))
+    }
+}
+
+/// The typical pods of the bundled openb default trace, with model constraints dropped (the
+/// cluster's GPUs are told apart by partition, not by the trace's model codes): the default
+/// workload the fragmentation term measures against.
+pub fn default_typical_pods() -> Result<TypicalPods, crate::trace::TraceError> {
+    let pods = crate::trace::bundled_pods()?;
+    let demands: Vec<Demand> = pods
+        .iter()
+        .map(|p| Demand {
+            cpu_milli: p.cpu_milli,
+            memory_mib: p.memory_mib,
+            gpus: u8::try_from(p.num_gpu).unwrap_or(u8::MAX),
+            gpu_milli: u16::try_from(p.gpu_milli).unwrap_or(MILLI_PER_GPU),
+            models: ModelSet::ANY,
+        })
+        .collect();
+    Ok(TypicalPods::from_demands(
+        &demands,
+        DEFAULT_POPULARITY_THRESHOLD_PCT,
+    ))
+}
+
+/// A node's GPUs in milli-GPU: each GPU's unheld share, rounded to the nearest milli.
+pub fn milli_view(
+    gpus: &[PartitionGpu],
+    cpu_capacity_milli: u64,
+    cpu_free_milli: u64,
+    memory_capacity_mib: u64,
+    memory_free_mib: u64,
+) -> NodeState {
+    let count = gpus.len().min(MAX_GPUS);
+    // At most MAX_GPUS GPUs, so the count always fits and `new` cannot fail; the fallback
+    // only satisfies the type.
+    let mut state = NodeState::new(None, count as u32, cpu_capacity_milli, memory_capacity_mib)
+        .unwrap_or_else(|_| empty_state());
+    for (slot, gpu) in state.gpu_free_milli.iter_mut().zip(gpus) {
+        let free = (1.0 - gpu.used_fraction()).clamp(0.0, 1.0);
+        *slot = (free * f64::from(MILLI_PER_GPU)).round() as u16;
+    }
+    state.cpu_free = cpu_free_milli.min(cpu_capacity_milli);
+    state.memory_free = memory_free_mib.min(memory_capacity_mib);
+    state
+}
+
+fn empty_state() -> NodeState {
+    NodeState {
+        model: None,
+        gpus: 0,
+        cpu_capacity: 0,
+        cpu_free: 0,
+        memory_capacity: 0,
+        memory_free: 0,
+        gpu_free_milli: [0; MAX_GPUS],
+        pods_by_class: [0; MAX_GPUS + 1],
+    }
+}
+
+/// The placement's shape in milli-GPU: `n` whole GPUs, or one partial GPU (its share rounded
+/// down, so rounding never makes it look larger than the room the milli view rounds to).
+fn milli_shape(assignments: &[Assignment]) -> Option<(u8, u16)> {
+    if assignments.iter().all(|a| a.fraction >= 1.0) {
+        let n = u8::try_from(assignments.len()).ok()?;
+        return (n > 0).then_some((n, MILLI_PER_GPU));
+    }
+    match assignments {
+        [one] => {
+            let milli = (one.fraction * f64::from(MILLI_PER_GPU)).floor() as u16;
+            Some((1, milli.clamp(1, MILLI_PER_GPU - 1)))
+        }
+        _ => None,
+    }
+}
+
+/// Where a pod's requests go on one node.
+struct Placed {
+    /// One entry per assignment, for `/explain`.
+    choices: Vec<PartitionChoice>,
+    /// The assignments, in request order.
+    assignments: Vec<Assignment>,
+    /// GPUs' worth the pod needs: what its preferred (first) alternatives ask for, measured
+    /// on the GPUs it got.
+    needed_gpus: f64,
+}
+
+/// Fits every request in turn (each on what the earlier ones left), trying a request's
+/// alternatives in order. `None` if some request fits none of its alternatives.
+fn place(gpus: &[PartitionGpu], requests: &[GpuRequest]) -> Option<Placed> {
+    let mut choices = Vec::with_capacity(requests.len());
+    let mut assignments = Vec::new();
+    let mut needed_gpus = 0.0;
+    // Only a pod with several requests needs the GPUs as the earlier ones left them.
+    let mut scratch: Option<Vec<PartitionGpu>> = None;
+    for (i, request) in requests.iter().enumerate() {
+        let current: &[PartitionGpu] = scratch.as_deref().unwrap_or(gpus);
+        let (index, alternative, found) =
+            request
+                .alternatives
+                .iter()
+                .enumerate()
+                .find_map(|(index, alt)| {
+                    let demand = partition_demand(alt, current)?;
+                    fit(&demand, current).map(|f| (index, alt, f))
+                })?;
+        let preferred = request.alternatives.first();
+        for a in &found.assignments {
+            choices.push(PartitionChoice {
+                request: request.source.clone(),
+                alternative: alternative.subrequest.clone(),
+                kind: a.partition.kind_name().to_owned(),
+                partition: partition_name(a),
+                gpu_fraction: a.fraction,
+            });
+            // Given its first choice, the pod got what it needs; given a later one, it needs
+            // what the first asks for (the user's own statement of what suffices).
+            needed_gpus += match (index, preferred, current.get(a.gpu)) {
+                (0, _, _) | (_, None, _) | (_, _, None) => a.fraction,
+                (_, Some(first), Some(gpu)) => nominal_fraction(first, gpu).unwrap_or(a.fraction),
+            };
+        }
+        if i + 1 < requests.len() {
+            let next = scratch.get_or_insert_with(|| gpus.to_vec());
+            apply(&found, next).ok()?;
+        }
+        assignments.extend(found.assignments);
+    }
+    Some(Placed {
+        choices,
+        assignments,
+        needed_gpus,
+    })
+}
+
+/// The share of `gpu` one device of `alt` stands for: 1 for a whole GPU; a share's larger
+/// of compute and memory share; a MIG profile's compute slices over the GPU's (its product's
+/// table, also for a non-MIG GPU of a MIG-capable product). `None` when unknowable (a MIG
+/// alternative on a GPU of a product without MIG tables).
+fn nominal_fraction(alt: &Alternative, gpu: &PartitionGpu) -> Option<f64> {
+    match alt.kind {
+        DeviceKind::Whole => Some(1.0),
+        DeviceKind::Shared => {
+            let compute = alt.compute_percent.unwrap_or(0.0) / 100.0;
+            let memory = match alt.memory_bytes {
+                Some(bytes) if gpu.memory_mib > 0 => {
+                    bytes.div_ceil(MIB) as f64 / gpu.memory_mib as f64
+                }
+                _ => 0.0,
+            };
+            Some(compute.max(memory).clamp(0.0, 1.0))
+        }
+        DeviceKind::Mig => {
+            let product = gpu
+                .mig_product()
+                .or_else(|| GpuProduct::from_product_name(&gpu.model))?;
+            let p = match &alt.mig_profile {
+                Some(name) => profile(product, name)?,
+                None => smallest_adequate(
+                    product,
+                    alt.memory_bytes.map_or(0, |b| b.div_ceil(MIB)),
+                    0.0,
+                )?,
+            };
+            Some(f64::from(p.compute_slices) / f64::from(product.total_compute_slices().max(1)))
+        }
+    }
+}
+
+/// The partition demand of one alternative on a node with `gpus`; `None` when the node
+/// cannot have it at all (a pinned MIG profile none of its GPUs offers).
+fn partition_demand(alt: &Alternative, gpus: &[PartitionGpu]) -> Option<PartitionDemand> {
+    let count = match alt.count {
+        Count::Exact(n) => u8::try_from(n).ok()?,
+        // Every device of the class on the node: every GPU.
+        Count::All => u8::try_from(gpus.len()).ok()?,
+    };
+    let memory_mib = alt.memory_bytes.map_or(0, |b| b.div_ceil(MIB));
+    let (kind, memory_mib, compute_milli) = match alt.kind {
+        DeviceKind::Whole => (PartitionKind::Whole, 0, MILLI_PER_GPU),
+        DeviceKind::Shared => {
+            let pct = alt.compute_percent.unwrap_or(0.0).clamp(0.0, 100.0);
+            (
+                PartitionKind::Shared,
+                memory_mib,
+                (pct * 10.0).ceil() as u16,
+            )
+        }
+        DeviceKind::Mig => match &alt.mig_profile {
+            None => (PartitionKind::Mig, memory_mib, 0),
+            // A pinned profile asks for its own size: the smallest adequate profile is then
+            // that profile (or its `+me` twin's plain sibling, same size and price).
+            Some(name) => {
+                let (product, p) = gpus.iter().find_map(|g| {
+                    let product = g.mig_product()?;
+                    profile(product, name).map(|p| (product, p))
+                })?;
+                let compute =
+                    f64::from(p.compute_slices) / f64::from(product.total_compute_slices().max(1));
+                (
+                    PartitionKind::Mig,
+                    p.capacity_mib(),
+                    (compute * f64::from(MILLI_PER_GPU)).floor() as u16,
+                )
+            }
+        },
+    };
+    let mut demand = PartitionDemand::new(count, memory_mib, compute_milli);
+    demand.preference = vec![kind];
+    Some(demand)
+}
+
+/// A device name for a whole GPU or a MIG partition, a description for a share.
+fn partition_name(a: &Assignment) -> String {
+    let gpu = u32::try_from(a.gpu).unwrap_or(u32::MAX);
+    match a.partition {
+        Partition::Whole => DeviceName::Whole { gpu }.to_string(),
+        Partition::Mig { profile, placement } => {
+            DeviceName::mig(gpu, profile.name, placement.start).to_string()
+        }
+        Partition::Shared {
+            memory_mib,
+            compute_pct,
+        } => format!(
+            "{} ({memory_mib} MiB, {compute_pct}% compute)",
+            DeviceName::Shared { gpu }
+        ),
+    }
+}
+
+/// Extension for naming a partition's kind the way device `type` attributes do.
+trait KindName {
+    fn kind_name(&self) -> &'static str;
+}
+
+impl KindName for Partition {
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Partition::Whole => DeviceKind::Whole.as_str(),
+            Partition::Mig { .. } => DeviceKind::Mig.as_str(),
+            Partition::Shared { .. } => DeviceKind::Shared.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
