@@ -2,6 +2,7 @@
 //!
 //! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
 
+pub mod extender;
 pub mod kube;
 pub mod seeds;
 pub mod simulate;

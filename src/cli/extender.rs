@@ -1,0 +1,202 @@
+//! `tessera extender`: flags, configuration checks, and the wiring of cache, scoring, HTTP
+//! server, admin server and shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{AdminArgs, KubeArgs};
+use crate::extender::TlsFiles;
+use crate::market::{PriceCatalog, SpotAdvisor};
+use crate::scoring::Weights;
+use crate::scoring::weights::MAX_WEIGHTS_FILE_BYTES;
+
+/// Default body limit: 5,000 full Node objects of up to ~25 KiB each (labels, annotations,
+/// conditions and the 50 images the kubelet reports), which is what kube-scheduler sends at
+/// the 5,000-node scalability threshold without `nodeCacheCapable`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
+/// Smallest body limit accepted: below it not even one Node object fits.
+const MIN_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest body limit accepted.
+const MAX_MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
+/// Largest price override file read.
+const MAX_PRICES_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest URL prefix accepted.
+const MAX_PREFIX_LEN: usize = 256;
+/// How long requests in flight may take to finish after a shutdown signal.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// How often cost attribution gauges are recomputed.
+pub const ATTRIBUTION_EVERY: Duration = Duration::from_secs(30);
+
+/// Flags of `tessera extender`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExtenderArgs {
+    /// Address the scheduler extender listens on (kube-scheduler's `urlPrefix` points here).
+    #[arg(long, env = "TESSERA_EXTENDER_LISTEN", default_value = "0.0.0.0:8888")]
+    pub listen: SocketAddr,
+    /// Path prefix of the verbs: `<prefix>/filter`, `<prefix>/prioritize`,
+    /// `<prefix>/explain`; the path part of kube-scheduler's `urlPrefix`.
+    #[arg(long, env = "TESSERA_EXTENDER_URL_PREFIX", default_value = "/")]
+    pub url_prefix: String,
+    /// PEM certificate chain: serve HTTPS (for `enableHTTPS: true`). Needs --tls-key.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body accepted, bytes; larger ones get HTTP 413. The default holds
+    /// 5,000 full Node objects.
+    #[arg(long, env = "TESSERA_EXTENDER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Scoring weights, YAML (format in docs/cost-model.md); built-in defaults without it.
+    #[arg(long, env = "TESSERA_WEIGHTS", value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// GPU price overrides, CSV with the catalog's columns (docs/cost-model.md §7), merged
+    /// over the built-in catalog.
+    #[arg(long, env = "TESSERA_PRICES", value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// DRA driver name of tessera's plugin: its ResourceSlices are read, and its DeviceClasses
+    /// `<driver>`, `mig.<driver>` and `shared.<driver>` are the GPU requests priced.
+    #[arg(long, env = "TESSERA_DRIVER_NAME", default_value = "gpu.tessera.dev")]
+    pub driver_name: String,
+    /// /readyz turns false when the cluster cache has heard nothing from the API server for
+    /// this many seconds (the extender keeps answering from the cache meanwhile).
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_STALE_AFTER",
+        default_value_t = 120,
+        value_name = "SECONDS"
+    )]
+    pub stale_after: u64,
+    /// Admin server.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Kubernetes API access.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Everything the flags name, read and checked before anything starts.
+#[derive(Debug, Clone)]
+pub struct ExtenderConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Route prefix, starting with `/`.
+    pub url_prefix: String,
+    /// HTTPS files.
+    pub tls: Option<TlsFiles>,
+    /// Body limit.
+    pub max_body_bytes: usize,
+    /// Blend weights.
+    pub weights: Weights,
+    /// Price catalog with overrides.
+    pub catalog: Arc<PriceCatalog>,
+    /// Spot Advisor table.
+    pub advisor: Arc<SpotAdvisor>,
+    /// Driver name.
+    pub driver_name: String,
+    /// Readiness staleness threshold.
+    pub stale_after: Duration,
+}
+
+impl ExtenderConfig {
+    /// Reads and checks what `args` name; every error says which flag is wrong.
+    pub fn from_args(args: &ExtenderArgs) -> anyhow::Result<Self> {
+        let prefix = args.url_prefix.trim();
+        if !prefix.starts_with('/') || prefix.len() > MAX_PREFIX_LEN || prefix.contains(['?', '#'])
+        {
+            anyhow::bail!(
+                "--url-prefix must be a path starting with / (at most {MAX_PREFIX_LEN} bytes, no ? or #), got {:?}",
+                args.url_prefix
+            );
+        }
+        if !(MIN_MAX_BODY_BYTES..=MAX_MAX_BODY_BYTES).contains(&args.max_body_bytes) {
+            anyhow::bail!(
+                "--max-body-bytes must be in {MIN_MAX_BODY_BYTES}..={MAX_MAX_BODY_BYTES}, got {}",
+                args.max_body_bytes
+            );
+        }
+        if args.stale_after == 0 || args.stale_after > 86_400 {
+            anyhow::bail!(
+                "--stale-after must be 1..=86400 seconds, got {}",
+                args.stale_after
+            );
+        }
+        if args.driver_name.is_empty()
+            || args.driver_name.len() > 63
+            || !args
+                .driver_name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            anyhow::bail!(
+                "--driver-name must be a DNS subdomain of at most 63 characters, got {:?}",
+                args.driver_name
+            );
+        }
+        let weights = match &args.weights {
+            None => Weights::default(),
+            Some(path) => {
+                let text = read_bounded(path, MAX_WEIGHTS_FILE_BYTES as u64, "--weights")?;
+                Weights::from_yaml(&text, &path.display().to_string()).context("--weights")?
+            }
+        };
+        let mut catalog = PriceCatalog::builtin().context("built-in price catalog")?;
+        if let Some(path) = &args.prices {
+            let text = read_bounded(path, MAX_PRICES_FILE_BYTES, "--prices")?;
+            let overrides =
+                PriceCatalog::from_csv_reader(text.as_bytes(), &path.display().to_string())
+                    .context("--prices")?;
+            catalog = catalog.merged_with(overrides);
+        }
+        let advisor = SpotAdvisor::builtin().context("built-in Spot Advisor table")?;
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok(ExtenderConfig {
+            listen: args.listen,
+            url_prefix: prefix.to_owned(),
+            tls,
+            max_body_bytes: args.max_body_bytes,
+            weights,
+            catalog: Arc::new(catalog),
+            advisor: Arc::new(advisor),
+            driver_name: args.driver_name.clone(),
+            stale_after: Duration::from_secs(args.stale_after),
+        })
+    }
+}
+
+/// The text of `path`, refusing files larger than `max` bytes.
+fn read_bounded(path: &Path, max: u64, flag: &str) -> anyhow::Result<String> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("{flag} {}", path.display()))?
+        .len();
+    if size > max {
+        anyhow::bail!(
+            "{flag} {}: {size} bytes is more than the {max} accepted",
+            path.display()
+        );
+    }
+    std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;
