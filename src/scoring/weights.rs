@@ -5,7 +5,7 @@
 //! cost: 1.0                        # × the partition's price, $/h
 //! risk: 1.0                        # × the expected interruption cost, $/h
 //! frag: 20.0                       # $ per GPU of fragmentation the placement adds
-//! pack: 1.0                        # × the price of an idle node the pod would start, $/h
+//! pack: 0.5                        # × the price of an idle node the pod would start, $/h
 //! checkpoint_interval_minutes: 60  # checkpointed pods lose half of this per interruption
 //! tolerant_loss_minutes: 2         # tolerant pods lose this per interruption
 //! fragmentation:                   # tessera's fragmentation term
@@ -100,7 +100,7 @@ impl Default for Weights {
             cost: 1.0,
             risk: 1.0,
             frag: 20.0,
-            pack: 1.0,
+            pack: 0.5,
             checkpoint_interval_minutes: 60.0,
             tolerant_loss_minutes: 2.0,
             fragmentation: TesseraWeights::default(),
