@@ -65,15 +65,15 @@ pub struct SimulateArgs {
     /// compare tessera's cost-weighted score with FGD, BestFit and LeastAllocated.
     #[arg(long)]
     pub cost: bool,
-    /// Share of nodes bought as spot (with --cost).
-    #[arg(long, default_value_t = 0.3, value_name = "SHARE", requires = "cost")]
-    pub spot_share: f64,
+    /// Share of nodes bought as spot, 0 to 1 (with --cost) [default: 0.3].
+    #[arg(long, value_name = "SHARE")]
+    pub spot_share: Option<f64>,
     /// tessera's weights (YAML, see docs/cost-model.md); default: built-in weights.
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Price override CSV with the catalog's columns, merged over the built-in catalog
     /// (with --cost).
-    #[arg(long, value_name = "CSV", requires = "cost")]
+    #[arg(long, value_name = "CSV")]
     pub prices: Option<PathBuf>,
 }
 
@@ -109,6 +109,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if args.cost {
         return cost::run(args, &nodes, &pods, &workload);
     }
+    cost::refuse_cost_flags(args)?;
     let policies = if args.policies.is_empty() {
         Policy::ALL.to_vec()
     } else {

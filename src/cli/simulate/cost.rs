@@ -21,6 +21,22 @@ use crate::trace::{TraceNode, TracePod};
 /// Largest price override file read (the built-in catalog is 20 KiB).
 const MAX_PRICES_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Share of nodes bought as spot when `--spot-share` is not given.
+pub(super) const DEFAULT_SPOT_SHARE: f64 = 0.3;
+
+/// Refuses the flags that only mean something with `--cost`.
+pub(super) fn refuse_cost_flags(args: &SimulateArgs) -> anyhow::Result<()> {
+    for (given, flag) in [
+        (args.spot_share.is_some(), "--spot-share"),
+        (args.prices.is_some(), "--prices"),
+    ] {
+        if given {
+            anyhow::bail!("{flag} needs --cost");
+        }
+    }
+    Ok(())
+}
+
 /// The weights `--weights` names, or the defaults.
 pub(super) fn weights(path: Option<&Path>) -> anyhow::Result<Weights> {
     let Some(path) = path else {
@@ -61,11 +77,9 @@ pub(super) fn run(
     pods: &[TracePod],
     workload: &Workload,
 ) -> anyhow::Result<()> {
-    if !(0.0..=1.0).contains(&args.spot_share) {
-        anyhow::bail!(
-            "--spot-share must be a number in [0, 1], got {}",
-            args.spot_share
-        );
+    let spot_share = args.spot_share.unwrap_or(DEFAULT_SPOT_SHARE);
+    if !(0.0..=1.0).contains(&spot_share) {
+        anyhow::bail!("--spot-share must be a number in [0, 1], got {spot_share}");
     }
     let weights = weights(args.weights.as_deref())?;
     let catalog = catalog(args.prices.as_deref())?;
@@ -88,7 +102,7 @@ pub(super) fn run(
         seeds: args.seeds.0.clone(),
         tune: args.tune,
         weights,
-        spot_share: args.spot_share,
+        spot_share,
         typical_threshold_pct: args.typical_threshold,
     };
     let runs = experiment.configs().len();
@@ -96,7 +110,7 @@ pub(super) fn run(
         nodes = workload.nodes.len(),
         pods = workload.pods.len(),
         runs,
-        spot_share = args.spot_share,
+        spot_share,
         "simulating with prices"
     );
     let expected = runs as u64

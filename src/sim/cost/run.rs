@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use super::interruptions::{draw_interruptions, lost_gpu_hours};
 use super::pricing::{NodeOffers, NodePrice};
 use super::tolerance::assign_tolerances;
-use super::{CostPolicy, PricedWorkload};
+use super::{CostError, CostPolicy, PricedWorkload};
 use crate::market::CapacityType;
 use crate::model::{Demand, NodeState};
 use crate::report::cost::{COST_POINTS_PCT, CostRunRecord, CostSnapshot};
@@ -16,7 +16,6 @@ use crate::report::{RunRecord, Sample};
 use crate::scoring::{
     NodeInputs, NodeScore, PodInputs, Policy, Scorer, Tolerance, Weights, demand_gpus, score_node,
 };
-use crate::sim::SimError;
 use crate::sim::cluster::SimCluster;
 use crate::sim::engine::{ScoreCache, resolve_gpus, select_node, setup};
 
@@ -82,13 +81,10 @@ pub fn run_cost(
     priced: &PricedWorkload<'_>,
     config: &CostRunConfig,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<CostRunRecord, SimError> {
+) -> Result<CostRunRecord, CostError> {
     let workload = priced.workload;
     if config.policy.base() == Policy::Random {
-        return Err(SimError::Pod {
-            name: "random".into(),
-            reason: "the random baseline is not part of the cost experiment".into(),
-        });
+        return Err(CostError::UnsupportedPolicy(Policy::Random));
     }
     let setup = setup(
         workload,
