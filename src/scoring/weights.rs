@@ -244,6 +244,34 @@ mod tests {
     }
 
     #[test]
+    fn the_weights_file_in_the_cost_model_doc_is_the_defaults() {
+        let doc = include_str!("../../docs/cost-model.md");
+        let start = doc.find("```yaml\ncost:").unwrap() + "```yaml\n".len();
+        let len = doc[start..].find("```").unwrap();
+        let parsed = Weights::from_yaml(&doc[start..start + len], "cost-model.md").unwrap();
+        assert_eq!(parsed, Weights::default());
+        // The module's own example too.
+        let module = include_str!("weights.rs");
+        let example: String = module
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```yaml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| {
+                l.trim_start_matches("//!")
+                    .strip_prefix(' ')
+                    .unwrap_or("")
+                    .to_owned()
+                    + "\n"
+            })
+            .collect();
+        assert_eq!(
+            Weights::from_yaml(&example, "weights.rs"),
+            Ok(Weights::default())
+        );
+    }
+
+    #[test]
     fn keys_left_out_keep_their_defaults() {
         let w = Weights::from_yaml("cost: 2\nfragmentation:\n  strand: 0.5\n", "w.yaml").unwrap();
         assert_eq!(w.cost, 2.0);
