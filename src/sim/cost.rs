@@ -7,6 +7,8 @@ pub mod pricing;
 pub mod run;
 pub mod tolerance;
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
 pub use pricing::{NodeOffers, NodePrice, SIM_REGION, node_offers, openb_instance_type};
@@ -116,13 +118,14 @@ impl<'a> PricedWorkload<'a> {
         catalog: &PriceCatalog,
         advisor: &SpotAdvisor,
     ) -> Result<Self, CostError> {
+        let by_name: HashMap<&str, &TraceNode> =
+            trace_nodes.iter().map(|n| (n.name.as_str(), n)).collect();
         let offers = workload
             .node_names
             .iter()
             .map(|name| {
-                let node = trace_nodes
-                    .iter()
-                    .find(|n| &n.name == name)
+                let node = by_name
+                    .get(name.as_str())
                     .ok_or_else(|| CostError::MissingNode(name.clone()))?;
                 node_offers(node, catalog, advisor).map_err(|source| CostError::Pricing {
                     node: name.clone(),
