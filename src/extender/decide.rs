@@ -13,7 +13,7 @@ use super::api::{MAX_EXTENDER_PRIORITY, MIN_EXTENDER_PRIORITY, RequestNode};
 use super::demand::{DeviceClasses, PodDemand};
 use super::pod::{MaxHourlyCost, PodPolicy, pod_demand};
 use super::reason;
-use super::view::{ClusterView, Evaluation, NodeScorer, ViewSource};
+use super::view::{ClusterView, Detail, Evaluation, NodeScorer, ViewSource};
 use crate::market::{
     CapacityType, MarketError, NodeMarket, PriceCatalog, SpotAdvisor, capacity_type,
     interruption_notice, node_market,
@@ -169,7 +169,8 @@ where
                 continue;
             };
             let cost = if needs_cost {
-                self.evaluate(&facts, &inputs).map(|e| e.hourly_cost_usd)
+                self.evaluate(&facts, &inputs, Detail::Scores)
+                    .map(|e| e.hourly_cost_usd)
             } else {
                 None
             };
@@ -202,7 +203,7 @@ where
                 match self.facts(&*view, request_node) {
                     None => unknown_nodes += 1,
                     Some(facts) => {
-                        if let Some(e) = self.evaluate(&facts, &inputs) {
+                        if let Some(e) = self.evaluate(&facts, &inputs, Detail::Scores) {
                             evaluated.push((index, e.raw_score));
                         }
                     }
@@ -265,7 +266,7 @@ where
         for (index, request_node) in request_nodes.iter().enumerate() {
             let facts = self.facts(&*view, request_node);
             let evaluation = match (&facts, outcome) {
-                (Some(f), ScoreOutcome::Scored) => self.evaluate(f, &inputs),
+                (Some(f), ScoreOutcome::Scored) => self.evaluate(f, &inputs, Detail::Explain),
                 _ => None,
             };
             let cost = evaluation.as_ref().map(|e| e.hourly_cost_usd);
@@ -374,6 +375,7 @@ where
         &self,
         facts: &Facts<'_, <S::View as ClusterView>::Node>,
         inputs: &PodInputs,
+        detail: Detail,
     ) -> Option<Evaluation> {
         let node = facts.cached?;
         let market = facts.market.as_ref().ok()?;
@@ -383,6 +385,7 @@ where
             &facts.condition,
             &inputs.demand,
             inputs.policy.tolerance,
+            detail,
         )
     }
 }

@@ -20,7 +20,7 @@ use crate::scoring::{
 };
 
 use super::demand::{Alternative, Count, DeviceKind, GpuRequest, PodDemand};
-use super::view::{Evaluation, NodeScorer, PartitionChoice};
+use super::view::{Detail, Evaluation, NodeScorer, PartitionChoice};
 
 /// Bytes in a MiB.
 const MIB: u64 = 1024 * 1024;
@@ -73,8 +73,9 @@ impl Scoring {
         interruption_notice: bool,
         demand: &PodDemand,
         tolerance: Tolerance,
+        detail: Detail,
     ) -> Option<Evaluation> {
-        let placed = place(node.gpus, &demand.requests)?;
+        let placed = place(node.gpus, &demand.requests, detail)?;
         let partition_gpus: f64 = placed.assignments.iter().map(|a| a.fraction).sum();
         let frag_gpus = placement_frag_gpus(
             self.frag_delta_gpus(node.milli, &placed.assignments, demand),
@@ -147,6 +148,7 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
         condition: &NodeCondition,
         demand: &PodDemand,
         tolerance: Tolerance,
+        detail: Detail,
     ) -> Option<Evaluation> {
         Scoring::evaluate(
             self,
@@ -155,6 +157,7 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
             condition.interruption_notice.is_some(),
             demand,
             tolerance,
+            detail,
         )
     }
 
@@ -255,7 +258,7 @@ struct Placed {
 
 /// Fits every request in turn (each on what the earlier ones left), trying a request's
 /// alternatives in order. `None` if some request fits none of its alternatives.
-fn place(gpus: &[PartitionGpu], requests: &[GpuRequest]) -> Option<Placed> {
+fn place(gpus: &[PartitionGpu], requests: &[GpuRequest], detail: Detail) -> Option<Placed> {
     let mut choices = Vec::with_capacity(requests.len());
     let mut assignments = Vec::new();
     let mut needed_gpus = 0.0;
@@ -274,13 +277,15 @@ fn place(gpus: &[PartitionGpu], requests: &[GpuRequest]) -> Option<Placed> {
                 })?;
         let preferred = request.alternatives.first();
         for a in &found.assignments {
-            choices.push(PartitionChoice {
-                request: request.source.clone(),
-                alternative: alternative.subrequest.clone(),
-                kind: a.partition.kind_name().to_owned(),
-                partition: partition_name(a),
-                gpu_fraction: a.fraction,
-            });
+            if detail == Detail::Explain {
+                choices.push(PartitionChoice {
+                    request: request.source.clone(),
+                    alternative: alternative.subrequest.clone(),
+                    kind: a.partition.kind_name().to_owned(),
+                    partition: partition_name(a),
+                    gpu_fraction: a.fraction,
+                });
+            }
             // Given its first choice, the pod got what it needs; given a later one, it needs
             // what the first asks for (the user's own statement of what suffices).
             needed_gpus += match (index, preferred, current.get(a.gpu)) {

@@ -71,6 +71,8 @@ pub trait ViewSource: Send + Sync + 'static {
 pub trait NodeScorer<N>: Send + Sync + 'static {
     /// The pod's partitions on `node` and their cost terms; `None` when, by the cache, no
     /// partition fits (the scheduler's allocator decides fit; the node then scores neutral).
+    /// `Detail::Scores` may leave `Evaluation::partitions` empty: filter and prioritize read
+    /// only the numbers, `/explain` asks for `Detail::Explain`.
     fn evaluate(
         &self,
         node: &N,
@@ -78,6 +80,7 @@ pub trait NodeScorer<N>: Send + Sync + 'static {
         condition: &NodeCondition,
         demand: &PodDemand,
         tolerance: Tolerance,
+        detail: Detail,
     ) -> Option<Evaluation>;
 
     /// Maps raw scores of the evaluated nodes (higher is better) onto `0..=10`.
@@ -85,6 +88,15 @@ pub trait NodeScorer<N>: Send + Sync + 'static {
 
     /// Hourly price of `gpus` GPUs' worth of a node with `market`, US dollars.
     fn hourly_cost(&self, market: &NodeMarket, gpus: f64) -> f64;
+}
+
+/// How much of an [`Evaluation`] the caller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The cost terms and score only.
+    Scores,
+    /// Also the partitions, named, for `/explain`.
+    Explain,
 }
 
 /// The partition one GPU request would get on a node.

@@ -97,7 +97,7 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
         81_559,
         GpuProduct::H100_80GB,
     )];
-    let placed = place(&mig_node, std::slice::from_ref(&chain)).unwrap();
+    let placed = place(&mig_node, std::slice::from_ref(&chain), Detail::Explain).unwrap();
     let (choices, assignments) = (placed.choices, placed.assignments);
     assert_eq!(choices[0].alternative.as_deref(), Some("mig"));
     assert_eq!(choices[0].kind, "mig");
@@ -105,7 +105,7 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
     assert!((assignments[0].fraction - 1.0 / 7.0).abs() < 1e-12);
 
     let plain_node = vec![PartitionGpu::whole(H100, 81_559)];
-    let placed = place(&plain_node, std::slice::from_ref(&chain)).unwrap();
+    let placed = place(&plain_node, std::slice::from_ref(&chain), Detail::Explain).unwrap();
     let choices = placed.choices;
     assert!(
         (placed.needed_gpus - 1.0 / 7.0).abs() < 1e-12,
@@ -119,10 +119,10 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
 fn several_requests_take_different_devices_or_do_not_fit() {
     let two = vec![request(vec![alt(DeviceKind::Whole)]); 2];
     let node = vec![PartitionGpu::whole(H100, 81_559); 2];
-    let choices = place(&node, &two).unwrap().choices;
+    let choices = place(&node, &two, Detail::Explain).unwrap().choices;
     let names: Vec<_> = choices.iter().map(|c| c.partition.as_str()).collect();
     assert_eq!(names, ["gpu-0", "gpu-1"]);
-    assert!(place(&node[..1], &two).is_none());
+    assert!(place(&node[..1], &two, Detail::Scores).is_none());
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn milli_view_rounds_each_gpus_unheld_share() {
     ];
     gpus[0].state = crate::model::partition::GpuPartitioning::Whole { taken: true };
     let one_slice = request(vec![alt(DeviceKind::Mig)]);
-    let assignments = place(&gpus, std::slice::from_ref(&one_slice))
+    let assignments = place(&gpus, std::slice::from_ref(&one_slice), Detail::Scores)
         .unwrap()
         .assignments;
     apply(
@@ -165,6 +165,7 @@ fn scores_are_the_blend_of_the_simulators_terms() {
             false,
             &demand,
             Tolerance::Checkpointed,
+            Detail::Explain,
         )
         .unwrap();
 
@@ -213,7 +214,14 @@ fn refused_nodes_rank_below_every_usable_one() {
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
     let got = scoring
-        .evaluate(&node, &market(2.0, 1.0), true, &demand, Tolerance::Tolerant)
+        .evaluate(
+            &node,
+            &market(2.0, 1.0),
+            true,
+            &demand,
+            Tolerance::Tolerant,
+            Detail::Scores,
+        )
         .unwrap();
     assert_eq!(got.raw_score, f64::NEG_INFINITY);
     assert!(got.refused.is_some());
@@ -240,6 +248,7 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
                 false,
                 &demand,
                 Tolerance::Checkpointed,
+                Detail::Explain,
             )
             .unwrap()
     };
