@@ -10,13 +10,14 @@ use serde::Serialize;
 
 /// The DeviceClasses tessera's chart installs for a driver name (`gpu.tessera.dev` by
 /// default): `<driver>` selects whole GPUs, `mig.<driver>` MIG partitions, `shared.<driver>`
-/// shared GPUs with consumable capacity.
+/// shared GPUs with consumable capacity, `share.<driver>` time-sliced replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceClasses {
     driver: String,
     whole: String,
     mig: String,
     shared: String,
+    share: String,
 }
 
 impl DeviceClasses {
@@ -27,6 +28,7 @@ impl DeviceClasses {
             whole: driver.to_owned(),
             mig: format!("mig.{driver}"),
             shared: format!("shared.{driver}"),
+            share: format!("share.{driver}"),
         }
     }
 
@@ -43,6 +45,8 @@ impl DeviceClasses {
             Some(DeviceKind::Mig)
         } else if class == self.shared {
             Some(DeviceKind::Shared)
+        } else if class == self.share {
+            Some(DeviceKind::Share)
         } else {
             None
         }
@@ -60,6 +64,8 @@ pub enum DeviceKind {
     Mig,
     /// Shares of a GPU (consumable `memory` and `compute`).
     Shared,
+    /// One time-sliced replica of a GPU (clusters without consumable capacity).
+    Share,
 }
 
 impl DeviceKind {
@@ -69,6 +75,7 @@ impl DeviceKind {
             DeviceKind::Whole => "gpu",
             DeviceKind::Mig => "mig",
             DeviceKind::Shared => "shared",
+            DeviceKind::Share => "share",
         }
     }
 }

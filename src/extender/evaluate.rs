@@ -31,9 +31,12 @@ pub struct NodeGpus<'a> {
     /// Each GPU's partitioning and what is taken, in device index order.
     pub gpus: &'a [PartitionGpu],
     /// The same node in the simulator's milli-GPU terms (for the fragmentation term).
-    pub milli: &'a NodeState,
+    pub milli: NodeState,
     /// Whether any pod uses the node (an idle node's whole price falls due when it starts).
     pub in_use: bool,
+    /// Share of a GPU one time-sliced replica is on this node (1/N for N replicas), when it
+    /// has time-sliced GPUs.
+    pub replica_fraction: Option<f64>,
 }
 
 /// A cached node type that can show its GPUs to scoring; what the cluster cache implements
@@ -41,6 +44,12 @@ pub struct NodeGpus<'a> {
 pub trait GpuNode: Send + Sync {
     /// The node's GPUs.
     fn node_gpus(&self) -> NodeGpus<'_>;
+
+    /// The device index of the GPU at `position` in [`NodeGpus::gpus`] (for naming devices
+    /// in `/explain`); the position itself unless the node skips GPUs.
+    fn gpu_index(&self, position: usize) -> u32 {
+        u32::try_from(position).unwrap_or(u32::MAX)
+    }
 }
 
 /// What the extender scores with: the blend's weights and the fragmentation policy.
@@ -74,11 +83,12 @@ impl Scoring {
         demand: &PodDemand,
         tolerance: Tolerance,
         detail: Detail,
+        gpu_index: &dyn Fn(usize) -> u32,
     ) -> Option<Evaluation> {
-        let placed = place(node.gpus, &demand.requests, detail)?;
+        let placed = place(node, &demand.requests, detail, gpu_index)?;
         let partition_gpus: f64 = placed.assignments.iter().map(|a| a.fraction).sum();
         let frag_gpus = placement_frag_gpus(
-            self.frag_delta_gpus(node.milli, &placed.assignments, demand),
+            self.frag_delta_gpus(&node.milli, &placed.assignments, demand),
             partition_gpus,
             placed.needed_gpus,
         );
@@ -158,6 +168,7 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
             demand,
             tolerance,
             detail,
+            &|position| node.gpu_index(position),
         )
     }
 
@@ -258,7 +269,13 @@ struct Placed {
 
 /// Fits every request in turn (each on what the earlier ones left), trying a request's
 /// alternatives in order. `None` if some request fits none of its alternatives.
-fn place(gpus: &[PartitionGpu], requests: &[GpuRequest], detail: Detail) -> Option<Placed> {
+fn place(
+    node: &NodeGpus<'_>,
+    requests: &[GpuRequest],
+    detail: Detail,
+    gpu_index: &dyn Fn(usize) -> u32,
+) -> Option<Placed> {
+    let gpus = node.gpus;
     let mut choices = Vec::with_capacity(requests.len());
     let mut assignments = Vec::new();
     let mut needed_gpus = 0.0;
@@ -272,7 +289,7 @@ fn place(gpus: &[PartitionGpu], requests: &[GpuRequest], detail: Detail) -> Opti
                 .iter()
                 .enumerate()
                 .find_map(|(index, alt)| {
-                    let demand = partition_demand(alt, current)?;
+                    let demand = partition_demand(alt, current, node.replica_fraction)?;
                     fit(&demand, current).map(|f| (index, alt, f))
                 })?;
         let preferred = request.alternatives.first();
@@ -282,7 +299,7 @@ fn place(gpus: &[PartitionGpu], requests: &[GpuRequest], detail: Detail) -> Opti
                     request: request.source.clone(),
                     alternative: alternative.subrequest.clone(),
                     kind: a.partition.kind_name().to_owned(),
-                    partition: partition_name(a),
+                    partition: partition_name(a, gpu_index(a.gpu)),
                     gpu_fraction: a.fraction,
                 });
             }
@@ -313,6 +330,8 @@ fn place(gpus: &[PartitionGpu], requests: &[GpuRequest], detail: Detail) -> Opti
 fn nominal_fraction(alt: &Alternative, gpu: &PartitionGpu) -> Option<f64> {
     match alt.kind {
         DeviceKind::Whole => Some(1.0),
+        // The replica's size is what the pod asked for: it gets exactly that.
+        DeviceKind::Share => None,
         DeviceKind::Shared => {
             let compute = alt.compute_percent.unwrap_or(0.0) / 100.0;
             let memory = match alt.memory_bytes {
@@ -340,9 +359,14 @@ fn nominal_fraction(alt: &Alternative, gpu: &PartitionGpu) -> Option<f64> {
     }
 }
 
-/// The partition demand of one alternative on a node with `gpus`; `None` when the node
-/// cannot have it at all (a pinned MIG profile none of its GPUs offers).
-fn partition_demand(alt: &Alternative, gpus: &[PartitionGpu]) -> Option<PartitionDemand> {
+/// The partition demand of one alternative on a node with `gpus` (whose time-sliced GPUs
+/// give replicas of `replica_fraction` of a GPU); `None` when the node cannot have it at all
+/// (a pinned MIG profile none of its GPUs offers, a replica on a node without replicas).
+fn partition_demand(
+    alt: &Alternative,
+    gpus: &[PartitionGpu],
+    replica_fraction: Option<f64>,
+) -> Option<PartitionDemand> {
     let count = match alt.count {
         Count::Exact(n) => u8::try_from(n).ok()?,
         // Every device of the class on the node: every GPU.
@@ -357,6 +381,16 @@ fn partition_demand(alt: &Alternative, gpus: &[PartitionGpu]) -> Option<Partitio
                 PartitionKind::Shared,
                 memory_mib,
                 (pct * 10.0).ceil() as u16,
+            )
+        }
+        // A replica is a fixed share of a time-sliced GPU, which the partition model keeps
+        // as a shared GPU of N equal parts.
+        DeviceKind::Share => {
+            let share = replica_fraction.filter(|f| *f > 0.0 && *f <= 1.0)?;
+            (
+                PartitionKind::Shared,
+                0,
+                (share * f64::from(MILLI_PER_GPU)).floor() as u16,
             )
         }
         DeviceKind::Mig => match &alt.mig_profile {
@@ -383,9 +417,9 @@ fn partition_demand(alt: &Alternative, gpus: &[PartitionGpu]) -> Option<Partitio
     Some(demand)
 }
 
-/// A device name for a whole GPU or a MIG partition, a description for a share.
-fn partition_name(a: &Assignment) -> String {
-    let gpu = u32::try_from(a.gpu).unwrap_or(u32::MAX);
+/// A device name for a whole GPU or a MIG partition, a description for a share; `gpu` is the
+/// device index of the assignment's GPU.
+fn partition_name(a: &Assignment, gpu: u32) -> String {
     match a.partition {
         Partition::Whole => DeviceName::Whole { gpu }.to_string(),
         Partition::Mig { profile, placement } => {

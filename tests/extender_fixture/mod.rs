@@ -117,8 +117,9 @@ impl GpuNode for FixtureNode {
     fn node_gpus(&self) -> NodeGpus<'_> {
         NodeGpus {
             gpus: &self.gpus,
-            milli: &self.milli,
+            milli: self.milli,
             in_use: self.in_use,
+            replica_fraction: None,
         }
     }
 }

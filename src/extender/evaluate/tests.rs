@@ -22,6 +22,20 @@ fn request(alternatives: Vec<Alternative>) -> GpuRequest {
     }
 }
 
+fn index(position: usize) -> u32 {
+    position as u32
+}
+
+/// A node of `gpus` for `place`, its milli view unused there.
+fn gpus_of(gpus: &[PartitionGpu]) -> NodeGpus<'_> {
+    NodeGpus {
+        gpus,
+        milli: milli_view(gpus, 1, 1, 1, 1),
+        in_use: true,
+        replica_fraction: None,
+    }
+}
+
 fn market(price: f64, gpus: f64) -> NodeMarket {
     NodeMarket {
         hourly_price_usd: price,
@@ -50,21 +64,21 @@ fn alternatives_become_partition_demands() {
         81_559,
         GpuProduct::H100_80GB,
     )];
-    let whole = partition_demand(&alt(DeviceKind::Whole), &mig_gpus).unwrap();
+    let whole = partition_demand(&alt(DeviceKind::Whole), &mig_gpus, None).unwrap();
     assert_eq!(whole.preference, [PartitionKind::Whole]);
     assert_eq!((whole.count, whole.compute_milli), (1, 1000));
 
     let mut share = alt(DeviceKind::Shared);
     share.memory_bytes = Some(10 * 1024 * MIB + 1);
     share.compute_percent = Some(25.5);
-    let shared = partition_demand(&share, &mig_gpus).unwrap();
+    let shared = partition_demand(&share, &mig_gpus, None).unwrap();
     assert_eq!(shared.preference, [PartitionKind::Shared]);
     assert_eq!(shared.memory_mib, 10 * 1024 + 1, "bytes round up to MiB");
     assert_eq!(shared.compute_milli, 255);
 
     let mut pinned = alt(DeviceKind::Mig);
     pinned.mig_profile = Some("3g.40gb".into());
-    let mig = partition_demand(&pinned, &mig_gpus).unwrap();
+    let mig = partition_demand(&pinned, &mig_gpus, None).unwrap();
     assert_eq!(mig.preference, [PartitionKind::Mig]);
     assert_eq!(
         mig.compute_milli, 428,
@@ -72,12 +86,12 @@ fn alternatives_become_partition_demands() {
     );
     assert!(mig.memory_mib > 20 * 1024);
     pinned.mig_profile = Some("9g.900gb".into());
-    assert_eq!(partition_demand(&pinned, &mig_gpus), None);
+    assert_eq!(partition_demand(&pinned, &mig_gpus, None), None);
 
     let mut all = alt(DeviceKind::Whole);
     all.count = Count::All;
     let four = vec![PartitionGpu::whole(H100, 81_559); 4];
-    assert_eq!(partition_demand(&all, &four).unwrap().count, 4);
+    assert_eq!(partition_demand(&all, &four, None).unwrap().count, 4);
 }
 
 #[test]
@@ -97,7 +111,13 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
         81_559,
         GpuProduct::H100_80GB,
     )];
-    let placed = place(&mig_node, std::slice::from_ref(&chain), Detail::Explain).unwrap();
+    let placed = place(
+        &gpus_of(&mig_node),
+        std::slice::from_ref(&chain),
+        Detail::Explain,
+        &index,
+    )
+    .unwrap();
     let (choices, assignments) = (placed.choices, placed.assignments);
     assert_eq!(choices[0].alternative.as_deref(), Some("mig"));
     assert_eq!(choices[0].kind, "mig");
@@ -105,7 +125,13 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
     assert!((assignments[0].fraction - 1.0 / 7.0).abs() < 1e-12);
 
     let plain_node = vec![PartitionGpu::whole(H100, 81_559)];
-    let placed = place(&plain_node, std::slice::from_ref(&chain), Detail::Explain).unwrap();
+    let placed = place(
+        &gpus_of(&plain_node),
+        std::slice::from_ref(&chain),
+        Detail::Explain,
+        &index,
+    )
+    .unwrap();
     let choices = placed.choices;
     assert!(
         (placed.needed_gpus - 1.0 / 7.0).abs() < 1e-12,
@@ -119,10 +145,12 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
 fn several_requests_take_different_devices_or_do_not_fit() {
     let two = vec![request(vec![alt(DeviceKind::Whole)]); 2];
     let node = vec![PartitionGpu::whole(H100, 81_559); 2];
-    let choices = place(&node, &two, Detail::Explain).unwrap().choices;
+    let choices = place(&gpus_of(&node), &two, Detail::Explain, &index)
+        .unwrap()
+        .choices;
     let names: Vec<_> = choices.iter().map(|c| c.partition.as_str()).collect();
     assert_eq!(names, ["gpu-0", "gpu-1"]);
-    assert!(place(&node[..1], &two, Detail::Scores).is_none());
+    assert!(place(&gpus_of(&node[..1]), &two, Detail::Scores, &index).is_none());
 }
 
 #[test]
@@ -133,9 +161,14 @@ fn milli_view_rounds_each_gpus_unheld_share() {
     ];
     gpus[0].state = crate::model::partition::GpuPartitioning::Whole { taken: true };
     let one_slice = request(vec![alt(DeviceKind::Mig)]);
-    let assignments = place(&gpus, std::slice::from_ref(&one_slice), Detail::Scores)
-        .unwrap()
-        .assignments;
+    let assignments = place(
+        &gpus_of(&gpus),
+        std::slice::from_ref(&one_slice),
+        Detail::Scores,
+        &index,
+    )
+    .unwrap()
+    .assignments;
     apply(
         &crate::model::partition::PartitionFit { assignments },
         &mut gpus,
@@ -154,7 +187,8 @@ fn scores_are_the_blend_of_the_simulators_terms() {
     let milli = milli_view(&gpus, 96_000, 96_000, 393_216, 393_216);
     let node = NodeGpus {
         gpus: &gpus,
-        milli: &milli,
+        milli,
+        replica_fraction: None,
         in_use: true,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -166,6 +200,7 @@ fn scores_are_the_blend_of_the_simulators_terms() {
             &demand,
             Tolerance::Checkpointed,
             Detail::Explain,
+            &index,
         )
         .unwrap();
 
@@ -209,7 +244,8 @@ fn refused_nodes_rank_below_every_usable_one() {
     let milli = milli_view(&gpus, 8000, 8000, 65_536, 65_536);
     let node = NodeGpus {
         gpus: &gpus,
-        milli: &milli,
+        milli,
+        replica_fraction: None,
         in_use: false,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -221,6 +257,7 @@ fn refused_nodes_rank_below_every_usable_one() {
             &demand,
             Tolerance::Tolerant,
             Detail::Scores,
+            &index,
         )
         .unwrap();
     assert_eq!(got.raw_score, f64::NEG_INFINITY);
@@ -238,7 +275,8 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
         let milli = milli_view(gpus, 96_000, 96_000, 393_216, 393_216);
         let node = NodeGpus {
             gpus,
-            milli: &milli,
+            milli,
+            replica_fraction: None,
             in_use: true,
         };
         scoring
@@ -249,6 +287,7 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
                 &demand,
                 Tolerance::Checkpointed,
                 Detail::Explain,
+                &index,
             )
             .unwrap()
     };
@@ -259,4 +298,32 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
     );
     // The whole GPU's surplus (6/7 of a GPU) is charged as fragmentation.
     assert!(on_whole.fragmentation > on_mig.fragmentation);
+}
+
+#[test]
+fn a_replica_is_its_nodes_fixed_share_of_a_gpu() {
+    let sliced = vec![PartitionGpu::shared("NVIDIA L40S", 46_068); 2];
+    let replica = request(vec![alt(DeviceKind::Share)]);
+    let mut node = gpus_of(&sliced);
+    assert!(
+        place(
+            &node,
+            std::slice::from_ref(&replica),
+            Detail::Scores,
+            &index
+        )
+        .is_none(),
+        "no replicas on this node"
+    );
+    node.replica_fraction = Some(0.25);
+    let placed = place(
+        &node,
+        std::slice::from_ref(&replica),
+        Detail::Explain,
+        &index,
+    )
+    .unwrap();
+    assert_eq!(placed.assignments[0].fraction, 0.25);
+    assert_eq!(placed.needed_gpus, 0.25);
+    assert_eq!(placed.choices[0].kind, "shared");
 }
