@@ -26,7 +26,7 @@ use super::view::{Detail, Evaluation, NodeScorer, PartitionChoice};
 const MIB: u64 = 1024 * 1024;
 
 /// A node's GPUs as scoring sees them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct NodeGpus<'a> {
     /// Each GPU's partitioning and what is taken, in device index order.
     pub gpus: &'a [PartitionGpu],
@@ -37,6 +37,14 @@ pub struct NodeGpus<'a> {
     /// Share of a GPU one time-sliced replica is on this node (1/N for N replicas), when it
     /// has time-sliced GPUs.
     pub replica_fraction: Option<f64>,
+    /// The device index of the GPU at a position in `gpus` (for naming devices in
+    /// `/explain`); [`position_index`] unless the node skips GPUs it cannot model.
+    pub gpu_index: &'a dyn Fn(usize) -> u32,
+}
+
+/// The position itself, as a device index.
+pub fn position_index(position: usize) -> u32 {
+    u32::try_from(position).unwrap_or(u32::MAX)
 }
 
 /// A cached node type that can show its GPUs to scoring; what the cluster cache implements
@@ -44,12 +52,6 @@ pub struct NodeGpus<'a> {
 pub trait GpuNode: Send + Sync {
     /// The node's GPUs.
     fn node_gpus(&self) -> NodeGpus<'_>;
-
-    /// The device index of the GPU at `position` in [`NodeGpus::gpus`] (for naming devices
-    /// in `/explain`); the position itself unless the node skips GPUs.
-    fn gpu_index(&self, position: usize) -> u32 {
-        u32::try_from(position).unwrap_or(u32::MAX)
-    }
 }
 
 /// What the extender scores with: the blend's weights and the fragmentation policy.
@@ -83,9 +85,8 @@ impl Scoring {
         demand: &PodDemand,
         tolerance: Tolerance,
         detail: Detail,
-        gpu_index: &dyn Fn(usize) -> u32,
     ) -> Option<Evaluation> {
-        let placed = place(node, &demand.requests, detail, gpu_index)?;
+        let placed = place(node, &demand.requests, detail)?;
         let partition_gpus: f64 = placed.assignments.iter().map(|a| a.fraction).sum();
         let frag_gpus = placement_frag_gpus(
             self.frag_delta_gpus(&node.milli, &placed.assignments, demand),
@@ -168,7 +169,6 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
             demand,
             tolerance,
             detail,
-            &|position| node.gpu_index(position),
         )
     }
 
@@ -269,12 +269,7 @@ struct Placed {
 
 /// Fits every request in turn (each on what the earlier ones left), trying a request's
 /// alternatives in order. `None` if some request fits none of its alternatives.
-fn place(
-    node: &NodeGpus<'_>,
-    requests: &[GpuRequest],
-    detail: Detail,
-    gpu_index: &dyn Fn(usize) -> u32,
-) -> Option<Placed> {
+fn place(node: &NodeGpus<'_>, requests: &[GpuRequest], detail: Detail) -> Option<Placed> {
     let gpus = node.gpus;
     let mut choices = Vec::with_capacity(requests.len());
     let mut assignments = Vec::new();
@@ -299,7 +294,7 @@ fn place(
                     request: request.source.clone(),
                     alternative: alternative.subrequest.clone(),
                     kind: a.partition.kind_name().to_owned(),
-                    partition: partition_name(a, gpu_index(a.gpu)),
+                    partition: partition_name(a, (node.gpu_index)(a.gpu)),
                     gpu_fraction: a.fraction,
                 });
             }

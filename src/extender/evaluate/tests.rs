@@ -22,10 +22,6 @@ fn request(alternatives: Vec<Alternative>) -> GpuRequest {
     }
 }
 
-fn index(position: usize) -> u32 {
-    position as u32
-}
-
 /// A node of `gpus` for `place`, its milli view unused there.
 fn gpus_of(gpus: &[PartitionGpu]) -> NodeGpus<'_> {
     NodeGpus {
@@ -33,6 +29,7 @@ fn gpus_of(gpus: &[PartitionGpu]) -> NodeGpus<'_> {
         milli: milli_view(gpus, 1, 1, 1, 1),
         in_use: true,
         replica_fraction: None,
+        gpu_index: &position_index,
     }
 }
 
@@ -115,7 +112,6 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
         &gpus_of(&mig_node),
         std::slice::from_ref(&chain),
         Detail::Explain,
-        &index,
     )
     .unwrap();
     let (choices, assignments) = (placed.choices, placed.assignments);
@@ -129,7 +125,6 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
         &gpus_of(&plain_node),
         std::slice::from_ref(&chain),
         Detail::Explain,
-        &index,
     )
     .unwrap();
     let choices = placed.choices;
@@ -145,12 +140,12 @@ fn first_available_takes_the_first_alternative_that_fits_here() {
 fn several_requests_take_different_devices_or_do_not_fit() {
     let two = vec![request(vec![alt(DeviceKind::Whole)]); 2];
     let node = vec![PartitionGpu::whole(H100, 81_559); 2];
-    let choices = place(&gpus_of(&node), &two, Detail::Explain, &index)
+    let choices = place(&gpus_of(&node), &two, Detail::Explain)
         .unwrap()
         .choices;
     let names: Vec<_> = choices.iter().map(|c| c.partition.as_str()).collect();
     assert_eq!(names, ["gpu-0", "gpu-1"]);
-    assert!(place(&gpus_of(&node[..1]), &two, Detail::Scores, &index).is_none());
+    assert!(place(&gpus_of(&node[..1]), &two, Detail::Scores).is_none());
 }
 
 #[test]
@@ -165,7 +160,6 @@ fn milli_view_rounds_each_gpus_unheld_share() {
         &gpus_of(&gpus),
         std::slice::from_ref(&one_slice),
         Detail::Scores,
-        &index,
     )
     .unwrap()
     .assignments;
@@ -189,6 +183,7 @@ fn scores_are_the_blend_of_the_simulators_terms() {
         gpus: &gpus,
         milli,
         replica_fraction: None,
+        gpu_index: &position_index,
         in_use: true,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -200,7 +195,6 @@ fn scores_are_the_blend_of_the_simulators_terms() {
             &demand,
             Tolerance::Checkpointed,
             Detail::Explain,
-            &index,
         )
         .unwrap();
 
@@ -246,6 +240,7 @@ fn refused_nodes_rank_below_every_usable_one() {
         gpus: &gpus,
         milli,
         replica_fraction: None,
+        gpu_index: &position_index,
         in_use: false,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -257,7 +252,6 @@ fn refused_nodes_rank_below_every_usable_one() {
             &demand,
             Tolerance::Tolerant,
             Detail::Scores,
-            &index,
         )
         .unwrap();
     assert_eq!(got.raw_score, f64::NEG_INFINITY);
@@ -277,6 +271,7 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
             gpus,
             milli,
             replica_fraction: None,
+            gpu_index: &position_index,
             in_use: true,
         };
         scoring
@@ -287,7 +282,6 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
                 &demand,
                 Tolerance::Checkpointed,
                 Detail::Explain,
-                &index,
             )
             .unwrap()
     };
@@ -306,23 +300,11 @@ fn a_replica_is_its_nodes_fixed_share_of_a_gpu() {
     let replica = request(vec![alt(DeviceKind::Share)]);
     let mut node = gpus_of(&sliced);
     assert!(
-        place(
-            &node,
-            std::slice::from_ref(&replica),
-            Detail::Scores,
-            &index
-        )
-        .is_none(),
+        place(&node, std::slice::from_ref(&replica), Detail::Scores).is_none(),
         "no replicas on this node"
     );
     node.replica_fraction = Some(0.25);
-    let placed = place(
-        &node,
-        std::slice::from_ref(&replica),
-        Detail::Explain,
-        &index,
-    )
-    .unwrap();
+    let placed = place(&node, std::slice::from_ref(&replica), Detail::Explain).unwrap();
     assert_eq!(placed.assignments[0].fraction, 0.25);
     assert_eq!(placed.needed_gpus, 0.25);
     assert_eq!(placed.choices[0].kind, "shared");
