@@ -141,16 +141,14 @@ fn alternative(
     let count = match mode.unwrap_or("ExactCount") {
         "ExactCount" => {
             let n = count.unwrap_or(1);
-            if !(1..=MAX_COUNT).contains(&n) {
-                return Err(format!("count {n} is outside 1..={MAX_COUNT}"));
-            }
-            Count::Exact(u32::try_from(n).map_err(|_| format!("count {n} is out of range"))?)
+            exact_count(
+                u64::try_from(n).map_err(|_| format!("count {n} is outside 1..={MAX_COUNT}"))?,
+            )?
         }
         "All" => Count::All,
         other => return Err(format!("unknown allocationMode {other:?}")),
     };
-    let mut memory_bytes = None;
-    let mut compute_percent = None;
+    let mut amounts = Vec::new();
     for (key, value) in capacity
         .and_then(|c| c.requests.as_ref())
         .into_iter()
@@ -160,19 +158,8 @@ fn alternative(
             .strip_prefix(classes.driver())
             .and_then(|rest| rest.strip_prefix('/'))
             .unwrap_or(key);
-        let amount = || -> Result<f64, String> {
-            let v = quantity::parse(&value.0).map_err(|e| format!("capacity {key}: {e}"))?;
-            if v < 0.0 {
-                return Err(format!("capacity {key} is negative"));
-            }
-            Ok(v)
-        };
-        match name {
-            // Bytes are whole: round a fractional quantity up, as the allocator does.
-            "memory" => memory_bytes = Some(amount()?.ceil() as u64),
-            "compute" => compute_percent = Some(amount()?),
-            _ => {}
-        }
+        let v = quantity::parse(&value.0).map_err(|e| format!("capacity {key}: {e}"))?;
+        amounts.push((name, v));
     }
     let selectors = selectors.unwrap_or_default();
     if selectors.len() > MAX_SELECTORS {
@@ -181,10 +168,54 @@ fn alternative(
             selectors.len()
         ));
     }
-    let mig_profile = selectors
-        .iter()
-        .filter_map(|s| s.cel.as_ref())
-        .find_map(|cel| pinned_profile(&cel.expression));
+    alternative_from(
+        subrequest,
+        kind,
+        count,
+        amounts,
+        selectors
+            .iter()
+            .filter_map(|s| s.cel.as_ref())
+            .map(|cel| cel.expression.as_str()),
+    )
+}
+
+/// `ExactCount` of `n` devices, bounded to `1..=MAX_COUNT`.
+pub fn exact_count(n: u64) -> Result<Count, String> {
+    if !(1..=MAX_COUNT as u64).contains(&n) {
+        return Err(format!("count {n} is outside 1..={MAX_COUNT}"));
+    }
+    u32::try_from(n)
+        .map(Count::Exact)
+        .map_err(|_| format!("count {n} is out of range"))
+}
+
+/// An alternative from its parts, however they were read: `capacity` holds requested amounts
+/// by name without the driver's domain (`memory` in bytes, `compute` in percent; others are
+/// ignored), `selectors` the CEL expressions.
+pub fn alternative_from<'a>(
+    subrequest: Option<String>,
+    kind: DeviceKind,
+    count: Count,
+    capacity: impl IntoIterator<Item = (&'a str, f64)>,
+    selectors: impl IntoIterator<Item = &'a str>,
+) -> Result<Alternative, String> {
+    let mut memory_bytes = None;
+    let mut compute_percent = None;
+    for (name, value) in capacity {
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!(
+                "capacity {name} = {value} is not a non-negative amount"
+            ));
+        }
+        match name {
+            // Bytes are whole: round a fractional quantity up, as the allocator does.
+            "memory" => memory_bytes = Some(value.ceil() as u64),
+            "compute" => compute_percent = Some(value),
+            _ => {}
+        }
+    }
+    let mig_profile = selectors.into_iter().find_map(pinned_profile);
     Ok(Alternative {
         subrequest,
         kind,
