@@ -37,15 +37,24 @@ pub struct NodeGpus<'a> {
     /// Share of a GPU one time-sliced replica is on this node (1/N for N replicas), when it
     /// has time-sliced GPUs.
     pub replica_fraction: Option<f64>,
-    /// The device index of the GPU at a position in `gpus` (for naming devices in
-    /// `/explain`); [`position_index`] unless the node skips GPUs it cannot model.
-    pub gpu_index: &'a dyn Fn(usize) -> u32,
+    /// The device index of each GPU in `gpus` (for naming devices in `/explain`).
+    pub indices: &'a dyn GpuIndex,
 }
 
-/// The position itself, as a device index.
-pub fn position_index(position: usize) -> u32 {
-    u32::try_from(position).unwrap_or(u32::MAX)
+/// Which device index the GPU at a position of [`NodeGpus::gpus`] has.
+pub trait GpuIndex: Sync {
+    /// The device index of the GPU at `position`; the position itself by default, right
+    /// unless the node skips GPUs it cannot model.
+    fn gpu_index(&self, position: usize) -> u32 {
+        u32::try_from(position).unwrap_or(u32::MAX)
+    }
 }
+
+/// GPUs indexed by their position.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ByPosition;
+
+impl GpuIndex for ByPosition {}
 
 /// A cached node type that can show its GPUs to scoring; what the cluster cache implements
 /// for [`Scoring`] to score its nodes.
@@ -294,7 +303,7 @@ fn place(node: &NodeGpus<'_>, requests: &[GpuRequest], detail: Detail) -> Option
                     request: request.source.clone(),
                     alternative: alternative.subrequest.clone(),
                     kind: a.partition.kind_name().to_owned(),
-                    partition: partition_name(a, (node.gpu_index)(a.gpu)),
+                    partition: partition_name(a, node.indices.gpu_index(a.gpu)),
                     gpu_fraction: a.fraction,
                 });
             }

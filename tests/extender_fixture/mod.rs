@@ -13,7 +13,7 @@ use tessera::extender::api::object::PodObject;
 use tessera::extender::claim::{ClaimRequests, claim_requests};
 use tessera::extender::demand::DeviceClasses;
 use tessera::extender::evaluate::{
-    GpuNode, NodeGpus, Scoring, default_typical_pods, milli_view, position_index,
+    ByPosition, GpuNode, NodeGpus, Scoring, default_typical_pods, milli_view,
 };
 use tessera::extender::view::{AllocatedShare, ClusterView, ViewSource};
 use tessera::extender::{Decider, ExtenderMetrics, router};
@@ -122,7 +122,7 @@ impl GpuNode for FixtureNode {
             milli: self.milli,
             in_use: self.in_use,
             replica_fraction: None,
-            gpu_index: &position_index,
+            indices: &ByPosition,
         }
     }
 }

@@ -29,7 +29,7 @@ fn gpus_of(gpus: &[PartitionGpu]) -> NodeGpus<'_> {
         milli: milli_view(gpus, 1, 1, 1, 1),
         in_use: true,
         replica_fraction: None,
-        gpu_index: &position_index,
+        indices: &ByPosition,
     }
 }
 
@@ -183,7 +183,7 @@ fn scores_are_the_blend_of_the_simulators_terms() {
         gpus: &gpus,
         milli,
         replica_fraction: None,
-        gpu_index: &position_index,
+        indices: &ByPosition,
         in_use: true,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -240,7 +240,7 @@ fn refused_nodes_rank_below_every_usable_one() {
         gpus: &gpus,
         milli,
         replica_fraction: None,
-        gpu_index: &position_index,
+        indices: &ByPosition,
         in_use: false,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -271,7 +271,7 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
             gpus,
             milli,
             replica_fraction: None,
-            gpu_index: &position_index,
+            indices: &ByPosition,
             in_use: true,
         };
         scoring
