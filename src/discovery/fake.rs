@@ -19,7 +19,10 @@ pub struct FakeSource {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Fixed { inventory: Inventory, origin: String },
+    Fixed {
+        inventory: Inventory,
+        origin: String,
+    },
     File(PathBuf),
 }
 
@@ -176,7 +179,10 @@ gpus:
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/gpus.yaml"), "{err}");
-        let big = format!("# {}\n{TWO_GPUS}", "x".repeat(MAX_INVENTORY_FILE_BYTES as usize));
+        let big = format!(
+            "# {}\n{TWO_GPUS}",
+            "x".repeat(MAX_INVENTORY_FILE_BYTES as usize)
+        );
         let f = write(&big);
         let err = FakeSource::from_file(f.path()).unwrap_err();
         assert!(matches!(err, DiscoveryError::FileTooLarge { .. }), "{err}");

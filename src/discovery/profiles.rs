@@ -61,7 +61,12 @@ const HGX_A100_BUS_IDS: [&str; 8] = [
 ];
 
 /// PCI bus IDs of four PCIe cards in a 2-socket server.
-const PCIE_BUS_IDS: [&str; 4] = ["0000:17:00.0", "0000:65:00.0", "0000:ca:00.0", "0000:e3:00.0"];
+const PCIE_BUS_IDS: [&str; 4] = [
+    "0000:17:00.0",
+    "0000:65:00.0",
+    "0000:ca:00.0",
+    "0000:e3:00.0",
+];
 
 /// One GPU model as NVML describes it.
 struct Model {
@@ -166,9 +171,7 @@ impl FakeProfile {
     pub fn inventory(self, seed: &str) -> Inventory {
         let gpus = match self {
             FakeProfile::H100x8 => build(self, seed, &H100, &HGX_H100_BUS_IDS, |_| Mig::Off),
-            FakeProfile::A100_40x8 => {
-                build(self, seed, &A100_40, &HGX_A100_BUS_IDS, |_| Mig::Off)
-            }
+            FakeProfile::A100_40x8 => build(self, seed, &A100_40, &HGX_A100_BUS_IDS, |_| Mig::Off),
             FakeProfile::A100_80x4 => build(self, seed, &A100_80, &PCIE_BUS_IDS, |_| Mig::Off),
             FakeProfile::H100x8MigStatic => build(self, seed, &H100, &HGX_H100_BUS_IDS, |i| {
                 Mig::Static(if i < 4 { ALL_1G } else { BALANCED })
@@ -308,7 +311,10 @@ mod tests {
             assert_eq!(p.name().parse::<FakeProfile>(), Ok(p));
         }
         let err = "h100x9".parse::<FakeProfile>().unwrap_err().to_string();
-        assert!(err.contains("h100x8-mig-static") && err.contains("h100x9"), "{err}");
+        assert!(
+            err.contains("h100x8-mig-static") && err.contains("h100x9"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -320,7 +326,10 @@ mod tests {
         assert!(b.gpus.iter().all(|g| !ua.contains(&g.uuid)));
         let uuid = &a.gpus[0].uuid;
         assert_eq!(uuid.len(), 40, "{uuid}");
-        assert!(uuid.starts_with("GPU-") && uuid.as_bytes()[18] == b'4', "{uuid}");
+        assert!(
+            uuid.starts_with("GPU-") && uuid.as_bytes()[18] == b'4',
+            "{uuid}"
+        );
     }
 
     #[test]
@@ -336,6 +345,10 @@ mod tests {
             })
             .collect();
         assert_eq!(states, ["off", "off", "static", "dynamic"]);
-        assert!(FakeProfile::L4x4.inventory("n").gpus[0].mig_product().is_none());
+        assert!(
+            FakeProfile::L4x4.inventory("n").gpus[0]
+                .mig_product()
+                .is_none()
+        );
     }
 }

@@ -164,7 +164,11 @@ fn check_gpu<'a>(gpu: &'a Gpu, uuids: &mut BTreeSet<&'a str>) -> Result<(), Inve
     unique(uuids, &gpu.uuid)?;
     text(&owner, "productName", &gpu.product_name)?;
     text(&owner, "architecture", &gpu.architecture)?;
-    text(&owner, "cudaComputeCapability", &gpu.cuda_compute_capability)?;
+    text(
+        &owner,
+        "cudaComputeCapability",
+        &gpu.cuda_compute_capability,
+    )?;
     if !is_pci_bus_id(&gpu.pci_bus_id) {
         return Err(InventoryError::BadPciBusId {
             gpu: gpu.index,
@@ -231,10 +235,7 @@ fn check_static<'a>(
         if placement.size == 0 || placement.end() > MAX_MEMORY_SLICES {
             return Err(bad("outside the GPU's 8 memory slices"));
         }
-        if devices[..i]
-            .iter()
-            .any(|d| d.placement.overlaps(placement))
-        {
+        if devices[..i].iter().any(|d| d.placement.overlaps(placement)) {
             return Err(bad("overlapping another MIG device"));
         }
         // On a catalog product the layout must be one the driver could have created.

@@ -65,12 +65,23 @@ fn text_fields_are_bounded_and_named() {
     );
     let mut inv = inventory(vec![gpu(0)]);
     inv.driver_version.clear();
-    assert!(inv.validate().unwrap_err().to_string().contains("driverVersion"));
+    assert!(
+        inv.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("driverVersion")
+    );
 }
 
 #[test]
 fn pci_bus_ids_must_be_normalised() {
-    for bad in ["00000000:3B:00.0", "0000:3B:00.0", "0000:3b:00", "0000:3b:00.8", ""] {
+    for bad in [
+        "00000000:3B:00.0",
+        "0000:3B:00.0",
+        "0000:3b:00",
+        "0000:3b:00.8",
+        "",
+    ] {
         let mut g = gpu(0);
         g.pci_bus_id = bad.into();
         let err = inventory(vec![g]).validate().unwrap_err();
@@ -85,7 +96,10 @@ fn dynamic_mig_needs_a_catalog_product() {
     g.product_name = "NVIDIA L4".into();
     g.mig = MigState::Dynamic;
     let err = inventory(vec![g]).validate().unwrap_err();
-    assert!(err.to_string().contains("not in tessera's catalog"), "{err}");
+    assert!(
+        err.to_string().contains("not in tessera's catalog"),
+        "{err}"
+    );
     let mut h = gpu(0);
     h.mig = MigState::Dynamic;
     inventory(vec![h]).validate().unwrap();
