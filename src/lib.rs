@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod market;
 pub mod metrics;
 pub mod model;
+pub mod publish;
 pub mod report;
 pub mod scoring;
 pub mod shutdown;
