@@ -57,7 +57,7 @@ pub fn plan(inventory: &Inventory, gpu: &Gpu, options: &SliceOptions) -> GpuPlan
                 build.whole(gpu.memory_bytes, consume(gpu.memory_bytes)),
                 build.shared(gpu.memory_bytes, consume(gpu.memory_bytes)),
             ];
-            devices.extend(build.shares(replicas, |b| consume(b)));
+            devices.extend(build.shares(replicas, consume));
             GpuPlan {
                 counter_set: Some(counters::memory_set(gpu.index, gpu.memory_bytes)),
                 devices,

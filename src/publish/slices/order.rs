@@ -167,7 +167,7 @@ mod tests {
         let one = profile(h, "1g.10gb").unwrap();
         let one_me = profile(h, "1g.10gb+me").unwrap();
         let two = profile(h, "2g.20gb").unwrap();
-        let mut keys = vec![
+        let mut keys = [
             ("whole0", OrderKey::whole(0)),
             ("whole1", OrderKey::whole(1)),
             ("shared0", OrderKey::shared(0)),
