@@ -49,7 +49,11 @@ impl Publisher {
         let span = info_span!("publisher", node = %self.config.node_name, driver = %self.config.driver_name);
         async move {
             let config = watcher::Config::default().fields(&self.field_selector());
-            let mut events = watcher(self.slices.clone(), config).default_backoff().boxed();
+            // Fused: a finished stream then just stays quiet instead of being polled again.
+            let mut events = watcher(self.slices.clone(), config)
+                .default_backoff()
+                .boxed()
+                .fuse();
             let mut last: Option<Published> = None;
             let mut listing: Option<BTreeSet<String>> = None;
             let mut failures: u32 = 0;
@@ -158,20 +162,27 @@ fn drifted(
             return false;
         }
     };
+    // Track what a (re-)list returns, whether or not anything was published yet.
+    match &event {
+        watcher::Event::Init => *listing = Some(BTreeSet::new()),
+        watcher::Event::InitApply(slice) => {
+            if let (Some(seen), Some(name)) = (listing.as_mut(), &slice.metadata.name) {
+                seen.insert(name.clone());
+            }
+        }
+        _ => {}
+    }
     let Some(last) = last else {
         // Nothing published yet: the pending publish will look at everything anyway.
+        if matches!(event, watcher::Event::InitDone) {
+            *listing = None;
+        }
         return false;
     };
     match event {
-        watcher::Event::Init => {
-            *listing = Some(BTreeSet::new());
-            false
-        }
+        watcher::Event::Init => false,
         watcher::Event::InitApply(slice) | watcher::Event::Apply(slice) => {
             let name = slice.metadata.name.clone().unwrap_or_default();
-            if let Some(seen) = listing.as_mut() {
-                seen.insert(name.clone());
-            }
             let ours = last.names.contains(&name)
                 && slice.spec.pool.generation == last.generation
                 && hash_of(&slice) == Some(last.hash.as_str());
@@ -199,5 +210,88 @@ fn drifted(
             }
             missing > 0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::super::CONTENT_HASH_ANNOTATION;
+    use super::*;
+
+    fn slice(name: &str, generation: i64, hash: &str) -> ResourceSlice {
+        let mut s = ResourceSlice {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                annotations: Some(BTreeMap::from([(
+                    CONTENT_HASH_ANNOTATION.to_owned(),
+                    hash.to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            spec: Default::default(),
+        };
+        s.spec.pool.generation = generation;
+        s
+    }
+
+    fn published() -> Published {
+        Published {
+            names: ["a".to_owned(), "b".to_owned()].into(),
+            hash: "h".into(),
+            generation: 3,
+        }
+    }
+
+    fn drift(event: watcher::Event<ResourceSlice>, listing: &mut Option<BTreeSet<String>>) -> bool {
+        drifted(Ok(event), Some(&published()), listing)
+    }
+
+    #[test]
+    fn own_changes_are_not_drift_but_foreign_ones_are() {
+        let mut l = None;
+        assert!(!drift(watcher::Event::Apply(slice("a", 3, "h")), &mut l));
+        assert!(drift(watcher::Event::Apply(slice("a", 2, "h")), &mut l));
+        assert!(drift(watcher::Event::Apply(slice("a", 3, "other")), &mut l));
+        assert!(drift(watcher::Event::Apply(slice("stale", 3, "h")), &mut l));
+        assert!(drift(watcher::Event::Delete(slice("b", 3, "h")), &mut l));
+        assert!(!drift(watcher::Event::Delete(slice("old", 2, "h")), &mut l));
+    }
+
+    #[test]
+    fn a_relist_missing_a_published_slice_is_drift() {
+        let mut l = None;
+        assert!(!drift(watcher::Event::Init, &mut l));
+        assert!(!drift(
+            watcher::Event::InitApply(slice("a", 3, "h")),
+            &mut l
+        ));
+        assert!(drift(watcher::Event::InitDone, &mut l));
+        for name in ["a", "b"] {
+            drift(watcher::Event::InitApply(slice(name, 3, "h")), &mut l);
+        }
+        assert!(!drift(watcher::Event::Init, &mut l));
+        for name in ["a", "b"] {
+            assert!(!drift(
+                watcher::Event::InitApply(slice(name, 3, "h")),
+                &mut l
+            ));
+        }
+        assert!(!drift(watcher::Event::InitDone, &mut l));
+    }
+
+    #[test]
+    fn before_the_first_publish_and_on_errors_nothing_is_drift() {
+        let mut l = None;
+        assert!(!drifted(
+            Ok(watcher::Event::Delete(slice("a", 3, "h"))),
+            None,
+            &mut l
+        ));
+        let error = watcher::Error::NoResourceVersion;
+        assert!(!drifted(Err(error), Some(&published()), &mut l));
     }
 }
