@@ -1,8 +1,8 @@
 //! Publishing: this node's GPUs as `resource.k8s.io/v1` ResourceSlices.
 //!
-//! - [`slices`] (pure): [`Inventory`](crate::model::Inventory) + [`SliceOptions`] → slices,
+//! - [`slices`] (pure): `Inventory` + [`SliceOptions`] → slices,
 //!   following the device model of `docs/device-model.md`.
-//! - [`validate`] (pure): every documented API limit, checked before anything is sent.
+//! - [`validate`](mod@validate) (pure): every documented API limit, checked before anything is sent.
 //! - [`level`]: the feature level (`ga`, `partitionable`, `consumable`) and `auto`'s rule.
 //! - [`publisher`]: server-side applies the slices, bumps the pool generation, prunes stale
 //!   slices, and republishes on inventory changes and when slices vanish.

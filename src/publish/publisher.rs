@@ -1,5 +1,5 @@
 //! The publisher: keeps this node's ResourceSlices on the API server equal to what
-//! [`render`](super::render) makes of the current inventory.
+//! [`render`] makes of the current inventory.
 //!
 //! One [`Publisher::publish_once`]:
 //! 1. resolves the feature level (`auto`: from `/version`, see [`level`](super::level));

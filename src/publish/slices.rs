@@ -6,7 +6,7 @@
 //! capacity and legacy share replicas, depending on the [`FeatureLevel`]. With counters the
 //! 1.35+ split shape is used: counter sets in counters-only slices (at most 8 sets each),
 //! devices in device slices of at most 64 devices. Devices are ordered by allocator
-//! preference ([`order`]).
+//! preference (see `order.rs`).
 //!
 //! Nothing here does I/O; [`validate`](super::validate::validate) checks the result against
 //! every documented API limit, and the publisher applies it.

@@ -81,7 +81,7 @@ impl fmt::Display for Violation {
 /// Every broken rule of a set of slices.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub struct ValidationError {
-    /// The first [`MAX_LISTED`] violations.
+    /// The first 50 violations.
     pub violations: Vec<Violation>,
     /// How many more there were.
     pub omitted: usize,
