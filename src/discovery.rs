@@ -15,11 +15,13 @@ use crate::model::{Inventory, InventoryError};
 mod fake;
 #[cfg(feature = "nvml")]
 mod nvml;
+mod poll;
 mod profiles;
 
 pub use fake::{FakeSource, MAX_INVENTORY_FILE_BYTES};
 #[cfg(feature = "nvml")]
 pub use nvml::NvmlSource;
+pub use poll::poll;
 pub use profiles::FakeProfile;
 
 /// A read-only view of this node's GPUs.
@@ -93,6 +95,9 @@ pub enum DiscoveryError {
         #[source]
         source: InventoryError,
     },
+    /// A discovery read panicked (a bug in the source).
+    #[error("GPU discovery panicked: {0}")]
+    Panicked(String),
     /// Real GPUs were asked for, but this binary was built without the `nvml` feature.
     #[error(
         "this tessera was built without NVML support; pass --fake-gpus or --fake-inventory, or build with --features nvml"
@@ -121,6 +126,7 @@ impl DiscoveryError {
             DiscoveryError::Parse { .. } => "parse",
             DiscoveryError::Invalid { .. } => "invalid",
             DiscoveryError::NvmlNotBuilt => "nvml_not_built",
+            DiscoveryError::Panicked(_) => "panicked",
             #[cfg(feature = "nvml")]
             DiscoveryError::Nvml { .. } => "nvml",
         }
