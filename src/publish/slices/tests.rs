@@ -498,3 +498,31 @@ fn a_custom_driver_name_is_the_slice_driver() {
         Some("Ada Lovelace")
     );
 }
+
+#[test]
+fn the_largest_inventory_still_renders_valid_slices() {
+    let template = FakeProfile::H100x8MigDynamic.inventory(NODE).gpus[0].clone();
+    let mut inventory = FakeProfile::H100x8MigDynamic.inventory(NODE);
+    inventory.gpus = (0..crate::model::inventory::MAX_INVENTORY_GPUS as u32)
+        .map(|i| {
+            let mut g = template.clone();
+            g.index = i;
+            g.uuid = format!("GPU-{i}");
+            g
+        })
+        .collect();
+    inventory.validate().unwrap();
+    let opts = SliceOptions {
+        share_replicas: MAX_SHARE_REPLICAS,
+        ..options(FeatureLevel::Consumable)
+    };
+    let slices = render(&inventory, &opts).unwrap();
+    validate(&slices).unwrap();
+    let counter_slices = slices
+        .iter()
+        .filter(|s| s.spec.shared_counters.is_some())
+        .count();
+    assert_eq!(counter_slices, 8);
+    // 64 × 27 devices in slices of 64.
+    assert_eq!(slices.len() - counter_slices, 27);
+}
