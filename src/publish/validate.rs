@@ -14,11 +14,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use k8s_openapi::api::resource::v1::{
-    CapacityRequestPolicy, Device, DeviceAttribute, ResourceSlice, ResourceSliceSpec,
-};
+use k8s_openapi::api::resource::v1::{Device, DeviceAttribute, ResourceSlice, ResourceSliceSpec};
 use thiserror::Error;
 
+mod policy;
+mod pool;
 mod quantity;
 mod syntax;
 
@@ -116,7 +116,7 @@ pub fn validate(slices: &[ResourceSlice]) -> Result<(), ValidationError> {
         };
         check_slice(&mut at, slice);
     }
-    check_pool(&mut out, slices);
+    pool::check(&mut out, slices);
     if out.violations.is_empty() {
         Ok(())
     } else {
@@ -347,7 +347,7 @@ fn check_device(at: &mut At<'_>, path: &str, device: &Device, per_device_nodes: 
                 );
             }
             if let Some(value) = value {
-                check_policy(at, &format!("{p}.requestPolicy"), value, policy);
+                policy::check(at, &format!("{p}.requestPolicy"), value, policy);
             }
         }
     }
@@ -425,124 +425,6 @@ fn check_attribute(at: &mut At<'_>, path: &str, a: &DeviceAttribute) {
         || a.versions.as_ref().is_some_and(Vec::is_empty);
     if empty_list {
         at.fail(path, "a list value must not be empty");
-    }
-}
-
-fn check_policy(at: &mut At<'_>, path: &str, value: i128, policy: &CapacityRequestPolicy) {
-    let q = |s: &str| quantity::nanos(s);
-    let default = policy.default.as_ref().and_then(|d| q(&d.0));
-    match (&policy.valid_values, &policy.valid_range) {
-        (Some(_), Some(_)) => at.fail(path, "only one of validValues and validRange may be set"),
-        (Some(values), None) => {
-            if default.is_none() {
-                at.fail(
-                    format!("{path}.default"),
-                    "required when validValues is set",
-                );
-            }
-            if values.len() > MAX_VALID_VALUES {
-                at.fail(
-                    format!("{path}.validValues"),
-                    format!("has {}, at most {MAX_VALID_VALUES} allowed", values.len()),
-                );
-            }
-            let parsed: Vec<Option<i128>> = values.iter().map(|v| q(&v.0)).collect();
-            if parsed.iter().any(Option::is_none) {
-                at.fail(
-                    format!("{path}.validValues"),
-                    "holds a value that is not a quantity",
-                );
-            }
-            let parsed: Vec<i128> = parsed.into_iter().flatten().collect();
-            if parsed.windows(2).any(|w| w[0] >= w[1]) {
-                at.fail(
-                    format!("{path}.validValues"),
-                    "must be distinct and ascending",
-                );
-            }
-            if parsed.iter().any(|v| *v > value) {
-                at.fail(
-                    format!("{path}.validValues"),
-                    "holds a value larger than the capacity",
-                );
-            }
-            if default.is_some_and(|d| !parsed.contains(&d)) {
-                at.fail(format!("{path}.default"), "must be one of validValues");
-            }
-        }
-        (None, Some(range)) => {
-            let Some(default) = default else {
-                at.fail(format!("{path}.default"), "required when validRange is set");
-                return;
-            };
-            let Some(min) = q(&range.min.0) else {
-                at.fail(format!("{path}.validRange.min"), "is not a quantity");
-                return;
-            };
-            let max = range.max.as_ref().map(|m| q(&m.0));
-            let step = range.step.as_ref().map(|s| q(&s.0));
-            if min < 0 {
-                at.fail(format!("{path}.validRange.min"), "must not be negative");
-            }
-            if min > value {
-                at.fail(
-                    format!("{path}.validRange.min"),
-                    "is larger than the capacity",
-                );
-            }
-            if default < min {
-                at.fail(format!("{path}.default"), "is less than validRange.min");
-            }
-            match max {
-                Some(None) => at.fail(format!("{path}.validRange.max"), "is not a quantity"),
-                Some(Some(max)) => {
-                    if min > max {
-                        at.fail(format!("{path}.validRange.max"), "is less than min");
-                    }
-                    if max > value {
-                        at.fail(
-                            format!("{path}.validRange.max"),
-                            "is larger than the capacity",
-                        );
-                    }
-                    if default > max {
-                        at.fail(format!("{path}.default"), "is more than validRange.max");
-                    }
-                }
-                None => {}
-            }
-            match step {
-                Some(None) => at.fail(format!("{path}.validRange.step"), "is not a quantity"),
-                Some(Some(step)) if step <= 0 => at.fail(
-                    format!("{path}.validRange.step"),
-                    "must be greater than zero",
-                ),
-                Some(Some(step)) => {
-                    if min + step > value {
-                        at.fail(
-                            format!("{path}.validRange.step"),
-                            "one step above min is larger than the capacity",
-                        );
-                    }
-                    if (default - min) % step != 0 {
-                        at.fail(
-                            format!("{path}.default"),
-                            "is not min plus a multiple of step",
-                        );
-                    }
-                    if let Some(Some(max)) = max
-                        && (max - min) % step != 0
-                    {
-                        at.fail(
-                            format!("{path}.validRange.max"),
-                            "is not min plus a multiple of step",
-                        );
-                    }
-                }
-                None => {}
-            }
-        }
-        (None, None) => {}
     }
 }
 
@@ -639,139 +521,6 @@ fn check_counter_sets(at: &mut At<'_>, spec: &ResourceSliceSpec) {
                 at.fail(format!("{p}.counters[{name}]"), "value is not a quantity");
             }
         }
-    }
-}
-
-/// Rules that span the pool's slices.
-fn check_pool(out: &mut Out, slices: &[ResourceSlice]) {
-    let Some(first) = slices.first() else {
-        return;
-    };
-    let pool_slice = first
-        .metadata
-        .name
-        .clone()
-        .unwrap_or_else(|| "#0".to_owned());
-    let count = i64::try_from(slices.len()).unwrap_or(i64::MAX);
-    let mut slice_names = BTreeSet::new();
-    let mut device_names = BTreeMap::new();
-    // counter set name → counter name → value
-    let mut counter_sets: BTreeMap<&str, BTreeMap<&str, Option<i128>>> = BTreeMap::new();
-    for (i, slice) in slices.iter().enumerate() {
-        let name = slice
-            .metadata
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("#{i}"));
-        let spec = &slice.spec;
-        let mut fail = |path: &str, message: String| push(out, &name, path.to_owned(), message);
-        if !slice_names.insert(name.clone()) {
-            fail("metadata.name", "two slices share this name".to_owned());
-        }
-        if spec.driver != first.spec.driver {
-            fail("spec.driver", format!("differs from slice {pool_slice}"));
-        }
-        if spec.pool.name != first.spec.pool.name {
-            fail("spec.pool.name", format!("differs from slice {pool_slice}"));
-        }
-        if spec.node_name != first.spec.node_name {
-            fail("spec.nodeName", format!("differs from slice {pool_slice}"));
-        }
-        if spec.pool.generation != first.spec.pool.generation {
-            fail(
-                "spec.pool.generation",
-                format!("differs from slice {pool_slice}; consumers would ignore the older slices"),
-            );
-        }
-        if spec.pool.resource_slice_count != count {
-            fail(
-                "spec.pool.resourceSliceCount",
-                format!(
-                    "is {}, but the pool has {count} slices",
-                    spec.pool.resource_slice_count
-                ),
-            );
-        }
-        for (k, device) in spec.devices.iter().flatten().enumerate() {
-            if let Some(other) = device_names.insert(device.name.as_str(), name.clone()) {
-                fail(
-                    &format!("spec.devices[{k}].name"),
-                    format!(
-                        "device {:?} is also in slice {other}; names must be unique in the pool",
-                        device.name
-                    ),
-                );
-            }
-        }
-        for (k, set) in spec.shared_counters.iter().flatten().enumerate() {
-            let counters = set
-                .counters
-                .iter()
-                .map(|(n, c)| (n.as_str(), quantity::nanos(&c.value.0)))
-                .collect();
-            if counter_sets.insert(set.name.as_str(), counters).is_some() {
-                fail(
-                    &format!("spec.sharedCounters[{k}].name"),
-                    format!("counter set {:?} is defined twice in the pool", set.name),
-                );
-            }
-        }
-    }
-    for (i, slice) in slices.iter().enumerate() {
-        let name = slice
-            .metadata
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("#{i}"));
-        for (k, device) in slice.spec.devices.iter().flatten().enumerate() {
-            for (c, consumption) in device.consumes_counters.iter().flatten().enumerate() {
-                let path = format!("spec.devices[{k}].consumesCounters[{c}]");
-                let Some(set) = counter_sets.get(consumption.counter_set.as_str()) else {
-                    push(
-                        out,
-                        &name,
-                        path,
-                        format!(
-                            "counter set {:?} is not defined in the pool",
-                            consumption.counter_set
-                        ),
-                    );
-                    continue;
-                };
-                for (counter, amount) in &consumption.counters {
-                    let available = set.get(counter.as_str()).copied().flatten();
-                    match (available, quantity::nanos(&amount.value.0)) {
-                        (None, _) => push(
-                            out,
-                            &name,
-                            format!("{path}.counters[{counter}]"),
-                            format!(
-                                "counter {counter:?} is not in set {:?}",
-                                consumption.counter_set
-                            ),
-                        ),
-                        (Some(have), Some(want)) if want > have => push(
-                            out,
-                            &name,
-                            format!("{path}.counters[{counter}]"),
-                            format!(
-                                "draws {} but the set holds {}; the device could never be allocated",
-                                amount.value.0,
-                                counter_value(set, counter)
-                            ),
-                        ),
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn counter_value(set: &BTreeMap<&str, Option<i128>>, counter: &str) -> String {
-    match set.get(counter).copied().flatten() {
-        Some(nanos) => format!("{} units", nanos / 1_000_000_000),
-        None => "nothing".to_owned(),
     }
 }
 
