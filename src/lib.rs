@@ -13,10 +13,12 @@
 
 pub mod admin;
 pub mod cli;
+pub mod discovery;
 pub mod extender;
 pub mod market;
 pub mod metrics;
 pub mod model;
+pub mod publish;
 pub mod report;
 pub mod scoring;
 pub mod shutdown;
