@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod market;
 pub mod metrics;
 pub mod model;
