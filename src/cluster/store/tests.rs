@@ -7,11 +7,13 @@ use proptest::prelude::*;
 use super::*;
 use crate::cluster::DEFAULT_DRIVER;
 use crate::cluster::testing::objects::{
-    GpuFacts, Given, SlicePlace, Want, allocate, annotate_node, claim, consume, counter_set,
+    Given, GpuFacts, SlicePlace, Want, allocate, annotate_node, claim, consume, counter_set,
     counter_slice, device_slice, mig_device, node, pod, reserve, set_allocatable, share_device,
     shared_gpu, taint_node, whole_gpu,
 };
-use crate::market::labels::{HOURLY_PRICE_ANNOTATION, INSTANCE_TYPE, KARPENTER_CAPACITY_TYPE, REGION};
+use crate::market::labels::{
+    HOURLY_PRICE_ANNOTATION, INSTANCE_TYPE, KARPENTER_CAPACITY_TYPE, REGION,
+};
 
 fn applied(o: impl Into<ClusterObject>) -> ClusterEvent {
     ClusterEvent::Applied(o.into())
@@ -29,7 +31,13 @@ fn config() -> CacheConfig {
 
 const NODES: [&str; 3] = ["n0", "n1", "n2"];
 const POOLS: [&str; 3] = ["p0", "p1", "n0"];
-const DEVICES: [&str; 5] = ["gpu-0", "gpu-0-shared", "gpu-1-mig-1g10gb-0", "gpu-1-share-0", "missing"];
+const DEVICES: [&str; 5] = [
+    "gpu-0",
+    "gpu-0-shared",
+    "gpu-1-mig-1g10gb-0",
+    "gpu-1-share-0",
+    "missing",
+];
 
 fn gpu(index: u32) -> GpuFacts<'static> {
     GpuFacts {
@@ -45,9 +53,15 @@ fn test_node(idx: usize, v: u8) -> Node {
     let mut n = node(
         NODES[idx],
         &[
-            (INSTANCE_TYPE, ["p5.48xlarge", "g6.48xlarge", "unknown.type"][usize::from(v % 3)]),
+            (
+                INSTANCE_TYPE,
+                ["p5.48xlarge", "g6.48xlarge", "unknown.type"][usize::from(v % 3)],
+            ),
             (REGION, "us-east-1"),
-            (KARPENTER_CAPACITY_TYPE, if spot { "spot" } else { "on-demand" }),
+            (
+                KARPENTER_CAPACITY_TYPE,
+                if spot { "spot" } else { "on-demand" },
+            ),
         ],
     );
     if v & 8 != 0 {
@@ -64,7 +78,11 @@ fn test_node(idx: usize, v: u8) -> Node {
 
 fn test_slice(idx: usize, v: u8) -> ResourceSlice {
     let name = format!("s{idx}");
-    let driver = if v % 7 == 6 { "other.example.com" } else { DEFAULT_DRIVER };
+    let driver = if v % 7 == 6 {
+        "other.example.com"
+    } else {
+        DEFAULT_DRIVER
+    };
     let node = ["n0", "n1", "n2", ""][usize::from((v >> 1) % 4)];
     let place = SlicePlace {
         driver,
@@ -79,7 +97,11 @@ fn test_slice(idx: usize, v: u8) -> ResourceSlice {
             place,
             vec![counter_set(
                 "gpu-0-counters",
-                &[("gpu", "1"), ("memory-slice-0", "1"), ("memory-slice-1", "1")],
+                &[
+                    ("gpu", "1"),
+                    ("memory-slice-0", "1"),
+                    ("memory-slice-1", "1"),
+                ],
             )],
         )
     } else {
@@ -117,7 +139,11 @@ fn test_claim(idx: usize, v: u8) -> ResourceClaim {
         return c;
     }
     let device = DEVICES[usize::from((v >> 1) % 5)];
-    let driver = if v & 0x80 != 0 { "other.example.com" } else { DEFAULT_DRIVER };
+    let driver = if v & 0x80 != 0 {
+        "other.example.com"
+    } else {
+        DEFAULT_DRIVER
+    };
     let consumed = [("memory", "1Gi"), ("compute", "10")];
     let first = Given {
         driver,
@@ -151,7 +177,14 @@ fn test_pod(idx: usize, v: u8) -> Pod {
     } else {
         Vec::new()
     };
-    let mut p = pod("a", &format!("p{idx}"), &format!("uid-p{idx}"), node, &claims, gpus);
+    let mut p = pod(
+        "a",
+        &format!("p{idx}"),
+        &format!("uid-p{idx}"),
+        node,
+        &claims,
+        gpus,
+    );
     if v & 0x60 == 0x60 {
         p.status.get_or_insert_with(PodStatus::default).phase = Some("Succeeded".into());
     }
@@ -232,7 +265,8 @@ fn run(store: &mut Store, world: &mut World, op: &Op) {
             store.apply(ClusterEvent::Deleted(o));
         }
         Op::Resync(k, listed) => {
-            let listed: Vec<ClusterObject> = listed.iter().map(|(i, v)| object(*k, *i, *v)).collect();
+            let listed: Vec<ClusterObject> =
+                listed.iter().map(|(i, v)| object(*k, *i, *v)).collect();
             world.resync(*k, &listed);
             store.apply(ClusterEvent::ResyncStarted(*k));
             for o in listed {
@@ -254,9 +288,18 @@ type Views = (
 
 fn contents(snapshot: &Snapshot) -> Views {
     (
-        snapshot.nodes().map(|v| (v.name.to_string(), (**v).clone())).collect(),
-        snapshot.claims().map(|c| (c.key.to_string(), (**c).clone())).collect(),
-        snapshot.pods().map(|p| (p.key.to_string(), (**p).clone())).collect(),
+        snapshot
+            .nodes()
+            .map(|v| (v.name.to_string(), (**v).clone()))
+            .collect(),
+        snapshot
+            .claims()
+            .map(|c| (c.key.to_string(), (**c).clone()))
+            .collect(),
+        snapshot
+            .pods()
+            .map(|p| (p.key.to_string(), (**p).clone()))
+            .collect(),
     )
 }
 
@@ -292,8 +335,13 @@ fn rebuild(config: &CacheConfig, world: &World) -> Views {
         .collect();
     (
         views,
-        claims.iter().map(|c| (c.key.to_string(), (**c).clone())).collect(),
-        pods.iter().map(|p| (p.key.to_string(), (**p).clone())).collect(),
+        claims
+            .iter()
+            .map(|c| (c.key.to_string(), (**c).clone()))
+            .collect(),
+        pods.iter()
+            .map(|p| (p.key.to_string(), (**p).clone()))
+            .collect(),
     )
 }
 
@@ -336,7 +384,10 @@ fn a_claim_and_pod_arriving_before_their_node_and_slice_are_not_lost() {
     let mut store = Store::new(config());
     store.apply(applied(test_claim(0, 0b0000_0010))); // gpu-0-shared in p0
     store.apply(applied(test_pod(0, 0b0000_0101))); // on n0, 1 classic GPU
-    assert!(store.snapshot().node("n0").is_none(), "no Node yet, no view");
+    assert!(
+        store.snapshot().node("n0").is_none(),
+        "no Node yet, no view"
+    );
     store.apply(applied(test_slice(0, 0b0000_0000))); // n0, pool p0
     store.apply(applied(test_node(0, 0b0001_0000))); // n0, 1 allocatable
     let snapshot = store.snapshot();
@@ -423,9 +474,18 @@ fn only_touched_nodes_are_rebuilt() {
     let before = store.snapshot();
     store.apply(applied(test_node(1, 4)));
     let after = store.snapshot();
-    assert!(Arc::ptr_eq(before.node("n0").unwrap(), after.node("n0").unwrap()));
-    assert!(Arc::ptr_eq(before.node("n2").unwrap(), after.node("n2").unwrap()));
-    assert!(!Arc::ptr_eq(before.node("n1").unwrap(), after.node("n1").unwrap()));
+    assert!(Arc::ptr_eq(
+        before.node("n0").unwrap(),
+        after.node("n0").unwrap()
+    ));
+    assert!(Arc::ptr_eq(
+        before.node("n2").unwrap(),
+        after.node("n2").unwrap()
+    ));
+    assert!(!Arc::ptr_eq(
+        before.node("n1").unwrap(),
+        after.node("n1").unwrap()
+    ));
 }
 
 #[test]

@@ -542,48 +542,55 @@ fn counters(flavor: Flavor, product: Option<GpuProduct>) -> Vec<(String, String)
 
 // === allocations ===
 
-/// Up to `quota` grants on a node of type `t`: (device name, what it is).
+/// Up to `quota` grants on a node of type `t`: (device name, what it is). Each GPU gets a
+/// random amount, but at least its share of what is still to place, so a node fills up to
+/// its quota whenever its devices can hold it.
 fn plan(t: &NodeType, gpus: u32, quota: usize, rng: &mut ChaCha8Rng) -> Vec<(String, Grant)> {
     let mut order: Vec<u32> = (0..gpus).collect();
     order.shuffle(rng);
     let mut grants = Vec::new();
-    for gpu in order {
+    for (visited, gpu) in order.into_iter().enumerate() {
         let left = quota - grants.len();
         if left == 0 {
             break;
         }
+        let gpus_left = usize::try_from(gpus).unwrap_or(usize::MAX) - visited;
+        let need = left.div_ceil(gpus_left.max(1));
         match t.flavor {
             Flavor::DynamicMig => {
                 let roll: f64 = rng.random();
-                if roll < 0.25 {
+                if roll < 0.25 && need <= 1 {
                     grants.push((DeviceName::Whole { gpu }.to_string(), Grant::Whole));
                 } else if roll < 0.45 {
-                    plan_shares(gpu, t.memory_gib, left, rng, &mut grants);
+                    plan_shares(gpu, t.memory_gib, need, left, rng, &mut grants);
                 } else {
-                    plan_mig(gpu, t.model, left, rng, &mut grants);
+                    plan_mig(gpu, t.model, need, left, rng, &mut grants);
                 }
             }
             Flavor::StaticMig => {
                 let mut instances: Vec<&(&str, u8)> = STATIC_LAYOUT.iter().collect();
                 instances.shuffle(rng);
-                let take = rng.random_range(1..=instances.len()).min(left);
+                let take = rng.random_range(1..=instances.len()).max(need).min(left);
                 for (name, start) in instances.into_iter().take(take) {
                     let grant = Grant::Mig { profile: name };
                     grants.push((DeviceName::mig(gpu, name, *start).to_string(), grant));
                 }
             }
             Flavor::WholeShared => {
-                if rng.random_bool(0.4) {
+                if need <= 1 && rng.random_bool(0.4) {
                     grants.push((DeviceName::Whole { gpu }.to_string(), Grant::Whole));
                 } else {
-                    plan_shares(gpu, t.memory_gib, left, rng, &mut grants);
+                    plan_shares(gpu, t.memory_gib, need, left, rng, &mut grants);
                 }
             }
             Flavor::TimeSliced => {
+                let replicas = usize::try_from(SHARES_PER_GPU).unwrap_or(1);
                 let take = rng
-                    .random_range(1..=SHARES_PER_GPU)
-                    .min(u32::try_from(left).unwrap_or(u32::MAX));
-                for replica in 0..take {
+                    .random_range(1..=replicas)
+                    .max(need)
+                    .min(replicas)
+                    .min(left);
+                for replica in 0..u32::try_from(take).unwrap_or(0) {
                     grants.push((
                         DeviceName::Share { gpu, replica }.to_string(),
                         Grant::Replica,
@@ -595,15 +602,17 @@ fn plan(t: &NodeType, gpus: u32, quota: usize, rng: &mut ChaCha8Rng) -> Vec<(Str
     grants
 }
 
-/// 2 to 6 shares of a shared device, each an equal part of memory and compute.
+/// 2 to 6 shares (at least `need`) of a shared device, each an equal part of memory and
+/// compute.
 fn plan_shares(
     gpu: u32,
     memory_gib: u64,
+    need: usize,
     left: usize,
     rng: &mut ChaCha8Rng,
     grants: &mut Vec<(String, Grant)>,
 ) {
-    let shares = rng.random_range(2..=6usize).min(left);
+    let shares = rng.random_range(2..=6usize).max(need).min(6).min(left);
     let parts = u32::try_from(shares).unwrap_or(1).max(1);
     for _ in 0..shares {
         grants.push((
@@ -616,10 +625,12 @@ fn plan_shares(
     }
 }
 
-/// Small MIG instances (up to 3 compute slices) at random free placements.
+/// Small MIG instances (up to 3 compute slices; only 1-slice ones when `need` asks for
+/// many) at random free placements, until the GPU is full or `left` are placed.
 fn plan_mig(
     gpu: u32,
     model: &str,
+    need: usize,
     left: usize,
     rng: &mut ChaCha8Rng,
     grants: &mut Vec<(String, Grant)>,
@@ -627,13 +638,14 @@ fn plan_mig(
     let Some(product) = GpuProduct::from_product_name(model) else {
         return;
     };
+    let largest = if need > 3 { 1 } else { 3 };
     let mut layout = MigLayout::new(product);
     let mut placed = 0;
     while placed < left {
         let options: Vec<_> = layout
             .available()
             .into_iter()
-            .filter(|(p, _)| p.compute_slices <= 3)
+            .filter(|(p, _)| p.compute_slices <= largest && !p.media_extensions)
             .collect();
         if options.is_empty() {
             break;
@@ -700,4 +712,90 @@ fn replica_want() -> (&'static str, Want<'static>) {
 
 fn profile_selector(driver: &str, profile: &str) -> String {
     format!("device.attributes['{driver}'].profile == '{profile}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::store::Kind;
+
+    fn config() -> CacheConfig {
+        CacheConfig::builtin(DEFAULT_DRIVER).unwrap()
+    }
+
+    #[test]
+    fn every_claim_is_allocated_on_a_real_device_without_overcommit() {
+        let cluster = synthetic_cluster(60, 8, 1_200, 7).with_pending_pods(30);
+        let snapshot = cluster.snapshot(config());
+        let stats = snapshot.stats();
+        assert_eq!(stats.nodes, 60);
+        assert_eq!(stats.claims, 1_230);
+        assert_eq!(stats.pods, 1_230);
+        assert_eq!(
+            stats.allocations, 1_200,
+            "every allocated claim maps to a device"
+        );
+        assert_eq!(snapshot.nodes().map(|n| n.gpu_count()).sum::<usize>(), 480);
+        for view in snapshot.nodes() {
+            for (r, device) in view.devices() {
+                if device.multiple_allocations {
+                    for capacity in ["memory", "compute"] {
+                        assert!(view.consumed(r, capacity) <= device.capacity(capacity).unwrap());
+                    }
+                } else {
+                    assert!(
+                        view.allocations_of(r).len() <= 1,
+                        "{} {}",
+                        view.name,
+                        device.name
+                    );
+                }
+            }
+            for set in view.counters.iter() {
+                for c in set.counters.iter() {
+                    assert!(c.used <= c.total, "{} {} {}", view.name, set.set, c.name);
+                }
+            }
+        }
+        let pending = snapshot.pods().filter(|p| p.node.is_none()).count();
+        assert_eq!(pending, 30);
+    }
+
+    #[test]
+    fn the_mix_has_every_node_type_spot_nodes_and_device_kind() {
+        let snapshot = synthetic_cluster(200, 8, 4_000, 3).snapshot(config());
+        let types: std::collections::BTreeSet<String> = snapshot
+            .nodes()
+            .filter_map(|n| n.instance_type.as_deref().map(str::to_owned))
+            .collect();
+        assert_eq!(types.len(), NODE_TYPES.len());
+        let spot = snapshot.nodes().filter(|n| n.is_spot()).count();
+        assert!((40..=80).contains(&spot), "{spot} spot nodes of 200");
+        let kinds: std::collections::BTreeSet<_> = snapshot
+            .nodes()
+            .flat_map(|n| n.devices().map(|(_, d)| d.kind).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+    }
+
+    #[test]
+    fn same_seed_same_objects_other_seed_other_objects() {
+        let keys = |seed| -> Vec<(Kind, String)> {
+            synthetic_cluster(5, 8, 50, seed)
+                .objects()
+                .map(|o| (o.kind(), o.key().to_string()))
+                .collect()
+        };
+        assert_eq!(keys(1), keys(1));
+        assert_ne!(keys(1), keys(2));
+    }
+
+    #[test]
+    fn the_requested_claim_count_is_met_for_any_seed() {
+        for seed in 0..6 {
+            // 30 per node: more than the average GPU gets at random, so quotas are enforced.
+            let snapshot = synthetic_cluster(20, 8, 600, seed).snapshot(config());
+            assert_eq!(snapshot.stats().allocations, 600, "seed {seed}");
+        }
+    }
 }
