@@ -17,6 +17,14 @@ pub enum ClusterError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// A watch failed; kube-runtime retries it after a back-off.
+    #[error("watch of {kind} failed: {message}")]
+    Watch {
+        /// What was watched (`nodes`, `pods`, …).
+        kind: &'static str,
+        /// The watcher's error.
+        message: String,
+    },
 }
 
 impl ClusterError {
@@ -24,6 +32,7 @@ impl ClusterError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ClusterError::InvalidQuantity { .. } => "invalid_quantity",
+            ClusterError::Watch { .. } => "watch",
         }
     }
 }
