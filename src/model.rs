@@ -8,6 +8,7 @@ pub mod gpu_model;
 pub mod inventory;
 pub mod mig;
 pub mod node;
+pub mod partition;
 
 pub use demand::{Demand, PodClass};
 pub use device_name::{DeviceName, DeviceNameError};

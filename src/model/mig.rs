@@ -10,12 +10,14 @@
 
 mod error;
 mod layout;
+mod presets;
 mod product;
 mod profiles;
 mod select;
 
 pub use error::MigError;
 pub use layout::{MigLayout, PlacedInstance};
+pub use presets::{all_balanced, all_smallest};
 pub use product::GpuProduct;
 pub use profiles::{MigProfile, Placement, profile, profiles};
 pub use select::smallest_adequate;
