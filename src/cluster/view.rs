@@ -18,6 +18,9 @@ use crate::market::{
     CapacityType, FALLBACK_USD_PER_GPU_HOUR, NodeMarket, PriceSource, RiskSource, capacity_type,
     node_market,
 };
+use crate::model::partition::PartitionGpu;
+
+mod partition;
 
 /// Most slices of our driver read per node; far above what a node publishes (one counters
 /// slice and a devices slice per four GPUs).
@@ -42,6 +45,8 @@ pub struct GpuDevices {
     pub index: u32,
     /// Its devices: the whole GPU, MIG devices, the shared device, shares.
     pub devices: Box<[DeviceRef]>,
+    /// Index of its state in [`NodeView::partitions`]; `None` when it cannot be modelled.
+    pub partition: Option<usize>,
 }
 
 /// One device (or device share) given to one claim.
@@ -138,6 +143,10 @@ pub struct NodeView {
     pub slices: Box<[Arc<Slice>]>,
     /// Devices grouped by physical GPU, in order of first appearance.
     pub gpus: Box<[GpuDevices]>,
+    /// The partition state of each modelled GPU, for `scoring::partition::fit` (how devices
+    /// map to states is documented in `src/cluster/view/partition.rs`). `fit`'s assignment
+    /// indexes point here; [`NodeView::gpu_of_partition`] maps them back.
+    pub partitions: Box<[PartitionGpu]>,
     /// Allocated devices and shares, sorted by device, then claim, then result.
     pub allocations: Box<[Allocation]>,
     /// Use of every counter set, in slice order.
@@ -249,6 +258,17 @@ impl NodeView {
     pub fn gpu_count(&self) -> usize {
         self.gpus.len()
     }
+
+    /// The GPU whose state is `partitions[index]`.
+    pub fn gpu_of_partition(&self, index: usize) -> Option<&GpuDevices> {
+        self.gpus.iter().find(|g| g.partition == Some(index))
+    }
+
+    /// Whether some GPU of the node is in use: a device of our driver allocated (admin access
+    /// aside) or a classic `nvidia.com/gpu` requested.
+    pub fn in_use(&self) -> bool {
+        self.allocations.iter().any(|a| !a.is_admin_access()) || self.classic.requested > 0
+    }
 }
 
 /// Builds the view of `node` from its slices (any generation, any order), the claims that
@@ -317,7 +337,7 @@ pub fn assemble<'a>(
     };
     let (market, price_error) = market(config, node, gpus_on_node);
 
-    NodeView {
+    let mut view = NodeView {
         name: Arc::clone(&node.name),
         market,
         instance_type: node.instance_type.clone(),
@@ -328,10 +348,17 @@ pub fn assemble<'a>(
         unschedulable: node.unschedulable,
         slices: slices.into(),
         gpus,
+        partitions: Box::default(),
         allocations: allocations.into(),
         counters,
         classic,
+    };
+    let (partitions, index) = partition::partition_gpus(&view);
+    view.partitions = partitions.into();
+    for (gpu, i) in view.gpus.iter_mut().zip(index) {
+        gpu.partition = i;
     }
+    view
 }
 
 /// The slices at their pool's newest generation, sorted by name (the allocator's order).
@@ -397,6 +424,7 @@ fn group_by_gpu(slices: &[Arc<Slice>]) -> Box<[GpuDevices]> {
                 pool: key.0,
                 index: key.1,
                 devices: devices.into(),
+                partition: None,
             })
         })
         .collect()

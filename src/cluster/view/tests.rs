@@ -420,3 +420,160 @@ fn classic_gpus_requested_by_the_nodes_pods() {
     let names: Vec<&str> = view.classic.pods.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(names, ["ns/a", "ns/b"]);
 }
+
+// === partition states ===
+
+use crate::model::mig::GpuProduct;
+use crate::model::partition::{GpuPartitioning, PartitionDemand, PartitionGpu};
+use crate::scoring::partition::fit;
+
+fn state(view: &NodeView, gpu_index: u32) -> &PartitionGpu {
+    let gpu = view.gpus.iter().find(|g| g.index == gpu_index).unwrap();
+    &view.partitions[gpu.partition.unwrap()]
+}
+
+fn with_claims(claims: Vec<ResourceClaim>) -> NodeView {
+    build(&Parts {
+        node: p5("on-demand"),
+        slices: gpu_slices(1),
+        claims,
+        pods: Vec::new(),
+    })
+}
+
+#[test]
+fn idle_gpus_are_shared_or_dynamic_mig() {
+    let view = with_claims(Vec::new());
+    assert_eq!(view.partitions.len(), 2);
+    let gpu0 = state(&view, 0);
+    assert_eq!(
+        (gpu0.model.as_str(), gpu0.memory_mib),
+        ("NVIDIA H100 80GB HBM3", 80 * 1024)
+    );
+    assert_eq!(
+        gpu0.state,
+        GpuPartitioning::Shared {
+            used_memory_mib: 0,
+            used_compute_pct: 0
+        }
+    );
+    match &state(&view, 1).state {
+        GpuPartitioning::DynamicMig {
+            layout,
+            whole_taken,
+        } => {
+            assert_eq!(layout.product(), GpuProduct::H100_80GB);
+            assert!(layout.instances().is_empty() && !whole_taken);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!view.in_use());
+}
+
+#[test]
+fn allocations_show_in_the_partition_states() {
+    let view = with_claims(vec![
+        share("a", "gpu-0-shared", "10Gi", false),
+        share("b", "gpu-0-shared", "1536Mi", false),
+        share("m", "gpu-1-mig-1g10gb-1", "", false),
+    ]);
+    assert!(view.in_use());
+    assert_eq!(
+        state(&view, 0).state,
+        GpuPartitioning::Shared {
+            used_memory_mib: 10 * 1024 + 1536,
+            used_compute_pct: 20
+        }
+    );
+    let GpuPartitioning::DynamicMig {
+        layout,
+        whole_taken: false,
+    } = &state(&view, 1).state
+    else {
+        panic!("{:?}", state(&view, 1))
+    };
+    let placed: Vec<(&str, u8)> = layout
+        .instances()
+        .iter()
+        .map(|i| (i.profile.name, i.placement.start))
+        .collect();
+    assert_eq!(placed, [("1g.10gb", 1)]);
+
+    let whole = with_claims(vec![share("w", "gpu-0", "", false)]);
+    assert_eq!(
+        state(&whole, 0).state,
+        GpuPartitioning::Whole { taken: true }
+    );
+}
+
+#[test]
+fn static_mig_time_sliced_and_whole_only_gpus() {
+    let a100 = GpuFacts {
+        index: 0,
+        uuid: "GPU-a100",
+        model: "NVIDIA A100-SXM4-40GB",
+        memory: "40Gi",
+    };
+    let static_migs = vec![
+        mig_device(a100, "3g.20gb", 4, 4, 3, "20Gi"),
+        mig_device(a100, "2g.10gb", 0, 2, 2, "10Gi"),
+    ];
+    let l40s = |index| GpuFacts {
+        index,
+        uuid: "GPU-l40s",
+        model: "NVIDIA L40S",
+        memory: "48Gi",
+    };
+    let replicas = (0..4)
+        .map(|k| crate::cluster::testing::objects::share_device(l40s(1), k, "12Gi"))
+        .collect::<Vec<_>>();
+    let mut devices = static_migs;
+    devices.extend(replicas);
+    devices.push(whole_gpu(l40s(2)));
+    let view = build(&Parts {
+        node: p5("on-demand"),
+        slices: vec![device_slice("s", place(1), devices)],
+        claims: vec![
+            share("m", "gpu-0-mig-2g10gb-0", "", false),
+            share("r1", "gpu-1-share-0", "", false),
+            share("r2", "gpu-1-share-3", "", false),
+            share("w", "gpu-2", "", false),
+        ],
+        pods: Vec::new(),
+    });
+    let GpuPartitioning::StaticMig { layout } = &state(&view, 0).state else {
+        panic!("{:?}", state(&view, 0))
+    };
+    let instances: Vec<(&str, bool)> = layout
+        .instances()
+        .map(|(i, taken)| (i.profile.name, taken))
+        .collect();
+    assert_eq!(instances, [("3g.20gb", false), ("2g.10gb", true)]);
+    let full = crate::model::mig::profile(GpuProduct::A100_40GB, "7g.40gb").unwrap();
+    assert_eq!(
+        state(&view, 0).memory_mib,
+        full.capacity_mib(),
+        "the 7g instance's memory"
+    );
+    assert_eq!(
+        state(&view, 1).state,
+        GpuPartitioning::Shared {
+            used_memory_mib: 24 * 1024,
+            used_compute_pct: 50
+        }
+    );
+    assert_eq!(state(&view, 1).memory_mib, 48 * 1024);
+    assert_eq!(
+        state(&view, 2).state,
+        GpuPartitioning::Whole { taken: true }
+    );
+}
+
+#[test]
+fn the_partition_states_feed_the_fit_directly() {
+    let view = with_claims(vec![share("m", "gpu-1-mig-1g10gb-1", "", false)]);
+    // A 1g-sized demand goes to the MIG GPU, which is already cut up.
+    let placed = fit(&PartitionDemand::new(1, 9_000, 100), &view.partitions).unwrap();
+    let gpu = view.gpu_of_partition(placed.assignments[0].gpu).unwrap();
+    assert_eq!(gpu.index, 1);
+}
