@@ -40,7 +40,7 @@ pub use error::ClusterError;
 pub use health::WatcherHealth;
 pub use key::{ObjectKey, Uid};
 pub use pod::{PodClaim, PodView};
-pub use slice::{Amount, Device, DeviceKind, Slice};
+pub use slice::{Amount, Device, DeviceKind, DeviceSpec, Slice};
 pub use snapshot::{CacheStats, Snapshot};
 pub use store::{ClusterEvent, ClusterObject, Kind, Store};
 pub use view::{Allocation, ClassicGpus, CounterUsage, DeviceRef, GpuDevices, NodeView};

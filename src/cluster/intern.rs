@@ -13,7 +13,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use super::claim::ClaimSpec;
-use super::slice::{Amount, CounterConsumption};
+use super::slice::{Amount, CounterConsumption, DeviceSpec};
 
 /// Table size below which no sweep happens: sweeping a small table saves nothing.
 const MIN_SWEEP_LEN: usize = 4096;
@@ -81,6 +81,8 @@ pub(crate) struct Interners {
     pub(crate) consumptions: Interner<[CounterConsumption]>,
     /// Claim specs: claims made from one template share one.
     pub(crate) specs: Interner<ClaimSpec>,
+    /// Device specs: the same device on nodes of one type shares one.
+    pub(crate) devices: Interner<DeviceSpec>,
 }
 
 impl Interners {
@@ -102,6 +104,12 @@ impl Interners {
     ) -> Arc<[CounterConsumption]> {
         self.consumptions
             .get_or_insert_with(value.as_slice(), || Arc::from(value.as_slice()))
+    }
+
+    /// The shared copy of a device spec.
+    pub(crate) fn device(&mut self, value: DeviceSpec) -> Arc<DeviceSpec> {
+        self.devices
+            .get_or_insert_with(&value, || Arc::new(value.clone()))
     }
 
     /// The shared copy of a claim spec.

@@ -113,19 +113,40 @@ pub struct MigInfo {
     pub placement: Option<Placement>,
 }
 
-/// One device of our driver, as advertised.
+/// One device of our driver, as advertised: its own identity plus a [`DeviceSpec`] shared
+/// with every identical device in the cluster.
+///
+/// Nodes of one type advertise the same devices (`gpu-0-mig-1g10gb-0` with the same
+/// profile, capacities and counters on every H100 node) except for UUIDs. Holding that part
+/// once is what keeps 300,000 devices small. `Device` derefs to its spec, so `device.kind`,
+/// `device.name` and the other spec fields read as if they were its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Device {
+    /// `uuid` attribute.
+    pub uuid: Option<Arc<str>>,
+    /// `parentUUID` attribute (MIG and shared devices).
+    pub parent_uuid: Option<Arc<str>>,
+    /// Everything else, shared.
+    pub spec: Arc<DeviceSpec>,
+}
+
+impl std::ops::Deref for Device {
+    type Target = DeviceSpec;
+
+    fn deref(&self) -> &DeviceSpec {
+        &self.spec
+    }
+}
+
+/// What a device is, apart from its UUIDs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeviceSpec {
     /// Device name, unique in its pool (`gpu-0-mig-1g10gb-0`).
     pub name: Arc<str>,
     /// Whole GPU, MIG, shared, share or other.
     pub kind: DeviceKind,
     /// Index of the physical GPU: the `index` attribute, else the device name's.
     pub gpu: Option<u32>,
-    /// `uuid` attribute.
-    pub uuid: Option<Arc<str>>,
-    /// `parentUUID` attribute (MIG and shared devices).
-    pub parent_uuid: Option<Arc<str>>,
     /// Product name: the `model` attribute, else `productName`.
     pub model: Option<Arc<str>>,
     /// MIG profile and placement, for MIG devices.
@@ -140,7 +161,7 @@ pub struct Device {
     pub tainted: bool,
 }
 
-impl Device {
+impl DeviceSpec {
     /// The capacity named `name` (`memory`, `compute`, …).
     pub fn capacity(&self, name: &str) -> Option<u64> {
         amount(&self.capacity, name)
@@ -274,18 +295,21 @@ fn read_device(device: &ApiDevice, driver: &str, interners: &mut Interners) -> D
         .iter()
         .flatten()
         .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute");
-    Device {
+    let spec = DeviceSpec {
         name: interners.str(truncate(&device.name, MAX_NAME_LEN)),
         kind,
         gpu,
-        uuid,
-        parent_uuid,
         model,
         mig,
         capacity,
         consumes: interners.consumptions(consumes),
         multiple_allocations: device.allow_multiple_allocations.unwrap_or(false),
         tainted,
+    };
+    Device {
+        uuid,
+        parent_uuid,
+        spec: interners.device(spec),
     }
 }
 

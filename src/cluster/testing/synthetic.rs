@@ -317,7 +317,15 @@ impl Objects<'_> {
         let per_slice = per_gpu
             .first()
             .map_or(1, |d| (MAX_DEVICES_PER_SLICE / d.len().max(1)).max(1));
-        let chunks: Vec<_> = per_gpu.chunks(per_slice).collect();
+        let mut chunks: Vec<Vec<k8s_openapi::api::resource::v1::Device>> = Vec::new();
+        for (i, devices) in per_gpu.into_iter().enumerate() {
+            if i % per_slice == 0 {
+                chunks.push(Vec::new());
+            }
+            if let Some(last) = chunks.last_mut() {
+                last.extend(devices);
+            }
+        }
         let slice_count =
             i64::try_from(chunks.len() + usize::from(with_counters)).unwrap_or(i64::MAX);
         let place = SlicePlace {
@@ -340,8 +348,7 @@ impl Objects<'_> {
             self.buffer
                 .push_back(counter_slice(&format!("{node}-counters"), place, sets).into());
         }
-        for (k, chunk) in chunks.iter().enumerate() {
-            let devices = chunk.iter().flatten().cloned().collect();
+        for (k, devices) in chunks.into_iter().enumerate() {
             self.buffer
                 .push_back(device_slice(&format!("{node}-devices-{k}"), place, devices).into());
         }
