@@ -56,8 +56,9 @@ impl fmt::Display for ObjectKey {
 /// An object UID: a canonical UUID is held in 16 bytes, anything else verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Uid {
-    /// A lower-case `8-4-4-4-12` UUID, as the API server writes them.
-    Uuid(u128),
+    /// A lower-case `8-4-4-4-12` UUID, as the API server writes them, big-endian (a byte
+    /// array rather than a `u128` keeps the enum at 24 bytes: no 16-byte alignment).
+    Uuid([u8; 16]),
     /// Any other text (cut to [`MAX_UID_LEN`] bytes at a character boundary).
     Other(Box<str>),
 }
@@ -66,7 +67,7 @@ impl Uid {
     /// The UID for `text`.
     pub fn new(text: &str) -> Self {
         match parse_uuid(text) {
-            Some(value) => Uid::Uuid(value),
+            Some(value) => Uid::Uuid(value.to_be_bytes()),
             None => Uid::Other(truncate(text, MAX_UID_LEN).into()),
         }
     }
@@ -81,8 +82,8 @@ impl From<&str> for Uid {
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Uid::Uuid(v) => {
-                let hex = format!("{v:032x}");
+            Uid::Uuid(bytes) => {
+                let hex = format!("{:032x}", u128::from_be_bytes(*bytes));
                 write!(
                     f,
                     "{}-{}-{}-{}-{}",
@@ -149,6 +150,12 @@ mod tests {
     }
 
     #[test]
+    fn a_uid_takes_24_bytes() {
+        assert_eq!(std::mem::size_of::<Uid>(), 24);
+        assert_eq!(std::mem::size_of::<Option<Uid>>(), 24);
+    }
+
+    #[test]
     fn other_uids_are_kept_verbatim() {
         for text in [
             "0F3C2A9E-55B1-4C1E-9D7A-2B8E4F6A1C3D",
@@ -185,8 +192,8 @@ mod tests {
     proptest! {
         #[test]
         fn every_uuid_round_trips(v in any::<u128>()) {
-            let text = Uid::Uuid(v).to_string();
-            prop_assert_eq!(Uid::new(&text), Uid::Uuid(v));
+            let text = Uid::Uuid(v.to_be_bytes()).to_string();
+            prop_assert_eq!(Uid::new(&text), Uid::Uuid(v.to_be_bytes()));
         }
     }
 }
