@@ -12,10 +12,11 @@ use super::key::ObjectKey;
 use super::pod::PodView;
 use super::view::NodeView;
 
-/// Shard counts: about 64 entries per shard at 5,000 nodes and 100,000 claims or pods, so a
-/// write after a snapshot copies a small shard.
-pub(crate) const NODE_SHARDS: usize = 128;
-pub(crate) const OBJECT_SHARDS: usize = 2048;
+/// Shard counts. The first write after a snapshot copies the shard table (one pointer per
+/// shard) and the shard it touches (its entries), so the cost is lowest near √entries
+/// shards: 64 for 5,000 nodes, 512 for 100,000 claims or pods.
+pub(crate) const NODE_SHARDS: usize = 64;
+pub(crate) const OBJECT_SHARDS: usize = 512;
 
 /// How much the cache holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

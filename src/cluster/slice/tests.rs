@@ -254,7 +254,10 @@ fn repeated_values_share_memory() {
         &mut interners,
     )
     .unwrap();
-    assert!(Arc::ptr_eq(&a.devices[0].spec, &b.devices[0].spec), "one spec for equal devices");
+    assert!(
+        Arc::ptr_eq(&a.devices[0].spec, &b.devices[0].spec),
+        "one spec for equal devices"
+    );
     assert!(Arc::ptr_eq(&a.devices[0].name, &b.devices[0].name));
     assert!(Arc::ptr_eq(&a.devices[0].capacity, &b.devices[0].capacity));
     assert!(Arc::ptr_eq(&a.devices[0].consumes, &b.devices[0].consumes));
