@@ -11,3 +11,4 @@ mod support;
 
 mod cluster;
 mod cluster_cache;
+mod publish;

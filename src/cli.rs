@@ -2,14 +2,18 @@
 //!
 //! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
 
+pub mod discovery;
 pub mod kube;
+pub mod publish;
 pub mod seeds;
 pub mod simulate;
+pub mod slices;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use seeds::SeedList;
 pub use simulate::SimulateArgs;
+pub use slices::SlicesArgs;
 
 /// tessera: cost-aware GPU partitioning and placement for Kubernetes.
 #[derive(Debug, Parser)]
@@ -29,6 +33,9 @@ pub enum Command {
     /// Replay a GPU cluster trace through the placement policies and report allocation,
     /// fragmentation and cost (the FGD paper's protocol by default).
     Simulate(SimulateArgs),
+    /// Print the ResourceSlices the plugin would publish for a node (fake or real GPUs),
+    /// without touching a cluster.
+    Slices(SlicesArgs),
 }
 
 /// Log output shared by every subcommand.

@@ -14,9 +14,11 @@
 pub mod admin;
 pub mod cli;
 pub mod cluster;
+pub mod discovery;
 pub mod market;
 pub mod metrics;
 pub mod model;
+pub mod publish;
 pub mod report;
 pub mod scoring;
 pub mod shutdown;

@@ -5,7 +5,7 @@
 //! cost: 1.0                        # × the partition's price, $/h
 //! risk: 1.0                        # × the expected interruption cost, $/h
 //! frag: 20.0                       # $ per GPU of fragmentation the placement adds
-//! pack: 1.0                        # × the price of an idle node the pod would start, $/h
+//! pack: 0.5                        # × the price of an idle node the pod would start, $/h
 //! checkpoint_interval_minutes: 60  # checkpointed pods lose half of this per interruption
 //! tolerant_loss_minutes: 2         # tolerant pods lose this per interruption
 //! fragmentation:                   # tessera's fragmentation term
@@ -100,7 +100,7 @@ impl Default for Weights {
             cost: 1.0,
             risk: 1.0,
             frag: 20.0,
-            pack: 1.0,
+            pack: 0.5,
             checkpoint_interval_minutes: 60.0,
             tolerant_loss_minutes: 2.0,
             fragmentation: TesseraWeights::default(),
@@ -239,6 +239,34 @@ mod tests {
         assert_eq!(Weights::from_yaml("", "w.yaml"), Ok(Weights::default()));
         assert_eq!(
             Weights::from_yaml("# nothing\n---\n", "w.yaml"),
+            Ok(Weights::default())
+        );
+    }
+
+    #[test]
+    fn the_weights_file_in_the_cost_model_doc_is_the_defaults() {
+        let doc = include_str!("../../docs/cost-model.md");
+        let start = doc.find("```yaml\ncost:").unwrap() + "```yaml\n".len();
+        let len = doc[start..].find("```").unwrap();
+        let parsed = Weights::from_yaml(&doc[start..start + len], "cost-model.md").unwrap();
+        assert_eq!(parsed, Weights::default());
+        // The module's own example too.
+        let module = include_str!("weights.rs");
+        let example: String = module
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```yaml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| {
+                l.trim_start_matches("//!")
+                    .strip_prefix(' ')
+                    .unwrap_or("")
+                    .to_owned()
+                    + "\n"
+            })
+            .collect();
+        assert_eq!(
+            Weights::from_yaml(&example, "weights.rs"),
             Ok(Weights::default())
         );
     }

@@ -337,7 +337,7 @@ impl Objects<'_> {
         };
         if with_counters {
             let product = GpuProduct::from_product_name(t.model);
-            let values = counters(t.flavor, product);
+            let values = counters(t, product);
             let values: Vec<(&str, &str)> = values
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -511,10 +511,12 @@ fn gpu_devices(t: &NodeType, gpu: GpuFacts<'_>) -> Vec<k8s_openapi::api::resourc
                 .collect()
         }
         Flavor::WholeShared => {
+            // As the plugin publishes a MIG-off GPU at the consumable level: whole and shared
+            // each take all of a `memory` counter, so they exclude each other.
             let mut shared = shared_gpu(gpu);
-            consume(&mut shared, &set, &[("gpu", "1")]);
+            consume(&mut shared, &set, &[("memory", gpu.memory)]);
             let mut whole = whole_gpu(gpu);
-            consume(&mut whole, &set, &[("gpu", "1")]);
+            consume(&mut whole, &set, &[("memory", gpu.memory)]);
             vec![shared, whole]
         }
         Flavor::TimeSliced => {
@@ -535,15 +537,15 @@ fn counters_for(from: u8, to: u8, compute: u8) -> Vec<(String, String)> {
     counters
 }
 
-/// A GPU's counter set for `flavor`.
-fn counters(flavor: Flavor, product: Option<GpuProduct>) -> Vec<(String, String)> {
-    match flavor {
+/// A GPU's counter set on a node of type `t` (the plugin's counter names).
+fn counters(t: &NodeType, product: Option<GpuProduct>) -> Vec<(String, String)> {
+    match t.flavor {
         Flavor::DynamicMig => counters_for(
             0,
             product.map_or(8, GpuProduct::total_memory_slices),
             product.map_or(7, GpuProduct::total_compute_slices),
         ),
-        _ => vec![("gpu".to_owned(), "1".to_owned())],
+        _ => vec![("memory".to_owned(), format!("{}Gi", t.memory_gib))],
     }
 }
 

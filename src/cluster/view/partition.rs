@@ -8,8 +8,7 @@
 //! |---|---|
 //! | MIG devices consuming counters, or MIG devices next to the whole GPU (dynamic MIG) | shares allocated on its shared device → `Shared`; whole GPU allocated → `DynamicMig` with `whole_taken`; else `DynamicMig` with the allocated placements |
 //! | MIG devices only (static MIG) | `StaticMig` with every advertised instance, allocated ones taken |
-//! | a shared device (no MIG) | whole GPU allocated → `Whole { taken }`; else `Shared` with the consumed memory and compute |
-//! | time-sliced replicas | `Shared`: each replica is `memory / N` and `100 / N` % compute |
+//! | a shared device and/or time-sliced replicas (no MIG) | whole GPU allocated → `Whole { taken }`; else `Shared`: the shared device's consumed memory and compute, plus each taken replica's `memory / N` and `100 / N` % compute |
 //! | the whole GPU only | `Whole`, taken when allocated |
 //!
 //! The partition model gives a GPU one state, while the plugin may advertise a GPU whole,
@@ -140,40 +139,50 @@ fn partition_gpu(view: &NodeView, gpu: &GpuDevices) -> Option<PartitionGpu> {
         });
     }
 
-    if let Some((r, d)) = roles.shared {
-        let whole_taken = roles.whole.is_some_and(|(w, _)| taken(w));
-        let state = if whole_taken {
-            GpuPartitioning::Whole { taken: true }
-        } else {
-            shared_use(view, r)
+    if roles.shared.is_some() || !roles.replicas.is_empty() {
+        if roles.whole.is_some_and(|(w, _)| taken(w)) {
+            let memory_mib = roles.whole.and_then(|(_, d)| d.memory_bytes()).unwrap_or(0) / MIB;
+            return Some(PartitionGpu {
+                model,
+                memory_mib,
+                state: GpuPartitioning::Whole { taken: true },
+            });
+        }
+        // The shared device's consumed capacity plus each taken replica's part: at the
+        // consumable level a GPU advertises both, excluding each other only by memory.
+        let (mut used_memory, mut used_compute) = match roles.shared {
+            Some((r, _)) => (
+                view.consumed(r, "memory").div_ceil(MIB),
+                view.consumed(r, "compute"),
+            ),
+            None => (0, 0),
         };
+        let n = u64::try_from(roles.replicas.len())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut replica_memory = 0u64;
+        let mut taken_replicas = 0u64;
+        for (r, d) in &roles.replicas {
+            let memory = d.memory_bytes().unwrap_or(0) / MIB;
+            replica_memory = replica_memory.saturating_add(memory);
+            if taken(*r) {
+                used_memory = used_memory.saturating_add(memory);
+                taken_replicas += 1;
+            }
+        }
+        used_compute =
+            used_compute.saturating_add((taken_replicas * u64::from(COMPUTE_PERCENT)).div_ceil(n));
+        let memory_mib = roles
+            .shared
+            .and_then(|(_, d)| d.memory_bytes())
+            .map(|b| b / MIB)
+            .unwrap_or(replica_memory);
         return Some(PartitionGpu {
             model,
-            memory_mib: d.memory_bytes().unwrap_or(0) / MIB,
-            state,
-        });
-    }
-
-    if !roles.replicas.is_empty() {
-        let n = u64::try_from(roles.replicas.len()).unwrap_or(u64::MAX);
-        let memory: u64 = roles
-            .replicas
-            .iter()
-            .map(|(_, d)| d.memory_bytes().unwrap_or(0) / MIB)
-            .fold(0, u64::saturating_add);
-        let used = roles.replicas.iter().filter(|(r, _)| taken(*r));
-        let used_memory = used
-            .clone()
-            .map(|(_, d)| d.memory_bytes().unwrap_or(0) / MIB)
-            .fold(0, u64::saturating_add);
-        let used_replicas = u64::try_from(used.count()).unwrap_or(u64::MAX);
-        let pct = (used_replicas * u64::from(COMPUTE_PERCENT)).div_ceil(n.max(1));
-        return Some(PartitionGpu {
-            model,
-            memory_mib: memory,
+            memory_mib,
             state: GpuPartitioning::Shared {
-                used_memory_mib: used_memory,
-                used_compute_pct: u8::try_from(pct.min(u64::from(COMPUTE_PERCENT)))
+                used_memory_mib: used_memory.min(memory_mib),
+                used_compute_pct: u8::try_from(used_compute.min(u64::from(COMPUTE_PERCENT)))
                     .unwrap_or(COMPUTE_PERCENT),
             },
         });

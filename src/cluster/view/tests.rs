@@ -577,3 +577,34 @@ fn the_partition_states_feed_the_fit_directly() {
     let gpu = view.gpu_of_partition(placed.assignments[0].gpu).unwrap();
     assert_eq!(gpu.index, 1);
 }
+
+#[test]
+fn a_gpu_with_a_shared_device_and_replicas_adds_both_uses() {
+    // The consumable-level shape of a MIG-off GPU: whole, shared and 4 replicas.
+    let l4 = GpuFacts {
+        index: 0,
+        uuid: "GPU-l4",
+        model: "NVIDIA L4",
+        memory: "24Gi",
+    };
+    let mut devices = vec![whole_gpu(l4), shared_gpu(l4)];
+    devices.extend((0..4).map(|k| crate::cluster::testing::objects::share_device(l4, k, "6Gi")));
+    let view = build(&Parts {
+        node: p5("on-demand"),
+        slices: vec![device_slice("s", place(1), devices)],
+        claims: vec![
+            share("a", "gpu-0-shared", "4Gi", false),
+            share("r", "gpu-0-share-2", "", false),
+        ],
+        pods: Vec::new(),
+    });
+    assert_eq!(view.partitions.len(), 1);
+    assert_eq!(view.partitions[0].memory_mib, 24 * 1024);
+    assert_eq!(
+        view.partitions[0].state,
+        GpuPartitioning::Shared {
+            used_memory_mib: 10 * 1024,
+            used_compute_pct: 35
+        }
+    );
+}
