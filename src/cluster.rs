@@ -13,7 +13,7 @@
 //! - [`store`]: the incremental store fed by watch events (pure).
 //! - [`snapshot`]: the immutable, cheaply cloned result a request reads.
 //! - [`watch`]: the kube-runtime watchers that feed the store, readiness and metrics.
-//! - [`slice`], [`claim`], [`pod`], [`node`]: what the cache keeps of each object.
+//! - [`slice`](mod@slice), [`claim`], [`pod`], [`node`]: what the cache keeps of each object.
 //! - [`testing`]: a synthetic cluster of any size, for benchmarks and tests.
 
 pub mod claim;

@@ -102,7 +102,10 @@ impl ClusterObject {
 
     /// `namespace/name` (just the name for cluster-scoped kinds).
     pub fn key(&self) -> ObjectKey {
-        let meta = self.metadata();
+        Self::key_of(self.metadata())
+    }
+
+    fn key_of(meta: &ObjectMeta) -> ObjectKey {
         ObjectKey::new(
             meta.namespace.as_deref().unwrap_or_default(),
             meta.name.as_deref().unwrap_or_default(),
@@ -572,15 +575,6 @@ impl Store {
             self.devices = self.devices.saturating_sub(old.device_count());
             self.allocations = self.allocations.saturating_sub(old.allocations.len());
         }
-    }
-}
-
-impl ClusterObject {
-    fn key_of(meta: &ObjectMeta) -> ObjectKey {
-        ObjectKey::new(
-            meta.namespace.as_deref().unwrap_or_default(),
-            meta.name.as_deref().unwrap_or_default(),
-        )
     }
 }
 

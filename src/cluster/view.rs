@@ -41,7 +41,7 @@ pub struct DeviceRef {
 pub struct GpuDevices {
     /// The pool the devices are in.
     pub pool: Arc<str>,
-    /// GPU index ([`Device::gpu`]).
+    /// GPU index ([`DeviceSpec::gpu`](super::slice::DeviceSpec::gpu)).
     pub index: u32,
     /// Its devices: the whole GPU, MIG devices, the shared device, shares.
     pub devices: Box<[DeviceRef]>,
