@@ -17,6 +17,7 @@
 //! answering from a slightly old view.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,6 +96,8 @@ impl Debug for WatchSource {
 pub struct Cache {
     snapshots: watch::Receiver<Snapshot>,
     health: Arc<Mutex<Vec<(Kind, WatcherState)>>>,
+    /// Set once a snapshot holding every watcher's first list has been published.
+    synced: Arc<AtomicBool>,
     metrics: CacheMetrics,
 }
 
@@ -158,6 +161,7 @@ impl Cache {
         let health = Arc::new(Mutex::new(health));
         let (snapshots_tx, snapshots_rx) = watch::channel(Snapshot::default());
         let metrics = CacheMetrics::default();
+        let synced = Arc::new(AtomicBool::new(false));
         for source in sources {
             let span = info_span!("watch", kind = source.kind.as_str());
             tokio::spawn(forward(source, events_tx.clone(), shutdown.clone()).instrument(span));
@@ -167,6 +171,7 @@ impl Cache {
             events: events_rx,
             snapshots: snapshots_tx,
             health: Arc::clone(&health),
+            synced: Arc::clone(&synced),
             readiness,
             metrics: metrics.clone(),
         };
@@ -174,6 +179,7 @@ impl Cache {
         Cache {
             snapshots: snapshots_rx,
             health,
+            synced,
             metrics,
         }
     }
@@ -200,8 +206,7 @@ impl Cache {
 
     /// Whether every watcher has completed its first list and its data has been published.
     pub fn is_synced(&self) -> bool {
-        lock(&self.health).iter().all(|(_, s)| s.is_synced())
-            && self.snapshots.borrow().version() > 0
+        self.synced.load(Ordering::Acquire)
     }
 
     /// Waits until [`Cache::is_synced`]; `false` if the cache stopped first.
@@ -336,6 +341,7 @@ struct StoreTask {
     events: mpsc::Receiver<(Kind, Result<ClusterEvent, ClusterError>)>,
     snapshots: watch::Sender<Snapshot>,
     health: Arc<Mutex<Vec<(Kind, WatcherState)>>>,
+    synced: Arc<AtomicBool>,
     readiness: Readiness,
     metrics: CacheMetrics,
 }
@@ -406,7 +412,11 @@ impl StoreTask {
     fn publish(&mut self) {
         let snapshot = self.store.snapshot();
         self.metrics.set_stats(snapshot.stats());
-        if snapshot.version() != self.snapshots.borrow().version() {
+        let all_synced = lock(&self.health).iter().all(|(_, s)| s.is_synced());
+        // Set before sending, so a waiter woken by the new snapshot sees it; and send when
+        // it flips even if the data did not change, so waiters wake at all.
+        let flipped = all_synced && !self.synced.swap(true, Ordering::AcqRel);
+        if flipped || snapshot.version() != self.snapshots.borrow().version() {
             self.snapshots.send_replace(snapshot);
         }
         // Readiness follows the published data, never ahead of it.

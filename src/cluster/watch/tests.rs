@@ -183,3 +183,19 @@ async fn snapshots_stay_readable_after_shutdown() {
     assert!(stopped.is_ok(), "the store task ends on shutdown");
     assert!(cache.snapshot().node("n1").is_some());
 }
+
+#[tokio::test]
+async fn synced_wakes_up_even_when_the_last_list_is_empty() {
+    let (cache, readiness, feeds, _shutdown) = cache();
+    for (feed, kind) in feeds.iter().zip(Kind::ALL) {
+        initial_list(feed, kind, vec![]);
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), cache.synced())
+            .await
+            .unwrap()
+    );
+    assert!(cache.is_synced());
+    assert!(readiness.is_ready(), "{}", readiness.report());
+    assert_eq!(cache.snapshot().stats().nodes, 0);
+}
