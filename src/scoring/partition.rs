@@ -25,6 +25,7 @@
 //!    - *Whole*: a non-MIG GPU before a dynamic-MIG one (those can still be cut up for small
 //!      demands), then the lowest index.
 
+pub mod frag;
 mod mig_choice;
 
 pub use crate::model::partition::{
@@ -64,6 +65,24 @@ pub fn fit(demand: &PartitionDemand, gpus: &[PartitionGpu]) -> Option<PartitionF
         });
     }
     Some(PartitionFit { assignments })
+}
+
+/// Whether `gpu` alone could give one of the demand's GPUs now (any kind the demand allows,
+/// its model, memory and compute), without ranking the choices: the cheap test behind
+/// fragmentation measures. The demand's `count` is ignored.
+pub fn can_host(demand: &PartitionDemand, gpu: &PartitionGpu) -> bool {
+    if !demand.models.allows(&gpu.model) {
+        return false;
+    }
+    demand
+        .preference
+        .iter()
+        .filter(|kind| demand.allow_mig || **kind != PartitionKind::Mig)
+        .any(|kind| match kind {
+            PartitionKind::Mig => mig_choice::any(demand, gpu),
+            PartitionKind::Shared => best_share(demand, std::iter::once((0, gpu))).is_some(),
+            PartitionKind::Whole => best_whole(demand, std::iter::once((0, gpu))).is_some(),
+        })
 }
 
 /// The best partition of `kind` over the GPUs not yet `used`, as (GPU index, partition).

@@ -69,6 +69,29 @@ fn adequate(product: GpuProduct, profile: &MigProfile, demand: &PartitionDemand)
             >= u32::from(demand.compute_milli) * u32::from(product.total_compute_slices())
 }
 
+/// Whether `gpu` could give any adequate MIG instance now.
+pub(super) fn any(demand: &PartitionDemand, gpu: &PartitionGpu) -> bool {
+    match &gpu.state {
+        GpuPartitioning::DynamicMig {
+            layout,
+            whole_taken: false,
+        } => {
+            let product = layout.product();
+            profiles(product).iter().any(|row| {
+                adequate(product, row, demand)
+                    && row.placements.iter().any(|pl| layout.can_place(row, *pl))
+            })
+        }
+        GpuPartitioning::StaticMig { layout } => {
+            let product = layout.layout().product();
+            layout
+                .instances()
+                .any(|(inst, taken)| !taken && adequate(product, inst.profile, demand))
+        }
+        _ => false,
+    }
+}
+
 /// One adequate MIG instance a GPU could give.
 struct Found<'a> {
     gpu: usize,

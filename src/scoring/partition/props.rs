@@ -202,3 +202,16 @@ proptest! {
         prop_assert_eq!(gpus, initial, "releasing everything restores the node");
     }
 }
+
+proptest! {
+    #[test]
+    fn can_host_agrees_with_fit_on_one_gpu(gpu in gpu(), mut demand in demand(), taken in demand()) {
+        // Put something on the GPU first so partly used states are covered too.
+        let mut gpus = vec![gpu];
+        if let Some(first) = fit(&PartitionDemand { count: 1, ..taken }, &gpus) {
+            apply(&first, &mut gpus).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        demand.count = 1;
+        prop_assert_eq!(can_host(&demand, &gpus[0]), fit(&demand, &gpus).is_some());
+    }
+}
