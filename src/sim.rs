@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod engine;
+pub mod mig;
 pub mod runner;
 pub mod workload;
 

@@ -17,6 +17,8 @@ use crate::scoring::{Policy, TesseraWeights};
 use crate::sim::{Experiment, Workload, run_all};
 use crate::trace;
 
+mod mig;
+
 /// Flags of `tessera simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
@@ -58,6 +60,21 @@ pub struct SimulateArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    // --- MIG experiment (`--cluster mig`): keep this block together ---
+    /// Cluster to replay the pods on: `openb` (the node list as given) or `mig` (as many
+    /// GPUs as the node list, on H100-80GB and A100-40GB nodes; static MIG layouts against
+    /// MIG instances made on demand, placed first-fit or by tessera).
+    #[arg(long, value_enum, default_value_t = ClusterKind::Openb)]
+    pub cluster: ClusterKind,
+}
+
+/// Which cluster `tessera simulate` replays the pods on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterKind {
+    /// The node list itself, GPUs shared by milli (the FGD protocol).
+    Openb,
+    /// MIG-capable nodes with the node list's GPU count.
+    Mig,
 }
 
 /// Output on stdout.
@@ -79,6 +96,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             "--typical-threshold must be in (0, 100], got {}",
             args.typical_threshold
         );
+    }
+    if args.cluster == ClusterKind::Mig {
+        return mig::run(args);
     }
     let nodes = match &args.nodes {
         Some(path) => trace::read_nodes(path)?,

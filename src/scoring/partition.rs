@@ -56,15 +56,32 @@ pub fn fit(demand: &PartitionDemand, gpus: &[PartitionGpu]) -> Option<PartitionF
         if let Some(flag) = used.get_mut(gpu) {
             *flag = true;
         }
-        let state = gpus.get(gpu)?;
-        assignments.push(Assignment {
-            gpu,
-            partition,
-            fraction: fraction(state, partition),
-            left: leftover_after(state, partition)?,
-        });
+        assignments.push(assignment(gpu, gpus.get(gpu)?, partition)?);
     }
     Some(PartitionFit { assignments })
+}
+
+/// The assignment of `partition` on `state`, the GPU at index `gpu`: its fraction and what
+/// the GPU has left afterwards; `None` if the GPU cannot give it. For callers that choose
+/// partitions by their own rule (the simulator's first-fit baseline) and still want
+/// [`apply`]-able, comparable answers.
+pub fn assignment(gpu: usize, state: &PartitionGpu, partition: Partition) -> Option<Assignment> {
+    Some(Assignment {
+        gpu,
+        partition,
+        fraction: fraction(state, partition),
+        left: leftover_after(state, partition)?,
+    })
+}
+
+/// Whether MIG `profile` of `product` meets the demand's memory and compute (compute slices
+/// over the product's at least the demand's thousandths).
+pub fn mig_adequate(
+    product: crate::model::mig::GpuProduct,
+    profile: &crate::model::mig::MigProfile,
+    demand: &PartitionDemand,
+) -> bool {
+    mig_choice::adequate(product, profile, demand)
 }
 
 /// Whether `gpu` alone could give one of the demand's GPUs now (any kind the demand allows,

@@ -63,7 +63,11 @@ fn size_key(product: GpuProduct, profile: &MigProfile) -> (u16, u16, bool) {
 }
 
 /// Whether `profile` of `product` meets the demand's memory and compute.
-fn adequate(product: GpuProduct, profile: &MigProfile, demand: &PartitionDemand) -> bool {
+pub(super) fn adequate(
+    product: GpuProduct,
+    profile: &MigProfile,
+    demand: &PartitionDemand,
+) -> bool {
     profile.capacity_mib() >= demand.memory_mib
         && u32::from(profile.compute_slices) * u32::from(MILLI_PER_GPU)
             >= u32::from(demand.compute_milli) * u32::from(product.total_compute_slices())
