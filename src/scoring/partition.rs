@@ -231,13 +231,8 @@ pub fn leftover(gpu: &PartitionGpu) -> Leftover {
             if *whole_taken {
                 (0, 0)
             } else {
-                let available = layout.available();
-                let max = available
-                    .iter()
-                    .map(|(p, _)| p.capacity_mib())
-                    .max()
-                    .unwrap_or(0);
-                (max, u32::try_from(available.len()).unwrap_or(u32::MAX))
+                let (count, largest) = mig_choice::possible(layout);
+                (largest, count)
             }
         }
     };
