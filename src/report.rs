@@ -8,6 +8,7 @@
 //! the spread across seeds.
 
 pub mod curves;
+pub mod mig;
 pub mod summary;
 pub mod write;
 

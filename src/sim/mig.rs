@@ -30,7 +30,7 @@ pub use demand::{MigPod, MigWorkload};
 pub use engine::{MigRunConfig, run};
 
 use super::Workload;
-use crate::report::RunRecord;
+use crate::report::mig::MigRunRecord;
 
 /// How MIG is set up and who places the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,7 +97,7 @@ pub fn run_all(
     seeds: &[u64],
     tune: f64,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<RunRecord>, MigSimError> {
+) -> Result<Vec<MigRunRecord>, MigSimError> {
     let configs: Vec<MigRunConfig> = policies
         .iter()
         .flat_map(|policy| {

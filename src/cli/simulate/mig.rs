@@ -7,7 +7,8 @@ use anyhow::Context;
 use tracing::info;
 
 use super::{DelayedBar, OutputFormat, SimulateArgs, mean_gpu_milli};
-use crate::report::{self, summarize};
+use crate::report;
+use crate::report::mig::summarize_mig;
 use crate::sim::Workload;
 use crate::sim::mig::{MigPolicy, MigWorkload, cluster_shape, run_all};
 use crate::trace;
@@ -59,9 +60,14 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         "simulation done"
     );
 
-    let written = report::write_all(&records, &args.out, args.at)
+    let plain: Vec<_> = records.iter().map(|r| r.record.clone()).collect();
+    let written = report::write_all(&plain, &args.out, args.at)
         .with_context(|| format!("writing the report to {}", args.out.display()))?;
-    let summary = summarize(&records, args.at);
+    // The MIG table adds the failures at the read-out bin to the openb summary's columns.
+    let summary = summarize_mig(&records, args.at);
+    summary
+        .write(&args.out)
+        .with_context(|| format!("writing the report to {}", args.out.display()))?;
     let text = match args.format {
         OutputFormat::Table => summary.to_markdown(),
         OutputFormat::Json => summary.to_json()? + "\n",

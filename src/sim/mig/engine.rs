@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use super::cluster::{MigNode, build_nodes, cluster_shape};
 use super::demand::{MigPod, MigWorkload};
 use super::{MigPolicy, MigSimError, first_fit};
+use crate::report::mig::MigRunRecord;
 use crate::report::{RunRecord, Sample};
 use crate::scoring::partition::frag::{NodeFrag, PartitionTypicals};
 use crate::scoring::partition::{PartitionFit, apply, fit};
@@ -147,7 +148,7 @@ pub fn run(
     mig: &MigWorkload,
     config: &MigRunConfig,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<RunRecord, MigSimError> {
+) -> Result<MigRunRecord, MigSimError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let order = arrival_order(workload, config.tune, &mut rng)?;
     let shape = cluster_shape(workload.capacity_milli / 1000)?;
@@ -161,6 +162,7 @@ pub fn run(
 
     let mut state = State::new(nodes, &mig.typicals, mig.demands.len());
     let mut samples = Vec::with_capacity(order.len());
+    let mut failed_after = Vec::with_capacity(order.len());
     let mut arrived_milli = 0u64;
     let mut failed = 0u64;
     let mut since_report = 0u64;
@@ -178,6 +180,7 @@ pub fn run(
         if !placed {
             failed += 1;
         }
+        failed_after.push(u32::try_from(failed).unwrap_or(u32::MAX));
         samples.push(Sample {
             arrived_milli,
             used_milli: (state.held * 1000.0).round() as u64,
@@ -191,13 +194,16 @@ pub fn run(
         }
     }
     progress(since_report);
-    Ok(RunRecord {
-        policy: config.policy.name().to_owned(),
-        seed: config.seed,
-        capacity_milli: workload.capacity_milli,
-        pods: order.len() as u64,
-        failed_pods: failed,
-        samples,
+    Ok(MigRunRecord {
+        record: RunRecord {
+            policy: config.policy.name().to_owned(),
+            seed: config.seed,
+            capacity_milli: workload.capacity_milli,
+            pods: order.len() as u64,
+            failed_pods: failed,
+            samples,
+        },
+        failed_after,
     })
 }
 

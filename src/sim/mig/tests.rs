@@ -157,10 +157,19 @@ fn every_policy_records_every_pod_within_capacity_and_deterministically() {
             seed: 42,
             tune: 1.3,
         };
-        let record = run(&workload, &mig, &config, &|_| {}).unwrap();
+        let run_record = run(&workload, &mig, &config, &|_| {}).unwrap();
+        let record = &run_record.record;
         assert_eq!(record.policy, policy.name());
         assert_eq!(record.samples.len() as u64, record.pods);
+        assert_eq!(run_record.failed_after.len(), record.samples.len());
         assert!(record.failed_pods > 0, "{policy:?}: 130 % cannot all fit");
+        assert_eq!(
+            u64::from(*run_record.failed_after.last().unwrap()),
+            record.failed_pods
+        );
+        for pair in run_record.failed_after.windows(2) {
+            assert!(pair[1] >= pair[0] && pair[1] <= pair[0] + 1);
+        }
         for pair in record.samples.windows(2) {
             assert!(pair[1].used_milli >= pair[0].used_milli, "{policy:?}");
             assert!(pair[1].frag_milli >= 0.0);
@@ -168,7 +177,7 @@ fn every_policy_records_every_pod_within_capacity_and_deterministically() {
         let last = record.samples.last().unwrap();
         assert!(last.used_milli <= workload.capacity_milli, "{policy:?}");
         let again = run(&workload, &mig, &config, &|_| {}).unwrap();
-        assert_eq!(record, again, "{policy:?}");
+        assert_eq!(run_record, again, "{policy:?}");
     }
 }
 
@@ -182,13 +191,13 @@ fn run_all_is_policy_major_and_reports_progress() {
     .unwrap();
     let order: Vec<(&str, u64)> = records
         .iter()
-        .map(|r| (r.policy.as_str(), r.seed))
+        .map(|r| (r.record.policy.as_str(), r.record.seed))
         .collect();
     assert_eq!(order.len(), 8);
     assert_eq!(order[0], ("static-1g", 42));
     assert_eq!(order[1], ("static-1g", 43));
     assert_eq!(order[7], ("dynamic-tessera", 43));
-    let pods: u64 = records.iter().map(|r| r.pods).sum();
+    let pods: u64 = records.iter().map(|r| r.record.pods).sum();
     assert_eq!(done.into_inner(), pods);
     assert_eq!(GPUS_PER_NODE, 8);
 }
