@@ -65,7 +65,10 @@ fn mig_cluster_table_has_the_four_policies_and_every_report_file_is_written() {
 
     let table = text(&output.stdout);
     assert!(table.contains("medians over seeds 42, 43, 44"), "{table}");
-    assert!(table.contains("| failed pods at 100 % (median) |"), "{table}");
+    assert!(
+        table.contains("| failed pods at 100 % (median) |"),
+        "{table}"
+    );
     let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ")).collect();
     let names: Vec<&str> = rows
         .iter()

@@ -102,13 +102,15 @@ pub fn summarize_mig(runs: &[MigRunRecord], at_pct: u32) -> MigSummary {
     }
 }
 
-fn spread_cells(spread: Option<Spread>) -> (String, String) {
+/// Median and range cells with these decimals (a count's range is whole, its median may be
+/// a half).
+fn spread_cells(spread: Option<Spread>, median: usize, range: usize) -> (String, String) {
     spread.map_or_else(
         || ("n/a".to_owned(), "n/a".to_owned()),
         |s| {
             (
-                format!("{:.2}", s.median),
-                format!("{:.2}–{:.2}", s.min, s.max),
+                format!("{:.*}", median, s.median),
+                format!("{:.*}–{:.*}", range, s.min, range, s.max),
             )
         },
     )
@@ -136,8 +138,8 @@ impl MigSummary {
         );
         out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
         for row in &self.rows {
-            let (unalloc, unalloc_range) = spread_cells(row.unalloc);
-            let (failed, failed_range) = spread_cells(row.failed);
+            let (unalloc, unalloc_range) = spread_cells(row.unalloc, 2, 2);
+            let (failed, failed_range) = spread_cells(row.failed, 1, 0);
             let frag = row
                 .frag
                 .map_or_else(|| "n/a".to_owned(), |s| format!("{:.2}", s.median));
@@ -230,7 +232,7 @@ mod tests {
         let md = s.to_markdown();
         assert!(md.contains("failed pods at 100 % (median)"), "{md}");
         assert!(
-            md.contains("| a | 50.00 | 50.00–50.00 | 0.00 | 5.00 | 4.00–6.00 | 9.0 |"),
+            md.contains("| a | 50.00 | 50.00–50.00 | 0.00 | 5.0 | 4–6 | 9.0 |"),
             "{md}"
         );
         assert!(md.contains("| b |"), "{md}");
