@@ -6,7 +6,7 @@
 //! that are already taken. Compute slices are only counted, because NVML exposes no placement
 //! for them at the GPU-instance level.
 //!
-//! Sources of the tables are cited next to each table in [`profiles`](self::profiles).
+//! Sources of the tables are cited next to each table in `profiles`.
 
 mod error;
 mod layout;
