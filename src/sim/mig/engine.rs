@@ -29,6 +29,16 @@ pub struct MigRunConfig {
 /// the seeded node order consolidate pods, as tessera's openb policy does with its quantum.
 pub const FRAG_QUANTUM_GPUS: f64 = 1.0 / 14.0;
 
+/// How a node's GPUs are chosen, and whether the node's fragmentation after the fit is kept
+/// for scoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inside {
+    /// [`first_fit::fit`]; no scoring terms.
+    FirstFit,
+    /// [`fit`], with the fragmentation terms after it.
+    Scored,
+}
+
 /// A node's answer for one GPU demand, valid while `stamp` is the node's GPU generation + 1.
 #[derive(Debug, Clone, Default)]
 struct Cached {
@@ -74,26 +84,25 @@ impl<'a> State<'a> {
     }
 
     /// The cached answer of node `i` for demand `d`, refreshed if the node's GPUs changed.
+    /// A run uses one `inside` rule throughout, so the cache never mixes the two.
     fn answer(
         &mut self,
         d: usize,
         i: usize,
         demand: &crate::model::partition::PartitionDemand,
-        scored: bool,
-        first_fit_only: bool,
+        inside: Inside,
     ) -> Option<&(PartitionFit, Option<NodeFrag>)> {
         let n = self.nodes.len();
         let stamp = self.gpu_generation.get(i)?.wrapping_add(1);
         let node = self.nodes.get(i)?;
         let entry = self.cache.get_mut(d * n + i)?;
         if entry.stamp != stamp {
-            let chosen = if first_fit_only {
-                first_fit::fit(demand, &node.gpus)
-            } else {
-                fit(demand, &node.gpus)
+            let chosen = match inside {
+                Inside::FirstFit => first_fit::fit(demand, &node.gpus),
+                Inside::Scored => fit(demand, &node.gpus),
             };
             entry.answer = chosen.map(|f| {
-                let after = scored.then(|| {
+                let after = (inside == Inside::Scored).then(|| {
                     let mut gpus = node.gpus.clone();
                     let terms = self.terms.get(i).cloned();
                     match (apply(&f, &mut gpus), terms) {
@@ -226,7 +235,7 @@ fn choose_first(
             return Some((i, None));
         };
         let demand = mig.demands.get(d)?;
-        if let Some((f, _)) = state.answer(d, i, demand, false, true) {
+        if let Some((f, _)) = state.answer(d, i, demand, Inside::FirstFit) {
             return Some((i, Some(f.clone())));
         }
     }
@@ -253,7 +262,7 @@ fn choose_scored(
             None => state.terms.get(i)?.frag(typicals, cpu_after),
             Some(d) => {
                 let demand = mig.demands.get(d)?;
-                match state.answer(d, i, demand, true, false) {
+                match state.answer(d, i, demand, Inside::Scored) {
                     Some((_, Some(t))) => t.frag(typicals, cpu_after),
                     _ => continue,
                 }
@@ -273,7 +282,7 @@ fn choose_scored(
         None => None,
         Some(d) => {
             let demand = mig.demands.get(d)?;
-            Some(state.answer(d, i, demand, true, false)?.0.clone())
+            Some(state.answer(d, i, demand, Inside::Scored)?.0.clone())
         }
     };
     Some((i, fit))
