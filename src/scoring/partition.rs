@@ -126,12 +126,20 @@ fn best_whole<'a>(
     open: impl Iterator<Item = (usize, &'a PartitionGpu)>,
 ) -> Option<(usize, Partition)> {
     open.filter(|(_, g)| g.memory_mib >= demand.memory_mib)
+        // Rank: a plain whole GPU first; then an idle shared GPU (the plugin advertises a
+        // non-MIG GPU both whole and shared, so the allocator can hand out the whole device
+        // while no share is taken); then an empty dynamic-MIG GPU, which could still be cut
+        // up for small pods.
         .filter_map(|(i, g)| match &g.state {
-            GpuPartitioning::Whole { taken: false } => Some((false, i)),
+            GpuPartitioning::Whole { taken: false } => Some((0u8, i)),
+            GpuPartitioning::Shared {
+                used_memory_mib: 0,
+                used_compute_pct: 0,
+            } => Some((1, i)),
             GpuPartitioning::DynamicMig {
                 layout,
                 whole_taken: false,
-            } if layout.instances().is_empty() => Some((true, i)),
+            } if layout.instances().is_empty() => Some((2, i)),
             _ => None,
         })
         .min()
