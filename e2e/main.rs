@@ -10,4 +10,5 @@
 mod support;
 
 mod cluster;
+mod cluster_cache;
 mod publish;

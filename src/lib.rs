@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod discovery;
 pub mod extender;
 pub mod market;

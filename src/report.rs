@@ -9,6 +9,7 @@
 
 pub mod cost;
 pub mod curves;
+pub mod mig;
 pub mod summary;
 pub mod write;
 

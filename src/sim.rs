@@ -12,6 +12,7 @@
 pub mod cluster;
 pub mod cost;
 pub mod engine;
+pub mod mig;
 pub mod runner;
 pub mod workload;
 

@@ -19,6 +19,8 @@ use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use crate::sim::{Experiment, Workload, run_all};
 use crate::trace;
 
+mod mig;
+
 /// Flags of `tessera simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
@@ -48,9 +50,11 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 100, value_name = "PERCENT")]
     pub at: u32,
     /// Output directory for summary.md, summary.json, curves.csv, curves_median.csv and
-    /// unallocated.svg.
-    #[arg(long, default_value = "target/tessera-sim", value_name = "DIR")]
-    pub out: PathBuf,
+    /// unallocated.svg [default: target/tessera-sim, target/tessera-sim-cost with --cost,
+    /// target/tessera-sim-mig with --cluster mig, so the three reports never overwrite
+    /// each other].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -75,6 +79,22 @@ pub struct SimulateArgs {
     /// (with --cost).
     #[arg(long, value_name = "CSV")]
     pub prices: Option<PathBuf>,
+
+    // --- MIG experiment (`--cluster mig`): keep this block together ---
+    /// Cluster to replay the pods on: `openb` (the node list as given) or `mig` (as many
+    /// GPUs as the node list, on H100-80GB and A100-40GB nodes; static MIG layouts against
+    /// MIG instances made on demand, placed first-fit or by tessera).
+    #[arg(long, value_enum, default_value_t = ClusterKind::Openb)]
+    pub cluster: ClusterKind,
+}
+
+/// Which cluster `tessera simulate` replays the pods on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterKind {
+    /// The node list itself, GPUs shared by milli (the FGD protocol).
+    Openb,
+    /// MIG-capable nodes with the node list's GPU count.
+    Mig,
 }
 
 /// Output on stdout.
@@ -84,6 +104,20 @@ pub enum OutputFormat {
     Table,
     /// The summary as JSON.
     Json,
+}
+
+impl SimulateArgs {
+    /// Where the report goes: `--out`, else a default per experiment.
+    pub fn out_dir(&self) -> PathBuf {
+        if let Some(out) = &self.out {
+            return out.clone();
+        }
+        PathBuf::from(match (self.cluster, self.cost) {
+            (ClusterKind::Mig, _) => "target/tessera-sim-mig",
+            (ClusterKind::Openb, true) => "target/tessera-sim-cost",
+            (ClusterKind::Openb, false) => "target/tessera-sim",
+        })
+    }
 }
 
 /// Run the simulation the flags describe; errors are for the user (bad files, bad values).
@@ -96,6 +130,15 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             "--typical-threshold must be in (0, 100], got {}",
             args.typical_threshold
         );
+    }
+    if args.cluster == ClusterKind::Mig {
+        if args.cost {
+            anyhow::bail!(
+                "--cost prices the openb cluster; it cannot be combined with --cluster mig"
+            );
+        }
+        cost::refuse_cost_flags(args)?;
+        return mig::run(args);
     }
     let nodes = match &args.nodes {
         Some(path) => trace::read_nodes(path)?,
@@ -141,8 +184,8 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         "simulation done"
     );
 
-    let written = report::write_all(&records, &args.out, args.at)
-        .with_context(|| format!("writing the report to {}", args.out.display()))?;
+    let written = report::write_all(&records, &args.out_dir(), args.at)
+        .with_context(|| format!("writing the report to {}", args.out_dir().display()))?;
     let summary = summarize(&records, args.at);
     let text = match args.format {
         OutputFormat::Table => summary.to_markdown(),

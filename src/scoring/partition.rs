@@ -25,6 +25,7 @@
 //!    - *Whole*: a non-MIG GPU before a dynamic-MIG one (those can still be cut up for small
 //!      demands), then the lowest index.
 
+pub mod frag;
 mod mig_choice;
 
 pub use crate::model::partition::{
@@ -55,15 +56,50 @@ pub fn fit(demand: &PartitionDemand, gpus: &[PartitionGpu]) -> Option<PartitionF
         if let Some(flag) = used.get_mut(gpu) {
             *flag = true;
         }
-        let state = gpus.get(gpu)?;
-        assignments.push(Assignment {
-            gpu,
-            partition,
-            fraction: fraction(state, partition),
-            left: leftover_after(state, partition)?,
-        });
+        assignments.push(assignment(gpu, gpus.get(gpu)?, partition)?);
     }
     Some(PartitionFit { assignments })
+}
+
+/// The assignment of `partition` on `state`, the GPU at index `gpu`: its fraction and what
+/// the GPU has left afterwards; `None` if the GPU cannot give it. For callers that choose
+/// partitions by their own rule (the simulator's first-fit baseline) and still want
+/// [`apply`]-able, comparable answers.
+pub fn assignment(gpu: usize, state: &PartitionGpu, partition: Partition) -> Option<Assignment> {
+    Some(Assignment {
+        gpu,
+        partition,
+        fraction: fraction(state, partition),
+        left: leftover_after(state, partition)?,
+    })
+}
+
+/// Whether MIG `profile` of `product` meets the demand's memory and compute (compute slices
+/// over the product's at least the demand's thousandths).
+pub fn mig_adequate(
+    product: crate::model::mig::GpuProduct,
+    profile: &crate::model::mig::MigProfile,
+    demand: &PartitionDemand,
+) -> bool {
+    mig_choice::adequate(product, profile, demand)
+}
+
+/// Whether `gpu` alone could give one of the demand's GPUs now (any kind the demand allows,
+/// its model, memory and compute), without ranking the choices: the cheap test behind
+/// fragmentation measures. The demand's `count` is ignored.
+pub fn can_host(demand: &PartitionDemand, gpu: &PartitionGpu) -> bool {
+    if !demand.models.allows(&gpu.model) {
+        return false;
+    }
+    demand
+        .preference
+        .iter()
+        .filter(|kind| demand.allow_mig || **kind != PartitionKind::Mig)
+        .any(|kind| match kind {
+            PartitionKind::Mig => mig_choice::any(demand, gpu),
+            PartitionKind::Shared => best_share(demand, std::iter::once((0, gpu))).is_some(),
+            PartitionKind::Whole => best_whole(demand, std::iter::once((0, gpu))).is_some(),
+        })
 }
 
 /// The best partition of `kind` over the GPUs not yet `used`, as (GPU index, partition).
@@ -90,12 +126,20 @@ fn best_whole<'a>(
     open: impl Iterator<Item = (usize, &'a PartitionGpu)>,
 ) -> Option<(usize, Partition)> {
     open.filter(|(_, g)| g.memory_mib >= demand.memory_mib)
+        // Rank: a plain whole GPU first; then an idle shared GPU (the plugin advertises a
+        // non-MIG GPU both whole and shared, so the allocator can hand out the whole device
+        // while no share is taken); then an empty dynamic-MIG GPU, which could still be cut
+        // up for small pods.
         .filter_map(|(i, g)| match &g.state {
-            GpuPartitioning::Whole { taken: false } => Some((false, i)),
+            GpuPartitioning::Whole { taken: false } => Some((0u8, i)),
+            GpuPartitioning::Shared {
+                used_memory_mib: 0,
+                used_compute_pct: 0,
+            } => Some((1, i)),
             GpuPartitioning::DynamicMig {
                 layout,
                 whole_taken: false,
-            } if layout.instances().is_empty() => Some((true, i)),
+            } if layout.instances().is_empty() => Some((2, i)),
             _ => None,
         })
         .min()
@@ -195,13 +239,8 @@ pub fn leftover(gpu: &PartitionGpu) -> Leftover {
             if *whole_taken {
                 (0, 0)
             } else {
-                let available = layout.available();
-                let max = available
-                    .iter()
-                    .map(|(p, _)| p.capacity_mib())
-                    .max()
-                    .unwrap_or(0);
-                (max, u32::try_from(available.len()).unwrap_or(u32::MAX))
+                let (count, largest) = mig_choice::possible(layout);
+                (largest, count)
             }
         }
     };

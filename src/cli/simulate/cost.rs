@@ -125,8 +125,8 @@ pub(super) fn run(
     );
 
     let summary = summarize_cost(&records, HORIZON_HOURS);
-    let written = write_cost(&records, &summary, &args.out)
-        .with_context(|| format!("writing the report to {}", args.out.display()))?;
+    let written = write_cost(&records, &summary, &args.out_dir())
+        .with_context(|| format!("writing the report to {}", args.out_dir().display()))?;
     let text = match args.format {
         OutputFormat::Table => summary.to_markdown(),
         OutputFormat::Json => summary.to_json()? + "\n",

@@ -125,9 +125,12 @@ impl MigLayout {
     ) -> Result<&'static MigProfile, MigError> {
         // Resolve through the product's table so a profile of another product (same name,
         // different geometry) or a hand-built row cannot slip in.
+        // Pointer equality first: callers pass the table's own rows, and comparing whole
+        // rows (placement lists included) on every check is the slow path.
         let own = profiles(self.product)
             .iter()
-            .find(|p| *p == profile)
+            .find(|p| std::ptr::eq(*p, profile))
+            .or_else(|| profiles(self.product).iter().find(|p| *p == profile))
             .ok_or_else(|| MigError::UnknownProfile {
                 product: self.product,
                 profile: profile.name.to_owned(),

@@ -86,6 +86,21 @@ fn take(gpu: &mut PartitionGpu, a: &Assignment) -> Result<(), PartitionError> {
                 .ok_or(PartitionError::NoSuchInstance)?;
             layout.set_taken(index, true)?;
         }
+        // An idle shared GPU given whole: every share of it is used up, so nothing else fits
+        // until the whole GPU is given back.
+        (
+            GpuPartitioning::Shared {
+                used_memory_mib,
+                used_compute_pct,
+            },
+            Partition::Whole,
+        ) => {
+            if *used_memory_mib != 0 || *used_compute_pct != 0 {
+                return Err(PartitionError::AlreadyTaken);
+            }
+            *used_memory_mib = memory;
+            *used_compute_pct = COMPUTE_PERCENT;
+        }
         (
             GpuPartitioning::DynamicMig {
                 layout,
@@ -125,6 +140,7 @@ fn take(gpu: &mut PartitionGpu, a: &Assignment) -> Result<(), PartitionError> {
 }
 
 fn give_back(gpu: &mut PartitionGpu, a: &Assignment) -> Result<(), PartitionError> {
+    let memory = gpu.memory_mib;
     match (&mut gpu.state, a.partition) {
         (GpuPartitioning::Whole { taken }, Partition::Whole)
         | (
@@ -143,6 +159,19 @@ fn give_back(gpu: &mut PartitionGpu, a: &Assignment) -> Result<(), PartitionErro
                 .position(profile, placement)
                 .ok_or(PartitionError::NoSuchInstance)?;
             layout.set_taken(index, false)?;
+        }
+        (
+            GpuPartitioning::Shared {
+                used_memory_mib,
+                used_compute_pct,
+            },
+            Partition::Whole,
+        ) => {
+            if *used_memory_mib != memory || *used_compute_pct != COMPUTE_PERCENT {
+                return Err(PartitionError::NotTaken);
+            }
+            *used_memory_mib = 0;
+            *used_compute_pct = 0;
         }
         (GpuPartitioning::DynamicMig { layout, .. }, Partition::Mig { profile, placement }) => {
             layout.remove(profile, placement)?;

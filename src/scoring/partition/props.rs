@@ -202,3 +202,47 @@ proptest! {
         prop_assert_eq!(gpus, initial, "releasing everything restores the node");
     }
 }
+
+proptest! {
+    #[test]
+    fn can_host_agrees_with_fit_on_one_gpu(gpu in gpu(), mut demand in demand(), taken in demand()) {
+        // Put something on the GPU first so partly used states are covered too.
+        let mut gpus = vec![gpu];
+        if let Some(first) = fit(&PartitionDemand { count: 1, ..taken }, &gpus) {
+            apply(&first, &mut gpus).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        demand.count = 1;
+        prop_assert_eq!(can_host(&demand, &gpus[0]), fit(&demand, &gpus).is_some());
+    }
+}
+
+proptest! {
+    #[test]
+    fn placement_loss_agrees_with_the_layouts_own_rules(
+        product in product(),
+        steps in proptest::collection::vec((0usize..16, 0usize..16), 0..8),
+        probe in (0usize..16, 0usize..16),
+    ) {
+        let rows = crate::model::mig::profiles(product);
+        let mut layout = MigLayout::new(product);
+        for (p, pl) in steps {
+            let row = &rows[p % rows.len()];
+            let _ = layout.place(row, row.placements[pl % row.placements.len()]);
+        }
+        let row = &rows[probe.0 % rows.len()];
+        let pl = row.placements[probe.1 % row.placements.len()];
+        let loss = placement_loss(&layout, row, pl);
+        prop_assert_eq!(loss.is_some(), layout.can_place(row, pl));
+        if let Some(loss) = loss {
+            // Recount with the layout itself.
+            let mut after = layout.clone();
+            after.place(row, pl).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut plain: Vec<_> = rows.iter().filter(|r| !r.media_extensions).collect();
+            plain.sort_by_key(|r| std::cmp::Reverse((r.compute_slices, r.memory_slices)));
+            for (k, r) in plain.iter().enumerate() {
+                let lost = layout.available_for(r).len() - after.available_for(r).len();
+                prop_assert_eq!(usize::from(loss[k]), lost, "{}", r.name);
+            }
+        }
+    }
+}

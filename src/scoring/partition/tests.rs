@@ -256,3 +256,34 @@ fn placement_loss_ranks_largest_profiles_first() {
     assert!(at(6) < at(0));
     assert!(placement_loss(&layout, one, Placement::new(7, 1)).is_none());
 }
+
+#[test]
+fn an_idle_shared_gpu_can_still_be_given_whole_until_a_share_is_taken() {
+    // The plugin advertises a non-MIG GPU both whole and shared; the cache models the idle
+    // GPU as `Shared`, and a whole-only demand must still fit it.
+    let mut gpus = [PartitionGpu::shared("NVIDIA A100-SXM4-80GB", 81_920)];
+    let whole = PartitionDemand {
+        preference: vec![PartitionKind::Whole],
+        ..PartitionDemand::new(1, 0, 1000)
+    };
+    let before = gpus.clone();
+    let taken = fit(&whole, &gpus).expect("idle shared GPU given whole");
+    assert_eq!(taken.assignments[0].partition, Partition::Whole);
+    apply(&taken, &mut gpus).unwrap();
+    let share = PartitionDemand {
+        allow_mig: false,
+        ..PartitionDemand::new(1, 1_000, 100)
+    };
+    assert!(
+        fit(&share, &gpus).is_none(),
+        "no share left beside a whole GPU"
+    );
+    assert!(fit(&whole, &gpus).is_none(), "not given whole twice");
+    release(&taken, &mut gpus).unwrap();
+    assert_eq!(gpus, before);
+
+    // Once a share is taken, the GPU can no longer be given whole.
+    let shared = fit(&share, &gpus).unwrap();
+    apply(&shared, &mut gpus).unwrap();
+    assert!(fit(&whole, &gpus).is_none());
+}
