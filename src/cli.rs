@@ -37,6 +37,9 @@ pub enum Command {
     /// Print the ResourceSlices the plugin would publish for a node (fake or real GPUs),
     /// without touching a cluster.
     Slices(SlicesArgs),
+    /// Serve kube-scheduler's HTTP extender calls: filter nodes a pod must not use and rank
+    /// the rest by the cost of the GPU partition it would get, spot risk and fragmentation.
+    Extender(extender::ExtenderArgs),
 }
 
 /// Log output shared by every subcommand.

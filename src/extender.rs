@@ -8,6 +8,7 @@
 pub mod api;
 pub mod attribution;
 pub mod claim;
+pub mod cluster_view;
 pub mod decide;
 pub mod demand;
 pub mod evaluate;

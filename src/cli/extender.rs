@@ -7,12 +7,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use super::{AdminArgs, KubeArgs};
-use crate::extender::TlsFiles;
+use crate::admin::{self, Readiness};
+use crate::cluster::{Cache, CacheConfig, READINESS_CONDITIONS};
+use crate::extender::cluster_view::{CacheSource, MemoScoring};
+use crate::extender::demand::DeviceClasses;
+use crate::extender::evaluate::{Scoring, default_typical_pods};
+use crate::extender::{
+    Bound, Decide, Decider, ExtenderMetrics, TlsFiles, attribution, router, tls_config,
+};
 use crate::market::{PriceCatalog, SpotAdvisor};
 use crate::scoring::Weights;
 use crate::scoring::weights::MAX_WEIGHTS_FILE_BYTES;
+use crate::shutdown::drain_within;
 
 /// Default body limit: 5,000 full Node objects of up to ~25 KiB each (labels, annotations,
 /// conditions and the 50 images the kubelet reports), which is what kube-scheduler sends at
@@ -181,6 +193,153 @@ impl ExtenderConfig {
             driver_name: args.driver_name.clone(),
             stale_after: Duration::from_secs(args.stale_after),
         })
+    }
+}
+
+/// The readiness condition `--stale-after` drives.
+pub const FRESH_CONDITION: &str = "cluster-cache-fresh";
+/// How often the cache's staleness is checked against `--stale-after`.
+const FRESHNESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the extender until SIGTERM or SIGINT; errors are for the user (bad flags or files, a
+/// taken port, no cluster).
+pub fn run(args: &ExtenderArgs) -> anyhow::Result<()> {
+    let config = ExtenderConfig::from_args(args)?;
+    let tls = config.tls.as_ref().map(tls_config).transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tessera-extender")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args, config, tls))
+}
+
+async fn serve(
+    args: &ExtenderArgs,
+    config: ExtenderConfig,
+    tls: Option<RustlsConfig>,
+) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal().context("cannot watch for signals")?;
+    // Bind first: a taken port is the most common start-up mistake and needs no cluster.
+    let bound = Bound::bind(config.listen)?;
+    let client = args.kube.client().await?;
+
+    let mut conditions: Vec<&'static str> = READINESS_CONDITIONS.to_vec();
+    conditions.push(FRESH_CONDITION);
+    let readiness = Readiness::new(&conditions);
+    let mut registry = Registry::default();
+    let classes = DeviceClasses::new(&config.driver_name);
+    let cache = Cache::start(
+        client,
+        CacheConfig {
+            driver: Arc::from(config.driver_name.as_str()),
+            catalog: Arc::clone(&config.catalog),
+            advisor: Arc::clone(&config.advisor),
+        },
+        readiness.clone(),
+        shutdown.clone(),
+    );
+    cache.register_metrics(&mut registry);
+    let metrics = ExtenderMetrics::register(&mut registry);
+    let typical = default_typical_pods().context("bundled typical pods")?;
+    let decider = Arc::new(Decider::new(
+        CacheSource::new(cache.clone(), classes.clone()),
+        MemoScoring::new(Scoring::new(config.weights, typical)),
+        classes,
+        Arc::clone(&config.catalog),
+        Arc::clone(&config.advisor),
+    ));
+    let app = router(
+        &config.url_prefix,
+        Arc::clone(&decider) as Arc<dyn Decide>,
+        metrics.clone(),
+        config.max_body_bytes,
+    );
+
+    let admin = tokio::spawn(admin::serve(
+        args.admin.admin_addr,
+        Arc::new(registry),
+        readiness.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(attribution::run(
+        decider,
+        metrics,
+        ATTRIBUTION_EVERY,
+        shutdown.clone(),
+    ));
+    tokio::spawn(freshness(
+        cache,
+        readiness,
+        config.stale_after,
+        shutdown.clone(),
+    ));
+
+    info!(
+        listen = %bound.local_addr(),
+        prefix = %config.url_prefix,
+        driver = %config.driver_name,
+        "tessera extender starting"
+    );
+    let served = bound.serve(app, tls, shutdown.clone(), DRAIN_GRACE);
+    tokio::pin!(served);
+    let mut admin = admin;
+    tokio::select! {
+        result = &mut served => {
+            shutdown.cancel();
+            result?;
+            // The admin server stops on the same token; give it the same grace.
+            if let Some(joined) = drain_within(DRAIN_GRACE, &mut admin).await {
+                joined.context("admin server task")??;
+            }
+        }
+        result = &mut admin => {
+            // The admin server ends before shutdown only on an error (its port taken).
+            shutdown.cancel();
+            let admin_result = result.context("admin server task");
+            served.await?;
+            admin_result??;
+        }
+    }
+    info!("tessera extender stopped");
+    Ok(())
+}
+
+/// Keeps [`FRESH_CONDITION`] false while some watcher has been failing for longer than
+/// `stale_after` (the cache keeps serving what it has meanwhile).
+async fn freshness(
+    cache: Cache,
+    readiness: Readiness,
+    stale_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(FRESHNESS_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let stale: Vec<String> = cache
+            .health()
+            .into_iter()
+            .filter_map(|h| {
+                let for_ = h.stale_for.filter(|d| *d > stale_after)?;
+                Some(format!(
+                    "{} failing for {}s",
+                    h.kind.as_str(),
+                    for_.as_secs()
+                ))
+            })
+            .collect();
+        if stale.is_empty() {
+            readiness.set(
+                FRESH_CONDITION,
+                true,
+                format!("no watcher failing for over {}s", stale_after.as_secs()),
+            );
+        } else {
+            readiness.set(FRESH_CONDITION, false, stale.join("; "));
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! into the partition a node would give it.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -142,9 +144,36 @@ pub struct PodDemand {
     pub cpu_milli: u64,
     /// Memory request, MiB.
     pub memory_mib: u64,
+    /// [`PodDemand::shape_key`], computed once.
+    #[serde(skip)]
+    pub shape: OnceLock<u64>,
 }
 
 impl PodDemand {
+    /// A hash of what scoring reads of the demand (each request's alternatives and the CPU
+    /// and memory asked, not where they come from): two pods with equal keys score alike on
+    /// every node, so a node's score can be remembered across pods of one shape.
+    pub fn shape_key(&self) -> u64 {
+        *self.shape.get_or_init(|| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for request in &self.requests {
+                request.alternatives.len().hash(&mut h);
+                for a in &request.alternatives {
+                    a.kind.hash(&mut h);
+                    match a.count {
+                        Count::Exact(n) => (0u8, n).hash(&mut h),
+                        Count::All => (1u8, 0u32).hash(&mut h),
+                    }
+                    a.memory_bytes.hash(&mut h);
+                    a.compute_percent.map(f64::to_bits).hash(&mut h);
+                    a.mig_profile.hash(&mut h);
+                }
+            }
+            (self.requests.len(), self.cpu_milli, self.memory_mib).hash(&mut h);
+            h.finish()
+        })
+    }
+
     /// Whether the pod asks for any GPU, or might (a claim not seen yet may hold one).
     pub fn may_need_gpu(&self) -> bool {
         !self.requests.is_empty() || !self.missing_claims.is_empty()

@@ -34,27 +34,31 @@ pub struct NodeGpus<'a> {
     pub milli: NodeState,
     /// Whether any pod uses the node (an idle node's whole price falls due when it starts).
     pub in_use: bool,
-    /// Share of a GPU one time-sliced replica is on this node (1/N for N replicas), when it
-    /// has time-sliced GPUs.
-    pub replica_fraction: Option<f64>,
-    /// The device index of each GPU in `gpus` (for naming devices in `/explain`).
-    pub indices: &'a dyn GpuIndex,
+    /// What the partition states do not say, asked only when needed.
+    pub layout: &'a dyn GpuLayout,
 }
 
-/// Which device index the GPU at a position of [`NodeGpus::gpus`] has.
-pub trait GpuIndex: Sync {
-    /// The device index of the GPU at `position`; the position itself by default, right
-    /// unless the node skips GPUs it cannot model.
+/// Facts about a node's GPUs beyond their partition states, looked up only when a request
+/// needs them (most never do).
+pub trait GpuLayout: Sync {
+    /// The device index of the GPU at `position` of [`NodeGpus::gpus`]; the position itself
+    /// by default, right unless the node skips GPUs it cannot model.
     fn gpu_index(&self, position: usize) -> u32 {
         u32::try_from(position).unwrap_or(u32::MAX)
     }
+
+    /// Share of a GPU one time-sliced replica is on this node (1/N for N replicas); `None`
+    /// when it has no time-sliced GPUs.
+    fn replica_fraction(&self) -> Option<f64> {
+        None
+    }
 }
 
-/// GPUs indexed by their position.
+/// GPUs indexed by their position, without time-sliced replicas.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ByPosition;
 
-impl GpuIndex for ByPosition {}
+impl GpuLayout for ByPosition {}
 
 /// A cached node type that can show its GPUs to scoring; what the cluster cache implements
 /// for [`Scoring`] to score its nodes.
@@ -130,7 +134,7 @@ impl Scoring {
             } else {
                 f64::NEG_INFINITY
             },
-            refused: decision.filtered.map(|f| f.message().to_owned()),
+            refused: decision.filtered.map(|f| f.message()),
         })
     }
 
@@ -160,6 +164,28 @@ impl Scoring {
     }
 }
 
+impl Scoring {
+    /// [`Scoring::evaluate`] on a cached node type.
+    pub fn evaluate_node<N: GpuNode>(
+        &self,
+        node: &N,
+        market: &NodeMarket,
+        condition: &NodeCondition,
+        demand: &PodDemand,
+        tolerance: Tolerance,
+        detail: Detail,
+    ) -> Option<Evaluation> {
+        self.evaluate(
+            &node.node_gpus(),
+            market,
+            condition.interruption_notice.is_some(),
+            demand,
+            tolerance,
+            detail,
+        )
+    }
+}
+
 impl<N: GpuNode> NodeScorer<N> for Scoring {
     fn evaluate(
         &self,
@@ -170,15 +196,7 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
         tolerance: Tolerance,
         detail: Detail,
     ) -> Option<Evaluation> {
-        Scoring::evaluate(
-            self,
-            &node.node_gpus(),
-            market,
-            condition.interruption_notice.is_some(),
-            demand,
-            tolerance,
-            detail,
-        )
+        self.evaluate_node(node, market, condition, demand, tolerance, detail)
     }
 
     fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64> {
@@ -293,7 +311,7 @@ fn place(node: &NodeGpus<'_>, requests: &[GpuRequest], detail: Detail) -> Option
                 .iter()
                 .enumerate()
                 .find_map(|(index, alt)| {
-                    let demand = partition_demand(alt, current, node.replica_fraction)?;
+                    let demand = partition_demand(alt, current, node.layout)?;
                     fit(&demand, current).map(|f| (index, alt, f))
                 })?;
         let preferred = request.alternatives.first();
@@ -303,7 +321,7 @@ fn place(node: &NodeGpus<'_>, requests: &[GpuRequest], detail: Detail) -> Option
                     request: request.source.clone(),
                     alternative: alternative.subrequest.clone(),
                     kind: a.partition.kind_name().to_owned(),
-                    partition: partition_name(a, node.indices.gpu_index(a.gpu)),
+                    partition: partition_name(a, node.layout.gpu_index(a.gpu)),
                     gpu_fraction: a.fraction,
                 });
             }
@@ -363,13 +381,13 @@ fn nominal_fraction(alt: &Alternative, gpu: &PartitionGpu) -> Option<f64> {
     }
 }
 
-/// The partition demand of one alternative on a node with `gpus` (whose time-sliced GPUs
-/// give replicas of `replica_fraction` of a GPU); `None` when the node cannot have it at all
-/// (a pinned MIG profile none of its GPUs offers, a replica on a node without replicas).
+/// The partition demand of one alternative on a node with `gpus` (and `layout`); `None` when
+/// the node cannot have it at all (a pinned MIG profile none of its GPUs offers, a replica on
+/// a node without replicas).
 fn partition_demand(
     alt: &Alternative,
     gpus: &[PartitionGpu],
-    replica_fraction: Option<f64>,
+    layout: &dyn GpuLayout,
 ) -> Option<PartitionDemand> {
     let count = match alt.count {
         Count::Exact(n) => u8::try_from(n).ok()?,
@@ -390,7 +408,9 @@ fn partition_demand(
         // A replica is a fixed share of a time-sliced GPU, which the partition model keeps
         // as a shared GPU of N equal parts.
         DeviceKind::Share => {
-            let share = replica_fraction.filter(|f| *f > 0.0 && *f <= 1.0)?;
+            let share = layout
+                .replica_fraction()
+                .filter(|f| *f > 0.0 && *f <= 1.0)?;
             (
                 PartitionKind::Shared,
                 0,

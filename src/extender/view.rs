@@ -134,5 +134,5 @@ pub struct Evaluation {
     /// pod must not use.
     pub raw_score: f64,
     /// Why scoring refuses the node for this pod, if it does.
-    pub refused: Option<String>,
+    pub refused: Option<&'static str>,
 }

@@ -121,8 +121,7 @@ impl GpuNode for FixtureNode {
             gpus: &self.gpus,
             milli: self.milli,
             in_use: self.in_use,
-            replica_fraction: None,
-            indices: &ByPosition,
+            layout: &ByPosition,
         }
     }
 }

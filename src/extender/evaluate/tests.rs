@@ -28,8 +28,7 @@ fn gpus_of(gpus: &[PartitionGpu]) -> NodeGpus<'_> {
         gpus,
         milli: milli_view(gpus, 1, 1, 1, 1),
         in_use: true,
-        replica_fraction: None,
-        indices: &ByPosition,
+        layout: &ByPosition,
     }
 }
 
@@ -61,21 +60,21 @@ fn alternatives_become_partition_demands() {
         81_559,
         GpuProduct::H100_80GB,
     )];
-    let whole = partition_demand(&alt(DeviceKind::Whole), &mig_gpus, None).unwrap();
+    let whole = partition_demand(&alt(DeviceKind::Whole), &mig_gpus, &ByPosition).unwrap();
     assert_eq!(whole.preference, [PartitionKind::Whole]);
     assert_eq!((whole.count, whole.compute_milli), (1, 1000));
 
     let mut share = alt(DeviceKind::Shared);
     share.memory_bytes = Some(10 * 1024 * MIB + 1);
     share.compute_percent = Some(25.5);
-    let shared = partition_demand(&share, &mig_gpus, None).unwrap();
+    let shared = partition_demand(&share, &mig_gpus, &ByPosition).unwrap();
     assert_eq!(shared.preference, [PartitionKind::Shared]);
     assert_eq!(shared.memory_mib, 10 * 1024 + 1, "bytes round up to MiB");
     assert_eq!(shared.compute_milli, 255);
 
     let mut pinned = alt(DeviceKind::Mig);
     pinned.mig_profile = Some("3g.40gb".into());
-    let mig = partition_demand(&pinned, &mig_gpus, None).unwrap();
+    let mig = partition_demand(&pinned, &mig_gpus, &ByPosition).unwrap();
     assert_eq!(mig.preference, [PartitionKind::Mig]);
     assert_eq!(
         mig.compute_milli, 428,
@@ -83,12 +82,12 @@ fn alternatives_become_partition_demands() {
     );
     assert!(mig.memory_mib > 20 * 1024);
     pinned.mig_profile = Some("9g.900gb".into());
-    assert_eq!(partition_demand(&pinned, &mig_gpus, None), None);
+    assert_eq!(partition_demand(&pinned, &mig_gpus, &ByPosition), None);
 
     let mut all = alt(DeviceKind::Whole);
     all.count = Count::All;
     let four = vec![PartitionGpu::whole(H100, 81_559); 4];
-    assert_eq!(partition_demand(&all, &four, None).unwrap().count, 4);
+    assert_eq!(partition_demand(&all, &four, &ByPosition).unwrap().count, 4);
 }
 
 #[test]
@@ -182,8 +181,7 @@ fn scores_are_the_blend_of_the_simulators_terms() {
     let node = NodeGpus {
         gpus: &gpus,
         milli,
-        replica_fraction: None,
-        indices: &ByPosition,
+        layout: &ByPosition,
         in_use: true,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -239,8 +237,7 @@ fn refused_nodes_rank_below_every_usable_one() {
     let node = NodeGpus {
         gpus: &gpus,
         milli,
-        replica_fraction: None,
-        indices: &ByPosition,
+        layout: &ByPosition,
         in_use: false,
     };
     let demand = demand_of(vec![request(vec![alt(DeviceKind::Whole)])]);
@@ -270,8 +267,7 @@ fn a_mig_slice_beats_a_whole_gpu_the_pod_does_not_need() {
         let node = NodeGpus {
             gpus,
             milli,
-            replica_fraction: None,
-            indices: &ByPosition,
+            layout: &ByPosition,
             in_use: true,
         };
         scoring
@@ -303,7 +299,13 @@ fn a_replica_is_its_nodes_fixed_share_of_a_gpu() {
         place(&node, std::slice::from_ref(&replica), Detail::Scores).is_none(),
         "no replicas on this node"
     );
-    node.replica_fraction = Some(0.25);
+    struct Quarters;
+    impl GpuLayout for Quarters {
+        fn replica_fraction(&self) -> Option<f64> {
+            Some(0.25)
+        }
+    }
+    node.layout = &Quarters;
     let placed = place(&node, std::slice::from_ref(&replica), Detail::Explain).unwrap();
     assert_eq!(placed.assignments[0].fraction, 0.25);
     assert_eq!(placed.needed_gpus, 0.25);

@@ -1,0 +1,251 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::cluster::testing::objects::{
+    Given, GpuFacts, SlicePlace, Want, allocate, annotate_node, claim, claim_first_available,
+    device_slice, node, pod, reserve, whole_gpu,
+};
+use crate::cluster::{CacheConfig, ClusterObject, Store};
+use crate::extender::claim::ClaimRequests;
+use crate::extender::demand::{Count, DeviceKind};
+use crate::extender::evaluate::default_typical_pods;
+use crate::scoring::Weights;
+
+const DRIVER: &str = "gpu.tessera.dev";
+const H100: &str = "NVIDIA H100 80GB HBM3";
+
+/// Node `name` with two whole H100s, priced `price` $/h.
+fn gpu_node(store: &mut Store, name: &str, price: &str) {
+    let mut n = node(name, &[("karpenter.sh/capacity-type", "on-demand")]);
+    annotate_node(&mut n, "tessera.dev/hourly-price", price);
+    store.applied(&ClusterObject::from(n));
+    let devices = (0..2)
+        .map(|i| {
+            whole_gpu(GpuFacts {
+                index: i,
+                uuid: &format!("GPU-{name}-{i}"),
+                model: H100,
+                memory: "80Gi",
+            })
+        })
+        .collect();
+    let place = SlicePlace {
+        driver: DRIVER,
+        node: name,
+        pool: name,
+        generation: 1,
+        slice_count: 1,
+    };
+    store.applied(&ClusterObject::from(device_slice(
+        &format!("{name}-gpus"),
+        place,
+        devices,
+    )));
+}
+
+fn whole() -> Want<'static> {
+    Want {
+        class: "gpu.tessera.dev",
+        selector: None,
+        capacity: &[],
+    }
+}
+
+/// Claim `name` holding `device` on `node`, reserved by pod `name`.
+fn running(store: &mut Store, name: &str, node_name: &str, device: &str) {
+    let mut c = claim("ml", name, &format!("uid-{name}"), whole());
+    allocate(
+        &mut c,
+        node_name,
+        &[Given {
+            driver: DRIVER,
+            pool: node_name,
+            device,
+            request: "gpu",
+            share: None,
+        }],
+    );
+    reserve(&mut c, name, &format!("pod-{name}"));
+    store.applied(&ClusterObject::from(c));
+    let p = pod(
+        "ml",
+        name,
+        &format!("pod-{name}"),
+        Some(node_name),
+        &[("gpu", Some(name))],
+        0,
+    );
+    store.applied(&ClusterObject::from(p));
+}
+
+fn cluster() -> Store {
+    let mut store = Store::new(CacheConfig::builtin(DRIVER).unwrap());
+    gpu_node(&mut store, "a", "8");
+    gpu_node(&mut store, "b", "12");
+    running(&mut store, "busy", "a", "gpu-0");
+    let chain = [
+        (
+            "mig",
+            Want {
+                class: "mig.gpu.tessera.dev",
+                selector: Some("device.attributes['gpu.tessera.dev'].profile == '1g.10gb'"),
+                capacity: &[],
+            },
+        ),
+        (
+            "shared",
+            Want {
+                class: "shared.gpu.tessera.dev",
+                selector: None,
+                capacity: &[("memory", "10Gi"), ("compute", "25")],
+            },
+        ),
+        ("whole", whole()),
+    ];
+    store.applied(&ClusterObject::from(claim_first_available(
+        "ml",
+        "pending-gpu",
+        "uid-p",
+        &chain,
+    )));
+    store.applied(&ClusterObject::from(pod(
+        "ml",
+        "pending",
+        "pod-p",
+        None,
+        &[("gpu", Some("pending-gpu"))],
+        1,
+    )));
+    store
+}
+
+fn view(store: &mut Store) -> CacheView {
+    CacheView::new(store.snapshot(), Arc::new(DeviceClasses::new(DRIVER)))
+}
+
+#[test]
+fn cached_claims_become_gpu_requests_in_order() {
+    let mut store = cluster();
+    let v = view(&mut store);
+    let ClaimRequests {
+        requests,
+        unreadable,
+        allocated,
+    } = v.claim("ml/pending-gpu").unwrap();
+    assert!(unreadable.is_empty() && !allocated);
+    let alts = &requests[0].alternatives;
+    assert_eq!(requests[0].source, "ml/pending-gpu/gpu");
+    let kinds: Vec<DeviceKind> = alts.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [DeviceKind::Mig, DeviceKind::Shared, DeviceKind::Whole]
+    );
+    assert_eq!(alts[0].mig_profile.as_deref(), Some("1g.10gb"));
+    assert_eq!(alts[1].memory_bytes, Some(10 * 1024 * 1024 * 1024));
+    assert_eq!(alts[1].compute_percent, Some(25.0));
+    assert_eq!(alts[2].count, Count::Exact(1));
+    assert!(v.claim("ml/busy").unwrap().allocated);
+    assert!(v.claim("ml/absent").is_none());
+    assert!(v.claim("no-slash").is_none());
+}
+
+#[test]
+fn cached_pods_read_back_as_their_claims_and_classic_gpus() {
+    let mut store = cluster();
+    let v = view(&mut store);
+    let p = v.pod("ml", "pending").unwrap();
+    assert_eq!(p.metadata.namespace, "ml");
+    let demand = crate::extender::pod::pod_demand(&p, |id| v.claim(id));
+    assert!(demand.missing_claims.is_empty(), "{demand:?}");
+    assert_eq!(
+        demand.requests.len(),
+        2,
+        "the claim's request and one classic GPU"
+    );
+    assert_eq!(demand.requests[1].source, "nvidia.com/gpu");
+    assert!(v.pod("ml", "nobody").is_none());
+}
+
+#[test]
+fn allocations_are_attributed_to_claims_pods_and_devices() {
+    let mut store = cluster();
+    let v = view(&mut store);
+    let a = v.node("a").unwrap();
+    let shares = v.allocated_devices(a);
+    assert_eq!(
+        shares,
+        [AllocatedShare {
+            namespace: "ml".into(),
+            pod: "busy".into(),
+            claim: "busy".into(),
+            device: "gpu-0".into(),
+            kind: "gpu".into(),
+            gpus: 1.0,
+        }]
+    );
+    assert_eq!(v.idle_gpus(a), 1.0);
+    assert_eq!(v.idle_gpus(v.node("b").unwrap()), 2.0);
+    assert_eq!(v.node_names(), ["a", "b"]);
+    assert_eq!(v.gpu_count(a), 2);
+    let condition = v.node_condition(a);
+    assert_eq!(condition.capacity, CapacityType::OnDemand);
+    assert_eq!(v.node_market(a).unwrap().hourly_price_usd, 8.0);
+}
+
+#[test]
+fn remembered_scores_follow_node_changes() {
+    let mut store = cluster();
+    let scoring = MemoScoring::new(Scoring::new(
+        Weights::default(),
+        default_typical_pods().unwrap(),
+    ));
+    let before = view(&mut store);
+    let p = before.pod("ml", "pending").unwrap();
+    let demand = crate::extender::pod::pod_demand(&p, |id| before.claim(id));
+    let score = |v: &CacheView, name: &str| {
+        let node = v.node(name).unwrap();
+        scoring.evaluate(
+            node,
+            v.node_market(node).unwrap(),
+            &v.node_condition(node),
+            &demand,
+            Tolerance::Checkpointed,
+            Detail::Scores,
+        )
+    };
+    let a1 = score(&before, "a");
+    let b1 = score(&before, "b");
+    assert_eq!(scoring.len(), 2);
+    assert_eq!(score(&before, "a"), a1, "remembered");
+    assert_eq!(scoring.len(), 2);
+
+    // A pod lands on b: b's view is rebuilt, a's is shared with the new snapshot.
+    running(&mut store, "second", "b", "gpu-1");
+    let after = view(&mut store);
+    assert!(Arc::ptr_eq(
+        before.node("a").unwrap(),
+        after.node("a").unwrap()
+    ));
+    assert!(!Arc::ptr_eq(
+        before.node("b").unwrap(),
+        after.node("b").unwrap()
+    ));
+    assert_eq!(score(&after, "a"), a1);
+    assert_eq!(scoring.len(), 2, "a was not scored again");
+    let b2 = score(&after, "b");
+    assert_eq!(scoring.len(), 3, "b was");
+    assert_ne!(b2, b1, "b now has a pod: it no longer costs its idle price");
+    let unmemoized = Scoring::new(Weights::default(), default_typical_pods().unwrap());
+    let node = after.node("b").unwrap();
+    assert_eq!(
+        b2,
+        unmemoized.evaluate_node(
+            node,
+            after.node_market(node).unwrap(),
+            &after.node_condition(node),
+            &demand,
+            Tolerance::Checkpointed,
+            Detail::Scores,
+        )
+    );
+}
