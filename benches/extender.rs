@@ -213,5 +213,8 @@ fn main() {
     for verb in ["prioritize", "filter"] {
         percentiles(&runtime, &app, verb, &body, "memoized");
     }
-    percentiles(&runtime, &cold, "prioritize", &body, "unmemoized");
+    // A profile of the memoized path alone: TESSERA_BENCH_WARM_ONLY=1.
+    if std::env::var_os("TESSERA_BENCH_WARM_ONLY").is_none() {
+        percentiles(&runtime, &cold, "prioritize", &body, "unmemoized");
+    }
 }

@@ -313,6 +313,18 @@ pub struct HostPriority {
     pub score: i64,
 }
 
+/// A `HostPriority` to write, borrowing the host name from the request (a prioritize answer
+/// has one per node; copying 500 names per request was most of its cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HostScore<'a> {
+    /// Node name.
+    #[serde(rename = "Host")]
+    pub host: &'a str,
+    /// Score in `MIN_EXTENDER_PRIORITY..=MAX_EXTENDER_PRIORITY`.
+    #[serde(rename = "Score")]
+    pub score: i64,
+}
+
 /// The body of a failed `prioritize` call (any non-200 answer is an error to the scheduler,
 /// which then ignores this extender's scores for the cycle; the body is for humans and logs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use super::api::{ErrorBody, ExtenderArgs, FilterResult, HostPriority, MAX_NODES, RequestNode};
+use super::api::{ErrorBody, ExtenderArgs, FilterResult, HostScore, MAX_NODES, RequestNode};
 use super::decide::{Decider, Explanation, FilterDecision, PrioritizeDecision};
 use super::metrics::{ExtenderMetrics, Verb};
 use super::view::{ClusterView, NodeScorer, ViewSource};
@@ -225,12 +225,12 @@ fn prioritize_answer(state: &AppState, body: &[u8]) -> Answer {
     state
         .metrics
         .count_decisions(Verb::Prioritize, decision.outcome.metric_label(), 1);
-    let list: Vec<HostPriority> = args
+    let list: Vec<HostScore<'_>> = args
         .nodes
         .iter()
         .zip(&decision.scores)
-        .map(|(node, score)| HostPriority {
-            host: node.name.to_string(),
+        .map(|(node, score)| HostScore {
+            host: node.name.as_ref(),
             score: *score,
         })
         .collect();

@@ -172,6 +172,14 @@ fn host_priority_matches_upstream() {
         serde_json::to_string(&entry).unwrap(),
         r#"{"Host":"myhost","Score":1}"#
     );
+    let borrowed = HostScore {
+        host: "myhost",
+        score: 1,
+    };
+    assert_eq!(
+        serde_json::to_string(&borrowed).unwrap(),
+        serde_json::to_string(&entry).unwrap()
+    );
     let error = ErrorBody {
         error: "myerror".into(),
     };
