@@ -6,7 +6,7 @@
 //! give server and load generator together. Needs `wrk` on `PATH` (`apt-get install wrk`).
 //!
 //! Run with `cargo bench --bench extender_load`; `TESSERA_LOAD_SECONDS` (default 20) and
-//! `TESSERA_LOAD_CONNECTIONS` (default 32) change the run.
+//! `TESSERA_LOAD_CONNECTIONS` (default 8) change the run.
 
 // Benchmark setup fails loudly; there is no caller to report to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -83,7 +83,7 @@ fn main() {
         return;
     }
     let seconds = env_or("TESSERA_LOAD_SECONDS", 20);
-    let connections = env_or("TESSERA_LOAD_CONNECTIONS", 32);
+    let connections = env_or("TESSERA_LOAD_CONNECTIONS", 8);
     let config = CacheConfig::builtin("gpu.tessera.dev").unwrap();
     let snapshot = synthetic_cluster(5_000, 8, 100_000, 42)
         .with_pending_pods(30)
