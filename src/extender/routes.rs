@@ -134,7 +134,21 @@ async fn explain(
             StatusCode::BAD_REQUEST,
             format!("{rejection}; expected ?pod=NAMESPACE/NAME[&limit=N]"),
         ),
-        Ok(Query(q)) => explain_answer(&state, &q),
+        // Explaining scores every cached node (thousands of partition fits): off the async
+        // threads, so filter and prioritize calls are not held up behind it.
+        Ok(Query(q)) => {
+            let st = state.clone();
+            match tokio::task::spawn_blocking(move || explain_answer(&st, &q)).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    warn!(error = %e, "explain task failed");
+                    error_answer(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "explain task failed".into(),
+                    )
+                }
+            }
+        }
     };
     state
         .metrics

@@ -249,3 +249,90 @@ fn remembered_scores_follow_node_changes() {
         )
     );
 }
+
+#[test]
+fn cost_attribution_follows_allocations_and_drops_vanished_series() {
+    use prometheus_client::registry::Registry;
+
+    use crate::extender::attribution::{Published, publish};
+    use crate::extender::view::ViewSource;
+    use crate::extender::{Decider, ExtenderMetrics};
+
+    struct Fixed(std::sync::Mutex<Arc<CacheView>>);
+    impl ViewSource for Fixed {
+        type View = CacheView;
+        fn snapshot(&self) -> Arc<CacheView> {
+            Arc::clone(&self.0.lock().unwrap())
+        }
+    }
+
+    let mut store = cluster();
+    running(&mut store, "second", "b", "gpu-1");
+    let config = CacheConfig::builtin(DRIVER).unwrap();
+    let decider = Decider::new(
+        Fixed(std::sync::Mutex::new(Arc::new(view(&mut store)))),
+        MemoScoring::new(Scoring::new(
+            Weights::default(),
+            default_typical_pods().unwrap(),
+        )),
+        DeviceClasses::new(DRIVER),
+        config.catalog,
+        config.advisor,
+    );
+    let attribution = decider.attribute();
+    // a: 8 $/h over 2 GPUs, one taken; b: 12 $/h over 2 GPUs, one taken.
+    let mut costs: Vec<(String, f64)> = attribution
+        .allocations
+        .iter()
+        .map(|(l, c)| {
+            let id = format!(
+                "{}/{}@{}:{} by {}",
+                l.namespace, l.claim, l.node, l.device, l.pod
+            );
+            (id, *c)
+        })
+        .collect();
+    costs.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        costs,
+        [
+            ("ml/busy@a:gpu-0 by busy".to_owned(), 4.0),
+            ("ml/second@b:gpu-1 by second".to_owned(), 6.0),
+        ]
+    );
+    assert_eq!(attribution.namespaces["ml"], 10.0);
+    assert_eq!(attribution.idle_by_node["a"], 4.0);
+    assert_eq!(attribution.idle_by_node["b"], 6.0);
+    assert_eq!(attribution.dropped, 0);
+
+    let mut registry = Registry::default();
+    let metrics = ExtenderMetrics::register(&mut registry);
+    let mut published = Published::default();
+    publish(&metrics, attribution, &mut published);
+    let text = crate::metrics::encode(&registry).unwrap();
+    assert!(
+        text.contains(r#"tessera_extender_allocation_cost_dollars_per_hour{namespace="ml",pod="busy",claim="busy",node="a",device="gpu-0",type="gpu"} 4.0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tessera_extender_idle_gpu_cost_dollars_per_hour{node="b"} 6.0"#),
+        "{text}"
+    );
+
+    // The pod on a goes: its series goes with it.
+    let mut freed = cluster();
+    freed.deleted(&ClusterObject::from(claim(
+        "ml",
+        "busy",
+        "uid-busy",
+        whole(),
+    )));
+    *decider.source.0.lock().unwrap() = Arc::new(view(&mut freed));
+    publish(&metrics, decider.attribute(), &mut published);
+    let text = crate::metrics::encode(&registry).unwrap();
+    assert!(!text.contains(r#"claim="busy""#), "{text}");
+    assert!(
+        text.contains(r#"tessera_extender_idle_gpu_cost_dollars_per_hour{node="a"} 8.0"#),
+        "{text}"
+    );
+}
