@@ -356,9 +356,19 @@ where
                 &self.catalog,
                 &self.advisor,
             );
+            let market = match (market, cached) {
+                (Ok(m), _) => Ok(Cow::Owned(m)),
+                // An invalid price annotation: the cache prices such a node from the catalog
+                // (and says why in the view); do the same rather than leave it unpriced.
+                (Err(_), Some(node)) => view
+                    .node_market(node)
+                    .map(Cow::Borrowed)
+                    .map_err(Cow::Borrowed),
+                (Err(e), None) => Err(Cow::Owned(e)),
+            };
             return Some(Facts {
-                condition: condition_of(object, market.as_ref().ok()),
-                market: market.map(Cow::Owned).map_err(Cow::Owned),
+                condition: condition_of(object, market.as_deref().ok()),
+                market,
                 cached,
             });
         }
