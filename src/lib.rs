@@ -16,6 +16,7 @@ pub mod cli;
 pub mod market;
 pub mod metrics;
 pub mod model;
+pub mod plugin;
 pub mod report;
 pub mod scoring;
 pub mod shutdown;
