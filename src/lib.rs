@@ -17,6 +17,7 @@ pub mod market;
 pub mod metrics;
 pub mod model;
 pub mod plugin;
+pub mod prepare;
 pub mod report;
 pub mod scoring;
 pub mod shutdown;
