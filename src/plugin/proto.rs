@@ -3,7 +3,10 @@
 /// `k8s.io.kubelet.pkg.apis.dra.v1`: the stable DRAPlugin service.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod dra_v1 {
-    include!(concat!(env!("OUT_DIR"), "/k8s.io.kubelet.pkg.apis.dra.v1.rs"));
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/k8s.io.kubelet.pkg.apis.dra.v1.rs"
+    ));
 }
 
 /// `k8s.io.kubelet.pkg.apis.dra.v1beta1`: the DRAPlugin service for older kubelets.

@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(cdi.kind(), "k8s.gpu.tessera.dev/claim");
         let name = CdiDir::device_name("uid-1", "gpu-0-shared", Some("s1"));
         assert_eq!(name, "uid-1-gpu-0-shared-s1");
-        assert_eq!(cdi.qualified(&name), "k8s.gpu.tessera.dev/claim=uid-1-gpu-0-shared-s1");
+        assert_eq!(
+            cdi.qualified(&name),
+            "k8s.gpu.tessera.dev/claim=uid-1-gpu-0-shared-s1"
+        );
         assert_eq!(
             cdi.spec_path("uid-1"),
             Path::new("/var/run/cdi/k8s.gpu.tessera.dev-claim_uid-1.json")
@@ -177,7 +180,9 @@ mod tests {
                 name: "uid-1-gpu-0".to_owned(),
                 container_edits: ContainerEdits {
                     env: vec![],
-                    device_nodes: vec![DeviceNode { path: "/dev/nvidia0".to_owned() }],
+                    device_nodes: vec![DeviceNode {
+                        path: "/dev/nvidia0".to_owned(),
+                    }],
                 },
             }],
             container_edits: ContainerEdits {
@@ -189,8 +194,14 @@ mod tests {
         let raw: serde_json::Value =
             serde_json::from_slice(&std::fs::read(cdi.spec_path("uid-1")).unwrap()).unwrap();
         assert_eq!(raw["cdiVersion"], "0.3.0");
-        assert_eq!(raw["devices"][0]["containerEdits"]["deviceNodes"][0]["path"], "/dev/nvidia0");
-        assert_eq!(raw["containerEdits"]["env"][0], "NVIDIA_VISIBLE_DEVICES=GPU-0");
+        assert_eq!(
+            raw["devices"][0]["containerEdits"]["deviceNodes"][0]["path"],
+            "/dev/nvidia0"
+        );
+        assert_eq!(
+            raw["containerEdits"]["env"][0],
+            "NVIDIA_VISIBLE_DEVICES=GPU-0"
+        );
         assert!(raw["devices"][0]["containerEdits"].get("env").is_none());
         cdi.remove("uid-1").unwrap();
         cdi.remove("uid-1").unwrap();

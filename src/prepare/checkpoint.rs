@@ -43,7 +43,9 @@ pub enum CheckpointError {
         source: io::Error,
     },
     /// The file is not a valid checkpoint: it is left untouched for an operator to inspect.
-    #[error("checkpoint {path} is corrupt ({reason}); it was left untouched: inspect it, then move it away to start empty")]
+    #[error(
+        "checkpoint {path} is corrupt ({reason}); it was left untouched: inspect it, then move it away to start empty"
+    )]
     Corrupt {
         /// The checkpoint file.
         path: PathBuf,
@@ -51,7 +53,9 @@ pub enum CheckpointError {
         reason: String,
     },
     /// The file was written by another version of tessera.
-    #[error("checkpoint {path} has version {found}, this build reads version {CHECKPOINT_VERSION}; it was left untouched")]
+    #[error(
+        "checkpoint {path} has version {found}, this build reads version {CHECKPOINT_VERSION}; it was left untouched"
+    )]
     WrongVersion {
         /// The checkpoint file.
         path: PathBuf,

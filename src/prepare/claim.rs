@@ -197,12 +197,14 @@ pub fn allocated_devices(
             let mut applicable = Vec::new();
             for entry in &entries {
                 if entry.applies_to(&result.request) {
-                    let decoded = entry.decoded.as_ref().map_err(|source| {
-                        PrepareError::InvalidConfig {
-                            request: result.request.clone(),
-                            source: source.clone(),
-                        }
-                    })?;
+                    let decoded =
+                        entry
+                            .decoded
+                            .as_ref()
+                            .map_err(|source| PrepareError::InvalidConfig {
+                                request: result.request.clone(),
+                                source: source.clone(),
+                            })?;
                     applicable.push(decoded);
                 }
             }

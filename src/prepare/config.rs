@@ -201,10 +201,10 @@ pub fn decode(parameters: &serde_json::Value) -> Result<DeviceConfig, ConfigErro
             active_thread_percentage,
             pinned_memory_limit,
         }) => {
-            if let Some(value) = active_thread_percentage {
-                if !(1..=100).contains(&value) {
-                    return Err(ConfigError::ThreadPercentage { value });
-                }
+            if let Some(value) = active_thread_percentage
+                && !(1..=100).contains(&value)
+            {
+                return Err(ConfigError::ThreadPercentage { value });
             }
             let pinned_memory_limit_bytes = match pinned_memory_limit {
                 None => None,
@@ -262,27 +262,42 @@ mod tests {
 
     #[test]
     fn unknown_fields_versions_kinds_and_values_are_refused_with_the_reason() {
-        let base = |sharing: serde_json::Value| {
-            json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "GpuConfig", "sharing": sharing})
-        };
-        let unknown_top = json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "GpuConfig", "color": "red"});
-        assert!(matches!(decode(&unknown_top), Err(ConfigError::Schema { reason }) if reason.contains("color")));
+        let base = |sharing: serde_json::Value| json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "GpuConfig", "sharing": sharing});
+        let unknown_top =
+            json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "GpuConfig", "color": "red"});
+        assert!(
+            matches!(decode(&unknown_top), Err(ConfigError::Schema { reason }) if reason.contains("color"))
+        );
         let unknown_inner = base(json!({"strategy": "TimeSlicing", "interval": "Long", "x": 1}));
-        assert!(matches!(decode(&unknown_inner), Err(ConfigError::Schema { reason }) if reason.contains('x')));
+        assert!(
+            matches!(decode(&unknown_inner), Err(ConfigError::Schema { reason }) if reason.contains('x'))
+        );
         let bad_strategy = base(json!({"strategy": "Magic"}));
-        assert!(matches!(decode(&bad_strategy), Err(ConfigError::Schema { .. })));
+        assert!(matches!(
+            decode(&bad_strategy),
+            Err(ConfigError::Schema { .. })
+        ));
         let bad_interval = base(json!({"strategy": "TimeSlicing", "interval": "Forever"}));
-        assert!(matches!(decode(&bad_interval), Err(ConfigError::Schema { .. })));
+        assert!(matches!(
+            decode(&bad_interval),
+            Err(ConfigError::Schema { .. })
+        ));
         assert_eq!(
-            decode(&base(json!({"strategy": "MPS", "activeThreadPercentage": 0}))),
+            decode(&base(
+                json!({"strategy": "MPS", "activeThreadPercentage": 0})
+            )),
             Err(ConfigError::ThreadPercentage { value: 0 })
         );
         assert_eq!(
-            decode(&base(json!({"strategy": "MPS", "activeThreadPercentage": 101}))),
+            decode(&base(
+                json!({"strategy": "MPS", "activeThreadPercentage": 101})
+            )),
             Err(ConfigError::ThreadPercentage { value: 101 })
         );
         assert!(matches!(
-            decode(&base(json!({"strategy": "MPS", "pinnedMemoryLimit": "lots"}))),
+            decode(&base(
+                json!({"strategy": "MPS", "pinnedMemoryLimit": "lots"})
+            )),
             Err(ConfigError::PinnedMemory(_))
         ));
         assert!(matches!(
@@ -293,7 +308,10 @@ mod tests {
             decode(&json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "MigConfig"})),
             Err(ConfigError::Kind { .. })
         ));
-        assert!(matches!(decode(&json!("just a string")), Err(ConfigError::Schema { .. })));
+        assert!(matches!(
+            decode(&json!("just a string")),
+            Err(ConfigError::Schema { .. })
+        ));
         let huge = json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "GpuConfig", "pad": "x".repeat(11_000)});
         assert!(matches!(decode(&huge), Err(ConfigError::TooLarge { .. })));
     }

@@ -220,8 +220,8 @@ pub fn resolve(
             },
             MigState::Dynamic,
         ) => {
-            let (profile, placement) = catalog_placement(gpu, profile_label, *start)
-                .ok_or_else(|| {
+            let (profile, placement) =
+                catalog_placement(gpu, profile_label, *start).ok_or_else(|| {
                     unknown(format!(
                         "{:?} has no MIG profile {profile_label} placed at memory slice {start}",
                         gpu.product_name
@@ -255,7 +255,11 @@ pub fn resolve(
 }
 
 /// The profile and placement a dynamic MIG device name stands for.
-fn catalog_placement(gpu: &Gpu, label: &str, start: u8) -> Option<(&'static MigProfile, Placement)> {
+fn catalog_placement(
+    gpu: &Gpu,
+    label: &str,
+    start: u8,
+) -> Option<(&'static MigProfile, Placement)> {
     let product = gpu.mig_product()?;
     profiles(product).iter().find_map(|p| {
         if crate::model::device_name::profile_label(p.name) != label {

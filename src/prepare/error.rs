@@ -23,7 +23,9 @@ pub enum PrepareError {
     #[error(transparent)]
     Fetch(#[from] ClaimSourceError),
     /// The claim with that name now has another UID: the one the kubelet means is gone.
-    #[error("claim {namespace}/{name} got replaced: the kubelet asked for UID {expected}, the API server has {found}")]
+    #[error(
+        "claim {namespace}/{name} got replaced: the kubelet asked for UID {expected}, the API server has {found}"
+    )]
     UidMismatch {
         /// Claim namespace.
         namespace: String,
@@ -103,7 +105,9 @@ pub enum PrepareError {
         holder: String,
     },
     /// Another claim shares the same GPU with different settings.
-    #[error("device {device}: GPU {gpu} is already shared as {theirs} by claim {holder}; this claim asks for {ours}")]
+    #[error(
+        "device {device}: GPU {gpu} is already shared as {theirs} by claim {holder}; this claim asks for {ours}"
+    )]
     SharingConflict {
         /// Device name.
         device: String,

@@ -96,7 +96,17 @@ mod tests {
 
     #[test]
     fn garbage_and_overflow_are_refused() {
-        for bad in ["", "Gi", "-1", "1.2.3", "4GB", "4 Gi", ".", "1e3", &"9".repeat(80)] {
+        for bad in [
+            "",
+            "Gi",
+            "-1",
+            "1.2.3",
+            "4GB",
+            "4 Gi",
+            ".",
+            "1e3",
+            &"9".repeat(80),
+        ] {
             assert!(parse_quantity(bad).is_err(), "{bad:?} accepted");
         }
         assert!(matches!(

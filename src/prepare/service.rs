@@ -83,8 +83,11 @@ impl Preparer {
             }
             .instrument(span.clone())
             .await;
-            self.metrics
-                .observe(Operation::Prepare, started.elapsed(), outcome.as_ref().err());
+            self.metrics.observe(
+                Operation::Prepare,
+                started.elapsed(),
+                outcome.as_ref().err(),
+            );
             span.in_scope(|| match &outcome {
                 Ok(devices) => info!(devices = devices.len(), "prepared"),
                 Err(error) => warn!(%error, kind = error.metric_label(), "prepare failed"),
@@ -108,8 +111,11 @@ impl Preparer {
             }
             .instrument(span.clone())
             .await;
-            self.metrics
-                .observe(Operation::Unprepare, started.elapsed(), outcome.as_ref().err());
+            self.metrics.observe(
+                Operation::Unprepare,
+                started.elapsed(),
+                outcome.as_ref().err(),
+            );
             span.in_scope(|| match &outcome {
                 Ok(()) => info!("unprepared"),
                 Err(error) => warn!(%error, kind = error.metric_label(), "unprepare failed"),

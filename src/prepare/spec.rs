@@ -12,10 +12,10 @@ use super::error::PrepareError;
 pub fn build(cdi: &CdiDir, uid: &str, devices: &[DeviceRecord], nodes: &[Vec<String>]) -> Spec {
     let mut visible: Vec<&str> = Vec::new();
     for d in devices {
-        if let Some(uuid) = d.visible_uuid.as_deref() {
-            if !visible.contains(&uuid) {
-                visible.push(uuid);
-            }
+        if let Some(uuid) = d.visible_uuid.as_deref()
+            && !visible.contains(&uuid)
+        {
+            visible.push(uuid);
         }
     }
     let mut env = vec![format!("NVIDIA_VISIBLE_DEVICES={}", visible.join(","))];
@@ -37,7 +37,10 @@ pub fn build(cdi: &CdiDir, uid: &str, devices: &[DeviceRecord], nodes: &[Vec<Str
         })
         .collect();
     if !limits.is_empty() {
-        env.push(format!("CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={}", limits.join(",")));
+        env.push(format!(
+            "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT={}",
+            limits.join(",")
+        ));
     }
     let spec_devices = devices
         .iter()
@@ -71,7 +74,10 @@ pub fn build(cdi: &CdiDir, uid: &str, devices: &[DeviceRecord], nodes: &[Vec<Str
 pub fn check_mps_limits(devices: &[DeviceRecord]) -> Result<(), PrepareError> {
     let mut seen: Option<(u32, &str)> = None;
     for d in devices {
-        let Some(p) = d.sharing.and_then(|s| s.mps).and_then(|m| m.active_thread_percentage)
+        let Some(p) = d
+            .sharing
+            .and_then(|s| s.mps)
+            .and_then(|m| m.active_thread_percentage)
         else {
             continue;
         };

@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing::{info, warn};
 
 use super::cdi::{CdiDir, Spec};
-use super::checkpoint::{
-    CheckpointData, CheckpointStore, ClaimRecord, ClaimState, DeviceRecord,
-};
+use super::checkpoint::{CheckpointData, CheckpointStore, ClaimRecord, ClaimState, DeviceRecord};
 use super::claim::{AllocatedDevice, ClaimRef, PreparedDevice};
 use super::control::GpuControl;
 use super::device::{self, DeviceKind};
@@ -253,14 +251,14 @@ impl DeviceState {
                     Some(resolved.gpu.uuid.clone())
                 }
                 DeviceKind::StaticMig { uuid, .. } => Some(uuid.clone()),
-                DeviceKind::DynamicMig { placement, .. } if dev.admin_access => {
-                    Some(created_mig_uuid(data, &resolved.gpu.uuid, *placement).ok_or_else(
-                        || PrepareError::UnknownDevice {
+                DeviceKind::DynamicMig { placement, .. } if dev.admin_access => Some(
+                    created_mig_uuid(data, &resolved.gpu.uuid, *placement).ok_or_else(|| {
+                        PrepareError::UnknownDevice {
                             device: dev.device.clone(),
                             reason: "admin access to a MIG device no claim has created".to_owned(),
-                        },
-                    )?)
-                }
+                        }
+                    })?,
+                ),
                 DeviceKind::DynamicMig { .. } => None,
             };
             let name = CdiDir::device_name(&claim.uid, &dev.device, dev.share_id.as_deref());
@@ -303,10 +301,10 @@ impl DeviceState {
                         .control(move |c| c.create_mig(&gpu, &profile, placement))
                         .await?;
                     info!(claim = %uid, device = %dev.device, mig = %uuid, "created MIG instance");
-                    if let Some(record) = data.claims.get_mut(uid) {
-                        if let Some(d) = record.devices.get_mut(i) {
-                            d.visible_uuid = Some(uuid);
-                        }
+                    if let Some(record) = data.claims.get_mut(uid)
+                        && let Some(d) = record.devices.get_mut(i)
+                    {
+                        d.visible_uuid = Some(uuid);
                     }
                 }
                 if let Some(plan) = dev.sharing {
@@ -314,15 +312,15 @@ impl DeviceState {
                     if first_here && !sharing_held_elsewhere(data, uid, &dev.gpu.uuid) {
                         self.step(Step::ApplySharing).await?;
                         let gpu = dev.gpu.clone();
-                        self.control(move |c| c.apply_sharing(&gpu, plan.gpu)).await?;
+                        self.control(move |c| c.apply_sharing(&gpu, plan.gpu))
+                            .await?;
                     }
                 }
             }
             let gpu = dev.gpu.clone();
             let mig = match &dev.kind {
-                DeviceKind::StaticMig { placement, .. } | DeviceKind::DynamicMig { placement, .. } => {
-                    Some(*placement)
-                }
+                DeviceKind::StaticMig { placement, .. }
+                | DeviceKind::DynamicMig { placement, .. } => Some(*placement),
                 _ => None,
             };
             nodes.push(self.control(move |c| c.device_nodes(&gpu, mig)).await?);
@@ -494,16 +492,16 @@ fn check_conflicts(
                 },
             });
         }
-        if let (Some(a), Some(b)) = (ours.sharing, theirs.sharing) {
-            if a.gpu != b.gpu {
-                return Err(PrepareError::SharingConflict {
-                    device: ours.device.clone(),
-                    gpu: ours.gpu.index,
-                    holder,
-                    theirs: b.gpu.to_string(),
-                    ours: a.gpu.to_string(),
-                });
-            }
+        if let (Some(a), Some(b)) = (ours.sharing, theirs.sharing)
+            && a.gpu != b.gpu
+        {
+            return Err(PrepareError::SharingConflict {
+                device: ours.device.clone(),
+                gpu: ours.gpu.index,
+                holder,
+                theirs: b.gpu.to_string(),
+                ours: a.gpu.to_string(),
+            });
         }
     }
     Ok(())

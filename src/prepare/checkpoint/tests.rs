@@ -18,11 +18,19 @@ fn sample() -> CheckpointData {
                 device: "gpu-1-mig-1g10gb-0".to_owned(),
                 share_id: None,
                 admin_access: false,
-                gpu: GpuRef { index: 1, uuid: "GPU-1".to_owned() },
-                kind: DeviceKind::DynamicMig { profile: "1g.10gb".to_owned(), placement: Placement::new(0, 1) },
+                gpu: GpuRef {
+                    index: 1,
+                    uuid: "GPU-1".to_owned(),
+                },
+                kind: DeviceKind::DynamicMig {
+                    profile: "1g.10gb".to_owned(),
+                    placement: Placement::new(0, 1),
+                },
                 sharing: None,
                 visible_uuid: Some("MIG-1".to_owned()),
-                cdi_device_ids: vec!["k8s.gpu.tessera.dev/claim=uid-1-gpu-1-mig-1g10gb-0".to_owned()],
+                cdi_device_ids: vec![
+                    "k8s.gpu.tessera.dev/claim=uid-1-gpu-1-mig-1g10gb-0".to_owned(),
+                ],
             }],
         },
     );
@@ -37,7 +45,11 @@ fn round_trips_and_a_missing_file_is_empty() {
     store.save(&sample()).unwrap();
     assert_eq!(store.load().unwrap(), sample());
     let prepared = store.load().unwrap().claims["uid-1"].prepared_devices();
-    assert_eq!(prepared[0].request_names, vec!["gpu".to_owned()], "subrequest stripped");
+    assert_eq!(
+        prepared[0].request_names,
+        vec!["gpu".to_owned()],
+        "subrequest stripped"
+    );
 }
 
 #[test]
@@ -56,7 +68,9 @@ fn the_file_is_versioned_checksummed_json() {
 
 fn assert_corrupt(store: &CheckpointStore, contains: &str) {
     match store.load() {
-        Err(CheckpointError::Corrupt { reason, .. }) => assert!(reason.contains(contains), "{reason}"),
+        Err(CheckpointError::Corrupt { reason, .. }) => {
+            assert!(reason.contains(contains), "{reason}")
+        }
         other => panic!("expected corrupt, got {other:?}"),
     }
 }
@@ -84,16 +98,27 @@ fn tampering_truncation_and_garbage_are_corrupt_and_the_file_is_kept() {
     fs::write(store.path(), &extra).unwrap();
     assert_corrupt(&store, "surprise");
 
-    assert_eq!(fs::read_to_string(store.path()).unwrap(), extra, "load never rewrites");
+    assert_eq!(
+        fs::read_to_string(store.path()).unwrap(),
+        extra,
+        "load never rewrites"
+    );
 }
 
 #[test]
 fn another_version_is_refused_by_number() {
     let dir = tempfile::tempdir().unwrap();
     let store = CheckpointStore::new(dir.path());
-    fs::write(store.path(), r#"{"version": 2, "checksum": 0, "data": {"future": true}}"#).unwrap();
+    fs::write(
+        store.path(),
+        r#"{"version": 2, "checksum": 0, "data": {"future": true}}"#,
+    )
+    .unwrap();
     let err = store.load().unwrap_err();
-    assert!(matches!(err, CheckpointError::WrongVersion { found: 2, .. }), "{err}");
+    assert!(
+        matches!(err, CheckpointError::WrongVersion { found: 2, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("version 2"), "{err}");
 }
 
@@ -103,5 +128,8 @@ fn a_directory_that_cannot_hold_the_file_is_an_io_error() {
     let not_a_dir = dir.path().join("file");
     fs::write(&not_a_dir, b"x").unwrap();
     let store = CheckpointStore::new(&not_a_dir);
-    assert!(matches!(store.save(&sample()), Err(CheckpointError::Io { .. })));
+    assert!(matches!(
+        store.save(&sample()),
+        Err(CheckpointError::Io { .. })
+    ));
 }

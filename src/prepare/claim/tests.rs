@@ -19,7 +19,14 @@ fn gpu_config(sharing: serde_json::Value) -> serde_json::Value {
 fn only_this_drivers_results_are_taken_with_their_fields() {
     let claim = ClaimBuilder::new("default", "c1", "uid-1")
         .device("nic", "net.example.com", "node-a", "eth0")
-        .share("gpu/shared", DRIVER, POOL, "gpu-0-shared", "share-1", &[("memory", "10Gi")])
+        .share(
+            "gpu/shared",
+            DRIVER,
+            POOL,
+            "gpu-0-shared",
+            "share-1",
+            &[("memory", "10Gi")],
+        )
         .build();
     let devices = allocated_devices(&claim, &want(), DRIVER, POOL).unwrap();
     assert_eq!(devices.len(), 1);
@@ -37,18 +44,38 @@ fn claim_entries_override_class_entries_and_foreign_entries_are_ignored() {
         .device("a", DRIVER, POOL, "gpu-0")
         .device("b", DRIVER, POOL, "gpu-1")
         // Listed claim-first on purpose: the order in the list must not matter.
-        .config("FromClaim", DRIVER, &["a"], gpu_config(json!({"strategy": "MPS"})))
-        .config("FromClass", DRIVER, &[], gpu_config(json!({"strategy": "TimeSlicing", "interval": "Long"})))
-        .config("FromClaim", "other.example.com", &[], json!({"anything": true}))
+        .config(
+            "FromClaim",
+            DRIVER,
+            &["a"],
+            gpu_config(json!({"strategy": "MPS"})),
+        )
+        .config(
+            "FromClass",
+            DRIVER,
+            &[],
+            gpu_config(json!({"strategy": "TimeSlicing", "interval": "Long"})),
+        )
+        .config(
+            "FromClaim",
+            "other.example.com",
+            &[],
+            json!({"anything": true}),
+        )
         .build();
     let devices = allocated_devices(&claim, &want(), DRIVER, POOL).unwrap();
     assert_eq!(
         devices[0].config.sharing,
-        Some(Sharing::Mps { active_thread_percentage: None, pinned_memory_limit_bytes: None })
+        Some(Sharing::Mps {
+            active_thread_percentage: None,
+            pinned_memory_limit_bytes: None
+        })
     );
     assert_eq!(
         devices[1].config.sharing,
-        Some(Sharing::TimeSlicing { interval: TimeSliceInterval::Long })
+        Some(Sharing::TimeSlicing {
+            interval: TimeSliceInterval::Long
+        })
     );
 }
 
@@ -56,7 +83,12 @@ fn claim_entries_override_class_entries_and_foreign_entries_are_ignored() {
 fn config_for_a_subrequest_matches_by_base_name() {
     let claim = ClaimBuilder::new("default", "c1", "uid-1")
         .device("gpu/mig", DRIVER, POOL, "gpu-0")
-        .config("FromClaim", DRIVER, &["gpu"], gpu_config(json!({"strategy": "TimeSlicing"})))
+        .config(
+            "FromClaim",
+            DRIVER,
+            &["gpu"],
+            gpu_config(json!({"strategy": "TimeSlicing"})),
+        )
         .build();
     let devices = allocated_devices(&claim, &want(), DRIVER, POOL).unwrap();
     assert!(devices[0].config.sharing.is_some());
@@ -64,13 +96,17 @@ fn config_for_a_subrequest_matches_by_base_name() {
 
 #[test]
 fn each_bad_claim_gets_its_own_error() {
-    let replaced = ClaimBuilder::new("default", "c1", "uid-2").device("a", DRIVER, POOL, "gpu-0").build();
+    let replaced = ClaimBuilder::new("default", "c1", "uid-2")
+        .device("a", DRIVER, POOL, "gpu-0")
+        .build();
     assert!(matches!(
         allocated_devices(&replaced, &want(), DRIVER, POOL),
         Err(PrepareError::UidMismatch { found, .. }) if found == "uid-2"
     ));
 
-    let unallocated = ClaimBuilder::new("default", "c1", "uid-1").unallocated().build();
+    let unallocated = ClaimBuilder::new("default", "c1", "uid-1")
+        .unallocated()
+        .build();
     assert!(matches!(
         allocated_devices(&unallocated, &want(), DRIVER, POOL),
         Err(PrepareError::NotAllocated { .. })
@@ -82,7 +118,9 @@ fn each_bad_claim_gets_its_own_error() {
     let err = allocated_devices(&foreign, &want(), DRIVER, POOL).unwrap_err();
     assert!(err.to_string().contains("other.example.com"), "{err}");
 
-    let other_pool = ClaimBuilder::new("default", "c1", "uid-1").device("a", DRIVER, "node-b", "gpu-0").build();
+    let other_pool = ClaimBuilder::new("default", "c1", "uid-1")
+        .device("a", DRIVER, "node-b", "gpu-0")
+        .build();
     assert!(matches!(
         allocated_devices(&other_pool, &want(), DRIVER, POOL),
         Err(PrepareError::ForeignPool { .. })
@@ -90,7 +128,12 @@ fn each_bad_claim_gets_its_own_error() {
 
     let bad_config = ClaimBuilder::new("default", "c1", "uid-1")
         .device("a", DRIVER, POOL, "gpu-0")
-        .config("FromClaim", DRIVER, &["a"], gpu_config(json!({"strategy": "Magic"})))
+        .config(
+            "FromClaim",
+            DRIVER,
+            &["a"],
+            gpu_config(json!({"strategy": "Magic"})),
+        )
         .build();
     assert!(matches!(
         allocated_devices(&bad_config, &want(), DRIVER, POOL),
@@ -121,5 +164,9 @@ fn claim_refs_are_bounded() {
     assert!(want().validate().is_ok());
     assert!(ClaimRef::new("", "c", "u").validate().is_err());
     assert!(ClaimRef::new("ns", "c", "../../etc").validate().is_err());
-    assert!(ClaimRef::new("ns", "c".repeat(300), "u").validate().is_err());
+    assert!(
+        ClaimRef::new("ns", "c".repeat(300), "u")
+            .validate()
+            .is_err()
+    );
 }

@@ -83,15 +83,15 @@ impl FakeGpuControl {
 
     fn injected(inner: &mut Inner, op: FakeOp, gpu: &GpuRef) -> Result<(), ControlError> {
         inner.ops += 1;
-        if let Some(left) = inner.failures.get_mut(&op) {
-            if *left > 0 {
-                *left -= 1;
-                return Err(ControlError::Failed {
-                    op: "fake operation",
-                    gpu: gpu.index,
-                    reason: format!("injected failure of {op:?}"),
-                });
-            }
+        if let Some(left) = inner.failures.get_mut(&op)
+            && *left > 0
+        {
+            *left -= 1;
+            return Err(ControlError::Failed {
+                op: "fake operation",
+                gpu: gpu.index,
+                reason: format!("injected failure of {op:?}"),
+            });
         }
         Ok(())
     }
@@ -120,7 +120,9 @@ impl GpuControl for FakeGpuControl {
             });
         }
         let uuid = format!("MIG-fake-{}-{serial}", gpu.index);
-        state.mig.insert(placement, (profile.to_owned(), uuid.clone()));
+        state
+            .mig
+            .insert(placement, (profile.to_owned(), uuid.clone()));
         Ok(uuid)
     }
 
@@ -132,10 +134,10 @@ impl GpuControl for FakeGpuControl {
     ) -> Result<(), ControlError> {
         let mut inner = self.lock();
         Self::injected(&mut inner, FakeOp::DestroyMig, gpu)?;
-        if let Some(state) = inner.gpus.get_mut(&gpu.uuid) {
-            if state.mig.get(&placement).is_some_and(|(p, _)| p == profile) {
-                state.mig.remove(&placement);
-            }
+        if let Some(state) = inner.gpus.get_mut(&gpu.uuid)
+            && state.mig.get(&placement).is_some_and(|(p, _)| p == profile)
+        {
+            state.mig.remove(&placement);
         }
         Ok(())
     }
@@ -189,20 +191,32 @@ mod tests {
     use super::*;
 
     fn gpu() -> GpuRef {
-        GpuRef { index: 0, uuid: "GPU-0".to_owned() }
+        GpuRef {
+            index: 0,
+            uuid: "GPU-0".to_owned(),
+        }
     }
 
     #[test]
     fn overlapping_instances_are_refused_and_destroy_is_idempotent() {
         let fake = FakeGpuControl::new();
-        let a = fake.create_mig(&gpu(), "1g.10gb", Placement::new(0, 1)).unwrap();
+        let a = fake
+            .create_mig(&gpu(), "1g.10gb", Placement::new(0, 1))
+            .unwrap();
         assert!(a.starts_with("MIG-"));
-        assert!(fake.create_mig(&gpu(), "2g.20gb", Placement::new(0, 2)).is_err());
-        fake.create_mig(&gpu(), "2g.20gb", Placement::new(2, 2)).unwrap();
-        fake.destroy_mig(&gpu(), "1g.10gb", Placement::new(0, 1)).unwrap();
-        fake.destroy_mig(&gpu(), "1g.10gb", Placement::new(0, 1)).unwrap();
+        assert!(
+            fake.create_mig(&gpu(), "2g.20gb", Placement::new(0, 2))
+                .is_err()
+        );
+        fake.create_mig(&gpu(), "2g.20gb", Placement::new(2, 2))
+            .unwrap();
+        fake.destroy_mig(&gpu(), "1g.10gb", Placement::new(0, 1))
+            .unwrap();
+        fake.destroy_mig(&gpu(), "1g.10gb", Placement::new(0, 1))
+            .unwrap();
         // A different profile at the same start is not ours to destroy.
-        fake.destroy_mig(&gpu(), "1g.10gb", Placement::new(2, 2)).unwrap();
+        fake.destroy_mig(&gpu(), "1g.10gb", Placement::new(2, 2))
+            .unwrap();
         assert_eq!(fake.snapshot()["GPU-0"].mig.len(), 1);
     }
 

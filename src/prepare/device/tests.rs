@@ -23,18 +23,27 @@ fn allocated(device: &str, sharing: Option<Sharing>, consumed: &[(&str, &str)]) 
 fn every_kind_resolves_on_the_gpu_in_the_right_mode() {
     let inv = mixed();
     assert_eq!(resolve("gpu-0", &inv, 4).unwrap().kind, DeviceKind::Whole);
-    assert_eq!(resolve("gpu-0-shared", &inv, 4).unwrap().kind, DeviceKind::Shared);
+    assert_eq!(
+        resolve("gpu-0-shared", &inv, 4).unwrap().kind,
+        DeviceKind::Shared
+    );
     assert_eq!(
         resolve("gpu-0-share-3", &inv, 4).unwrap().kind,
         DeviceKind::Share { replica: 3 }
     );
     assert_eq!(
         resolve("gpu-1-mig-1g10gb-6", &inv, 4).unwrap().kind,
-        DeviceKind::DynamicMig { profile: "1g.10gb".to_owned(), placement: Placement::new(6, 1) }
+        DeviceKind::DynamicMig {
+            profile: "1g.10gb".to_owned(),
+            placement: Placement::new(6, 1)
+        }
     );
     assert_eq!(
         resolve("gpu-1", &inv, 4).unwrap().kind,
-        DeviceKind::DynamicMig { profile: "7g.80gb".to_owned(), placement: Placement::new(0, 8) },
+        DeviceKind::DynamicMig {
+            profile: "7g.80gb".to_owned(),
+            placement: Placement::new(0, 8)
+        },
         "a whole GPU in dynamic MIG mode is its full-size instance"
     );
     let stat = resolve("gpu-2-mig-3g40gb-0", &inv, 4).unwrap();
@@ -67,7 +76,10 @@ fn unknown_devices_say_why() {
 #[test]
 fn footprints_exclude_what_shares_hardware() {
     let whole = DeviceKind::Whole.footprint(None);
-    let mig = |start, size| DeviceKind::DynamicMig { profile: String::new(), placement: Placement::new(start, size) };
+    let mig = |start, size| DeviceKind::DynamicMig {
+        profile: String::new(),
+        placement: Placement::new(start, size),
+    };
     let shared_a = DeviceKind::Shared.footprint(Some("a"));
     let shared_b = DeviceKind::Shared.footprint(Some("b"));
     let rep0 = DeviceKind::Share { replica: 0 }.footprint(None);
@@ -75,8 +87,16 @@ fn footprints_exclude_what_shares_hardware() {
 
     assert!(whole.conflicts_with(&whole));
     assert!(whole.conflicts_with(&rep0));
-    assert!(mig(0, 2).footprint(None).conflicts_with(&mig(1, 1).footprint(None)));
-    assert!(!mig(0, 2).footprint(None).conflicts_with(&mig(2, 2).footprint(None)));
+    assert!(
+        mig(0, 2)
+            .footprint(None)
+            .conflicts_with(&mig(1, 1).footprint(None))
+    );
+    assert!(
+        !mig(0, 2)
+            .footprint(None)
+            .conflicts_with(&mig(2, 2).footprint(None))
+    );
     assert!(mig(0, 1).footprint(None).conflicts_with(&shared_a));
     assert!(!shared_a.conflicts_with(&shared_b));
     assert!(shared_a.conflicts_with(&shared_a));
@@ -91,13 +111,28 @@ fn shares_default_to_time_slicing_and_mps_enforces_consumed_capacity() {
     let plan = sharing_plan(&allocated("gpu-0-shared", None, &[]), &DeviceKind::Shared).unwrap();
     assert_eq!(
         plan,
-        Some(SharingPlan { gpu: GpuSharing::TimeSlicing { interval: TimeSliceInterval::Default }, mps: None })
+        Some(SharingPlan {
+            gpu: GpuSharing::TimeSlicing {
+                interval: TimeSliceInterval::Default
+            },
+            mps: None
+        })
     );
-    assert_eq!(sharing_plan(&allocated("gpu-0", None, &[]), &DeviceKind::Whole).unwrap(), None);
+    assert_eq!(
+        sharing_plan(&allocated("gpu-0", None, &[]), &DeviceKind::Whole).unwrap(),
+        None
+    );
 
-    let mps = Sharing::Mps { active_thread_percentage: None, pinned_memory_limit_bytes: None };
+    let mps = Sharing::Mps {
+        active_thread_percentage: None,
+        pinned_memory_limit_bytes: None,
+    };
     let plan = sharing_plan(
-        &allocated("gpu-0-shared", Some(mps), &[("memory", "10Gi"), ("compute", "25")]),
+        &allocated(
+            "gpu-0-shared",
+            Some(mps),
+            &[("memory", "10Gi"), ("compute", "25")],
+        ),
         &DeviceKind::Shared,
     )
     .unwrap()
@@ -105,23 +140,42 @@ fn shares_default_to_time_slicing_and_mps_enforces_consumed_capacity() {
     assert_eq!(plan.gpu, GpuSharing::Mps);
     assert_eq!(
         plan.mps,
-        Some(MpsLimits { active_thread_percentage: Some(25), pinned_memory_limit_bytes: Some(10 << 30) })
+        Some(MpsLimits {
+            active_thread_percentage: Some(25),
+            pinned_memory_limit_bytes: Some(10 << 30)
+        })
     );
 
-    let explicit = Sharing::Mps { active_thread_percentage: Some(60), pinned_memory_limit_bytes: Some(1 << 30) };
+    let explicit = Sharing::Mps {
+        active_thread_percentage: Some(60),
+        pinned_memory_limit_bytes: Some(1 << 30),
+    };
     let plan = sharing_plan(
-        &allocated("gpu-0-shared", Some(explicit), &[("memory", "10Gi"), ("compute", "25")]),
+        &allocated(
+            "gpu-0-shared",
+            Some(explicit),
+            &[("memory", "10Gi"), ("compute", "25")],
+        ),
         &DeviceKind::Shared,
     )
     .unwrap()
     .unwrap();
-    assert_eq!(plan.mps.unwrap().active_thread_percentage, Some(60), "config beats consumed capacity");
+    assert_eq!(
+        plan.mps.unwrap().active_thread_percentage,
+        Some(60),
+        "config beats consumed capacity"
+    );
 }
 
 #[test]
 fn sharing_config_on_a_mig_device_is_refused() {
-    let ts = Sharing::TimeSlicing { interval: TimeSliceInterval::Long };
-    let kind = DeviceKind::DynamicMig { profile: "1g.10gb".to_owned(), placement: Placement::new(0, 1) };
+    let ts = Sharing::TimeSlicing {
+        interval: TimeSliceInterval::Long,
+    };
+    let kind = DeviceKind::DynamicMig {
+        profile: "1g.10gb".to_owned(),
+        placement: Placement::new(0, 1),
+    };
     assert!(matches!(
         sharing_plan(&allocated("gpu-1-mig-1g10gb-0", Some(ts), &[]), &kind),
         Err(PrepareError::UnsupportedConfig { .. })

@@ -85,22 +85,32 @@ impl Node {
     fn assert_consistent(&self) {
         let data = self.checkpoint();
         for (uid, record) in &data.claims {
-            assert_eq!(record.state, ClaimState::PrepareCompleted, "{uid} left half-done");
+            assert_eq!(
+                record.state,
+                ClaimState::PrepareCompleted,
+                "{uid} left half-done"
+            );
         }
         let mut want_mig: BTreeMap<(String, Placement), String> = BTreeMap::new();
-        let mut want_sharing: BTreeMap<String, crate::prepare::device::GpuSharing> = BTreeMap::new();
+        let mut want_sharing: BTreeMap<String, crate::prepare::device::GpuSharing> =
+            BTreeMap::new();
         for record in data.claims.values() {
             for d in record.devices.iter().filter(|d| !d.admin_access) {
                 if let DeviceKind::DynamicMig { placement, .. } = &d.kind {
                     let uuid = d.visible_uuid.clone().expect("created MIG has a UUID");
                     assert!(
-                        want_mig.insert((d.gpu.uuid.clone(), *placement), uuid).is_none(),
+                        want_mig
+                            .insert((d.gpu.uuid.clone(), *placement), uuid)
+                            .is_none(),
                         "MIG placement prepared twice"
                     );
                 }
                 if let Some(plan) = d.sharing {
                     let before = want_sharing.insert(d.gpu.uuid.clone(), plan.gpu);
-                    assert!(before.is_none() || before == Some(plan.gpu), "two sharing modes on one GPU");
+                    assert!(
+                        before.is_none() || before == Some(plan.gpu),
+                        "two sharing modes on one GPU"
+                    );
                 }
             }
         }
@@ -114,16 +124,32 @@ impl Node {
                 have_sharing.insert(uuid, s);
             }
         }
-        assert_eq!(have_mig, want_mig, "MIG instances differ from the checkpoint");
-        assert_eq!(have_sharing, want_sharing, "sharing settings differ from the checkpoint");
+        assert_eq!(
+            have_mig, want_mig,
+            "MIG instances differ from the checkpoint"
+        );
+        assert_eq!(
+            have_sharing, want_sharing,
+            "sharing settings differ from the checkpoint"
+        );
 
         let cdi = CdiDir::new(&self.cdi_dir, "gpu.tessera.dev");
         let want_specs: BTreeSet<String> = data
             .claims
             .keys()
-            .map(|uid| cdi.spec_path(uid).file_name().unwrap().to_string_lossy().into_owned())
+            .map(|uid| {
+                cdi.spec_path(uid)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
-        assert_eq!(self.cdi_specs(), want_specs, "CDI specs differ from the checkpoint");
+        assert_eq!(
+            self.cdi_specs(),
+            want_specs,
+            "CDI specs differ from the checkpoint"
+        );
 
         let all: Vec<(&String, &DeviceRecord)> = data
             .claims
@@ -167,20 +193,29 @@ fn dev(device: &str) -> AllocatedDevice {
 fn share(device: &str, share_id: &str, sharing: Option<Sharing>) -> AllocatedDevice {
     AllocatedDevice {
         share_id: Some(share_id.to_owned()),
-        consumed_capacity: [("memory".to_owned(), "20Gi".to_owned()), ("compute".to_owned(), "25".to_owned())]
-            .into_iter()
-            .collect(),
+        consumed_capacity: [
+            ("memory".to_owned(), "20Gi".to_owned()),
+            ("compute".to_owned(), "25".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
         config: DeviceConfig { sharing },
         ..dev(device)
     }
 }
 
 fn mps() -> Option<Sharing> {
-    Some(Sharing::Mps { active_thread_percentage: None, pinned_memory_limit_bytes: None })
+    Some(Sharing::Mps {
+        active_thread_percentage: None,
+        pinned_memory_limit_bytes: None,
+    })
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Run `call` until it finishes or, for [`Fault::Crash`], until the plan crashes it (then the
@@ -203,12 +238,18 @@ async fn a_whole_gpu_is_recorded_described_in_cdi_and_prepared_once() {
     let node = Node::new();
     let state = node.start();
     let c = claim("u1");
-    let out = state.prepare(&c, &[dev("gpu-0")], &node.inventory).await.unwrap();
+    let out = state
+        .prepare(&c, &[dev("gpu-0")], &node.inventory)
+        .await
+        .unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].device, "gpu-0");
     assert_eq!(out[0].pool, "node-a");
     assert_eq!(out[0].request_names, vec!["gpu".to_owned()]);
-    assert_eq!(out[0].cdi_device_ids, vec!["k8s.gpu.tessera.dev/claim=u1-gpu-0".to_owned()]);
+    assert_eq!(
+        out[0].cdi_device_ids,
+        vec!["k8s.gpu.tessera.dev/claim=u1-gpu-0".to_owned()]
+    );
     assert_eq!(out[0].share_id, None);
 
     let data = node.checkpoint();
@@ -221,11 +262,20 @@ async fn a_whole_gpu_is_recorded_described_in_cdi_and_prepared_once() {
         spec["containerEdits"]["env"][0],
         format!("NVIDIA_VISIBLE_DEVICES={}", node.inventory.gpus[0].uuid)
     );
-    assert_eq!(spec["devices"][0]["containerEdits"]["deviceNodes"][2]["path"], "/dev/nvidia0");
+    assert_eq!(
+        spec["devices"][0]["containerEdits"]["deviceNodes"][2]["path"],
+        "/dev/nvidia0"
+    );
 
     // The kubelet asks again (e.g. after its restart): same answer, nothing new done.
     let ops = node.control.operations();
-    assert_eq!(state.prepare(&c, &[dev("gpu-0")], &node.inventory).await.unwrap(), out);
+    assert_eq!(
+        state
+            .prepare(&c, &[dev("gpu-0")], &node.inventory)
+            .await
+            .unwrap(),
+        out
+    );
     assert_eq!(node.control.operations(), ops);
     assert_eq!(state.prepared_claims(), 1);
 
@@ -240,14 +290,25 @@ async fn a_whole_gpu_is_recorded_described_in_cdi_and_prepared_once() {
 async fn a_dynamic_mig_device_is_created_on_prepare_and_destroyed_on_unprepare() {
     let node = Node::new();
     let state = node.start();
-    state.prepare(&claim("m1"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory).await.unwrap();
+    state
+        .prepare(&claim("m1"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory)
+        .await
+        .unwrap();
     let gpu1 = &node.inventory.gpus[1].uuid;
     let hw = node.control.snapshot();
     let (profile, mig_uuid) = &hw[gpu1].mig[&Placement::new(0, 1)];
     assert_eq!(profile, "1g.10gb");
-    let env = node.spec("m1")["containerEdits"]["env"][0].as_str().unwrap().to_owned();
+    let env = node.spec("m1")["containerEdits"]["env"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(env, format!("NVIDIA_VISIBLE_DEVICES={mig_uuid}"));
-    assert_eq!(node.checkpoint().claims["m1"].devices[0].visible_uuid.as_ref(), Some(mig_uuid));
+    assert_eq!(
+        node.checkpoint().claims["m1"].devices[0]
+            .visible_uuid
+            .as_ref(),
+        Some(mig_uuid)
+    );
     node.assert_consistent();
 
     state.unprepare(&claim("m1")).await.unwrap();
@@ -260,20 +321,47 @@ async fn a_shared_gpu_is_set_up_by_its_first_share_and_reset_by_its_last() {
     let node = Node::new();
     let state = node.start();
     let gpu0 = node.inventory.gpus[0].uuid.clone();
-    let a = state.prepare(&claim("s1"), &[share("gpu-0-shared", "share-a", mps())], &node.inventory).await.unwrap();
+    let a = state
+        .prepare(
+            &claim("s1"),
+            &[share("gpu-0-shared", "share-a", mps())],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
     assert_eq!(a[0].share_id.as_deref(), Some("share-a"));
-    assert_eq!(a[0].cdi_device_ids, vec!["k8s.gpu.tessera.dev/claim=s1-gpu-0-shared-share-a".to_owned()]);
+    assert_eq!(
+        a[0].cdi_device_ids,
+        vec!["k8s.gpu.tessera.dev/claim=s1-gpu-0-shared-share-a".to_owned()]
+    );
     let env = node.spec("s1")["containerEdits"]["env"].clone();
     assert_eq!(env[1], "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25", "{env}");
     assert_eq!(env[2], "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=20480M", "{env}");
 
     let ops = node.control.operations();
-    state.prepare(&claim("s2"), &[share("gpu-0-shared", "share-b", mps())], &node.inventory).await.unwrap();
-    assert_eq!(node.control.operations(), ops, "the GPU is already in MPS mode");
-    assert_eq!(node.control.snapshot()[&gpu0].sharing, Some(crate::prepare::device::GpuSharing::Mps));
+    state
+        .prepare(
+            &claim("s2"),
+            &[share("gpu-0-shared", "share-b", mps())],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        node.control.operations(),
+        ops,
+        "the GPU is already in MPS mode"
+    );
+    assert_eq!(
+        node.control.snapshot()[&gpu0].sharing,
+        Some(crate::prepare::device::GpuSharing::Mps)
+    );
 
     state.unprepare(&claim("s1")).await.unwrap();
-    assert!(node.control.snapshot()[&gpu0].sharing.is_some(), "s2 still shares it");
+    assert!(
+        node.control.snapshot()[&gpu0].sharing.is_some(),
+        "s2 still shares it"
+    );
     state.unprepare(&claim("s2")).await.unwrap();
     assert_eq!(node.control.snapshot()[&gpu0].sharing, None);
     node.assert_consistent();
@@ -283,16 +371,33 @@ async fn a_shared_gpu_is_set_up_by_its_first_share_and_reset_by_its_last() {
 async fn admin_access_overlaps_without_touching_hardware() {
     let node = Node::new();
     let state = node.start();
-    state.prepare(&claim("m1"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory).await.unwrap();
+    state
+        .prepare(&claim("m1"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory)
+        .await
+        .unwrap();
     let mut admin = dev("gpu-1-mig-1g10gb-0");
     admin.admin_access = true;
     let ops = node.control.operations();
-    state.prepare(&claim("watch"), &[admin], &node.inventory).await.unwrap();
+    state
+        .prepare(&claim("watch"), &[admin], &node.inventory)
+        .await
+        .unwrap();
     assert_eq!(node.control.operations(), ops);
-    let mig = node.checkpoint().claims["m1"].devices[0].visible_uuid.clone().unwrap();
-    assert_eq!(node.spec("watch")["containerEdits"]["env"][0], format!("NVIDIA_VISIBLE_DEVICES={mig}"));
+    let mig = node.checkpoint().claims["m1"].devices[0]
+        .visible_uuid
+        .clone()
+        .unwrap();
+    assert_eq!(
+        node.spec("watch")["containerEdits"]["env"][0],
+        format!("NVIDIA_VISIBLE_DEVICES={mig}")
+    );
     state.unprepare(&claim("watch")).await.unwrap();
-    assert_eq!(node.control.snapshot()[&node.inventory.gpus[1].uuid].mig.len(), 1);
+    assert_eq!(
+        node.control.snapshot()[&node.inventory.gpus[1].uuid]
+            .mig
+            .len(),
+        1
+    );
     node.assert_consistent();
 }
 
@@ -302,27 +407,65 @@ async fn admin_access_overlaps_without_touching_hardware() {
 async fn a_device_held_by_another_claim_is_refused_naming_the_holder() {
     let node = Node::new();
     let state = node.start();
-    state.prepare(&claim("first"), &[dev("gpu-0")], &node.inventory).await.unwrap();
-    let err = state.prepare(&claim("second"), &[dev("gpu-0")], &node.inventory).await.unwrap_err();
-    assert!(matches!(err, PrepareError::DeviceInUse { .. }), "{err}");
-    assert!(err.to_string().contains("default/claim-first (first)"), "{err}");
-
+    state
+        .prepare(&claim("first"), &[dev("gpu-0")], &node.inventory)
+        .await
+        .unwrap();
     let err = state
-        .prepare(&claim("third"), &[share("gpu-0-share-1", "x", None)], &node.inventory)
+        .prepare(&claim("second"), &[dev("gpu-0")], &node.inventory)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("overlapping device gpu-0"), "{err}");
-
-    state.prepare(&claim("m1"), &[dev("gpu-1-mig-2g20gb-0")], &node.inventory).await.unwrap();
-    let err = state.prepare(&claim("m2"), &[dev("gpu-1-mig-1g10gb-1")], &node.inventory).await.unwrap_err();
     assert!(matches!(err, PrepareError::DeviceInUse { .. }), "{err}");
-    let err = state.prepare(&claim("w1"), &[dev("gpu-1")], &node.inventory).await.unwrap_err();
-    assert!(matches!(err, PrepareError::DeviceInUse { .. }), "whole dynamic GPU vs its MIG: {err}");
+    assert!(
+        err.to_string().contains("default/claim-first (first)"),
+        "{err}"
+    );
+
+    let err = state
+        .prepare(
+            &claim("third"),
+            &[share("gpu-0-share-1", "x", None)],
+            &node.inventory,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("overlapping device gpu-0"),
+        "{err}"
+    );
+
+    state
+        .prepare(&claim("m1"), &[dev("gpu-1-mig-2g20gb-0")], &node.inventory)
+        .await
+        .unwrap();
+    let err = state
+        .prepare(&claim("m2"), &[dev("gpu-1-mig-1g10gb-1")], &node.inventory)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PrepareError::DeviceInUse { .. }), "{err}");
+    let err = state
+        .prepare(&claim("w1"), &[dev("gpu-1")], &node.inventory)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PrepareError::DeviceInUse { .. }),
+        "whole dynamic GPU vs its MIG: {err}"
+    );
     // A disjoint placement is fine.
-    state.prepare(&claim("m3"), &[dev("gpu-1-mig-1g10gb-2")], &node.inventory).await.unwrap();
+    state
+        .prepare(&claim("m3"), &[dev("gpu-1-mig-1g10gb-2")], &node.inventory)
+        .await
+        .unwrap();
 
     // The same share ID in two claims is one share prepared twice.
-    state.prepare(&claim("s1"), &[share("gpu-3-shared", "dup", None)], &node.inventory).await.unwrap_err();
+    state
+        .prepare(
+            &claim("s1"),
+            &[share("gpu-3-shared", "dup", None)],
+            &node.inventory,
+        )
+        .await
+        .unwrap_err();
     node.assert_consistent();
     assert!(!node.checkpoint().claims.contains_key("second"));
 }
@@ -331,9 +474,25 @@ async fn a_device_held_by_another_claim_is_refused_naming_the_holder() {
 async fn two_sharing_modes_on_one_gpu_are_refused() {
     let node = Node::new();
     let state = node.start();
-    state.prepare(&claim("a"), &[share("gpu-0-shared", "a", mps())], &node.inventory).await.unwrap();
-    let long = Some(Sharing::TimeSlicing { interval: TimeSliceInterval::Long });
-    let err = state.prepare(&claim("b"), &[share("gpu-0-share-0", "b", long)], &node.inventory).await.unwrap_err();
+    state
+        .prepare(
+            &claim("a"),
+            &[share("gpu-0-shared", "a", mps())],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
+    let long = Some(Sharing::TimeSlicing {
+        interval: TimeSliceInterval::Long,
+    });
+    let err = state
+        .prepare(
+            &claim("b"),
+            &[share("gpu-0-share-0", "b", long)],
+            &node.inventory,
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, PrepareError::SharingConflict { .. }), "{err}");
     assert!(err.to_string().contains("MPS"), "{err}");
     node.assert_consistent();
@@ -343,7 +502,10 @@ async fn two_sharing_modes_on_one_gpu_are_refused() {
 async fn unknown_devices_fail_before_anything_is_recorded() {
     let node = Node::new();
     let state = node.start();
-    let err = state.prepare(&claim("x"), &[dev("gpu-7")], &node.inventory).await.unwrap_err();
+    let err = state
+        .prepare(&claim("x"), &[dev("gpu-7")], &node.inventory)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PrepareError::UnknownDevice { .. }), "{err}");
     assert!(node.checkpoint().claims.is_empty());
     assert_eq!(node.control.operations(), 0);
@@ -363,12 +525,18 @@ async fn a_hardware_failure_rolls_everything_back() {
     let state = node.start();
     node.control.fail_next(FakeOp::ApplySharing, 1);
     let devices = [dev("gpu-1-mig-1g10gb-0"), share("gpu-0-shared", "s", None)];
-    let err = state.prepare(&claim("f"), &devices, &node.inventory).await.unwrap_err();
+    let err = state
+        .prepare(&claim("f"), &devices, &node.inventory)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PrepareError::Control(_)), "{err}");
     node.assert_consistent();
     assert!(node.checkpoint().claims.is_empty());
     // The kubelet retries and it works.
-    state.prepare(&claim("f"), &devices, &node.inventory).await.unwrap();
+    state
+        .prepare(&claim("f"), &devices, &node.inventory)
+        .await
+        .unwrap();
     node.assert_consistent();
 }
 
@@ -379,23 +547,38 @@ async fn a_cdi_dir_that_is_not_writable_is_a_per_claim_error_and_nothing_stays()
     // A file where the directory should be: not writable even for root.
     std::fs::write(&node.cdi_dir, b"").unwrap();
     let state = node.start();
-    let err = state.prepare(&claim("c"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory).await.unwrap_err();
+    let err = state
+        .prepare(&claim("c"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PrepareError::Cdi(_)), "{err}");
     assert!(err.to_string().contains("CDI spec"), "{err}");
     assert!(node.checkpoint().claims.is_empty());
-    assert!(node.control.snapshot()[&node.inventory.gpus[1].uuid].mig.is_empty());
+    assert!(
+        node.control.snapshot()[&node.inventory.gpus[1].uuid]
+            .mig
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_corrupt_or_foreign_checkpoint_is_reported_and_never_overwritten() {
     let node = Node::new();
     let state = node.start();
-    state.prepare(&claim("a"), &[dev("gpu-0")], &node.inventory).await.unwrap();
+    state
+        .prepare(&claim("a"), &[dev("gpu-0")], &node.inventory)
+        .await
+        .unwrap();
     let path = node.state_dir.join("checkpoint.json");
-    let tampered = std::fs::read_to_string(&path).unwrap().replace("claim-a", "claim-b");
+    let tampered = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("claim-a", "claim-b");
     std::fs::write(&path, &tampered).unwrap();
     for result in [
-        state.prepare(&claim("b"), &[dev("gpu-3")], &node.inventory).await.map(|_| ()),
+        state
+            .prepare(&claim("b"), &[dev("gpu-3")], &node.inventory)
+            .await
+            .map(|_| ()),
         state.unprepare(&claim("a")).await,
         node.start().recover().await.map(|_| ()),
     ] {
@@ -414,7 +597,10 @@ async fn a_corrupt_or_foreign_checkpoint_is_reported_and_never_overwritten() {
 #[tokio::test(flavor = "current_thread")]
 async fn after_a_reboot_old_claims_are_dropped_with_their_specs() {
     let node = Node::new();
-    node.start().prepare(&claim("a"), &[dev("gpu-0")], &node.inventory).await.unwrap();
+    node.start()
+        .prepare(&claim("a"), &[dev("gpu-0")], &node.inventory)
+        .await
+        .unwrap();
     let rebooted = DeviceState::new(node.config("boot-2"), node.control.clone());
     let report = rebooted.recover().await.unwrap();
     assert_eq!(report.dropped_after_reboot, vec!["a".to_owned()]);
@@ -427,7 +613,11 @@ async fn after_a_reboot_old_claims_are_dropped_with_their_specs() {
 async fn recovery_removes_temp_files_a_crash_left() {
     let node = Node::new();
     std::fs::write(node.state_dir.join(".checkpoint.json.tmp"), b"half").unwrap();
-    std::fs::write(node.cdi_dir.join(".k8s.gpu.tessera.dev-claim_x.json.tmp"), b"half").unwrap();
+    std::fs::write(
+        node.cdi_dir.join(".k8s.gpu.tessera.dev-claim_x.json.tmp"),
+        b"half",
+    )
+    .unwrap();
     let report = node.start().recover().await.unwrap();
     assert_eq!(report.temps_removed, 2);
     assert!(node.cdi_specs().is_empty());
@@ -436,7 +626,11 @@ async fn recovery_removes_temp_files_a_crash_left() {
 /// A claim whose prepare passes every step: MIG creation, two sharing applications on two
 /// GPUs' worth of devices, CDI and both checkpoint writes.
 fn rich_claim() -> Vec<AllocatedDevice> {
-    vec![dev("gpu-1-mig-1g10gb-0"), dev("gpu-1-mig-2g20gb-2"), share("gpu-0-shared", "s", mps())]
+    vec![
+        dev("gpu-1-mig-1g10gb-0"),
+        dev("gpu-1-mig-2g20gb-2"),
+        share("gpu-0-shared", "s", mps()),
+    ]
 }
 
 #[test]
@@ -449,7 +643,12 @@ fn a_failure_or_crash_at_every_prepare_step_leaves_nothing_half_done() {
             let plan = Arc::new(FaultPlan::new(at, fault));
             let fired = rt.block_on(async {
                 let state = node.start_with(plan.clone());
-                let out = until_crash(state.prepare(&claim("r"), &rich_claim(), &node.inventory), &plan, fault).await;
+                let out = until_crash(
+                    state.prepare(&claim("r"), &rich_claim(), &node.inventory),
+                    &plan,
+                    fault,
+                )
+                .await;
                 if fault == Fault::Fail && plan.has_fired() {
                     assert!(out.unwrap().is_err());
                 }
@@ -460,9 +659,16 @@ fn a_failure_or_crash_at_every_prepare_step_leaves_nothing_half_done() {
                 let restarted = node.start();
                 restarted.recover().await.unwrap();
                 node.assert_consistent();
-                assert!(node.checkpoint().claims.is_empty(), "{fault:?} at step {at}: {:?}", plan.seen());
+                assert!(
+                    node.checkpoint().claims.is_empty(),
+                    "{fault:?} at step {at}: {:?}",
+                    plan.seen()
+                );
                 // The kubelet retries; it must work, then unprepare must clean up.
-                restarted.prepare(&claim("r"), &rich_claim(), &node.inventory).await.unwrap();
+                restarted
+                    .prepare(&claim("r"), &rich_claim(), &node.inventory)
+                    .await
+                    .unwrap();
                 node.assert_consistent();
                 restarted.unprepare(&claim("r")).await.unwrap();
                 node.assert_consistent();
@@ -472,8 +678,18 @@ fn a_failure_or_crash_at_every_prepare_step_leaves_nothing_half_done() {
             if !fired {
                 // The run without a fault passed every kind of prepare step.
                 let seen: std::collections::HashSet<Step> = plan.seen().into_iter().collect();
-                for step in [Step::RecordPrepareStarted, Step::CreateMig, Step::ApplySharing, Step::WriteCdi, Step::RecordPrepareCompleted] {
-                    assert!(seen.contains(&step), "{step:?} never reached: {:?}", plan.seen());
+                for step in [
+                    Step::RecordPrepareStarted,
+                    Step::CreateMig,
+                    Step::ApplySharing,
+                    Step::WriteCdi,
+                    Step::RecordPrepareCompleted,
+                ] {
+                    assert!(
+                        seen.contains(&step),
+                        "{step:?} never reached: {:?}",
+                        plan.seen()
+                    );
                 }
                 assert_eq!(at, plan.seen().len());
                 break;
@@ -492,7 +708,10 @@ fn a_failure_or_crash_at_every_unprepare_step_is_finished_by_a_retry_or_restart(
             let node = Node::new();
             let plan = Arc::new(FaultPlan::new(at, fault));
             let fired = rt.block_on(async {
-                node.start().prepare(&claim("r"), &rich_claim(), &node.inventory).await.unwrap();
+                node.start()
+                    .prepare(&claim("r"), &rich_claim(), &node.inventory)
+                    .await
+                    .unwrap();
                 let state = node.start_with(plan.clone());
                 let out = until_crash(state.unprepare(&claim("r")), &plan, fault).await;
                 if !plan.has_fired() {
@@ -506,13 +725,26 @@ fn a_failure_or_crash_at_every_unprepare_step_is_finished_by_a_retry_or_restart(
                 // or fully gone: the kubelet's retry finishes it either way.
                 restarted.unprepare(&claim("r")).await.unwrap();
                 node.assert_consistent();
-                assert!(node.checkpoint().claims.is_empty(), "{fault:?} at step {at}");
+                assert!(
+                    node.checkpoint().claims.is_empty(),
+                    "{fault:?} at step {at}"
+                );
                 true
             });
             if !fired {
                 let seen: std::collections::HashSet<Step> = plan.seen().into_iter().collect();
-                for step in [Step::RecordUnprepareStarted, Step::DeleteCdi, Step::ClearSharing, Step::DestroyMig, Step::RemoveRecord] {
-                    assert!(seen.contains(&step), "{step:?} never reached: {:?}", plan.seen());
+                for step in [
+                    Step::RecordUnprepareStarted,
+                    Step::DeleteCdi,
+                    Step::ClearSharing,
+                    Step::DestroyMig,
+                    Step::RemoveRecord,
+                ] {
+                    assert!(
+                        seen.contains(&step),
+                        "{step:?} never reached: {:?}",
+                        plan.seen()
+                    );
                 }
                 assert_eq!(at, plan.seen().len());
                 break;
@@ -530,8 +762,17 @@ fn pool(k: usize) -> Vec<AllocatedDevice> {
         0 => vec![dev("gpu-1-mig-1g10gb-0")],
         1 => vec![dev("gpu-1-mig-2g20gb-0")],
         2 => vec![share("gpu-0-shared", "s2", mps())],
-        3 => vec![share("gpu-0-shared", "s3", Some(Sharing::TimeSlicing { interval: TimeSliceInterval::Long }))],
-        4 => vec![share("gpu-0-share-1", "s4", None), dev("gpu-2-mig-1g10gb-4")],
+        3 => vec![share(
+            "gpu-0-shared",
+            "s3",
+            Some(Sharing::TimeSlicing {
+                interval: TimeSliceInterval::Long,
+            }),
+        )],
+        4 => vec![
+            share("gpu-0-share-1", "s4", None),
+            dev("gpu-2-mig-1g10gb-4"),
+        ],
         5 => vec![dev("gpu-0")],
         6 => vec![dev("gpu-1")],
         _ => vec![dev("gpu-2-mig-3g40gb-0"), dev("gpu-1-mig-1g10gb-6")],
@@ -548,7 +789,10 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let fault = proptest::option::weighted(
         0.3,
-        (0usize..8, prop_oneof![Just(Fault::Fail), Just(Fault::Crash)]),
+        (
+            0usize..8,
+            prop_oneof![Just(Fault::Fail), Just(Fault::Crash)],
+        ),
     );
     prop_oneof![
         4 => (0usize..8, fault.clone()).prop_map(|(k, f)| Op::Prepare(k, f)),
