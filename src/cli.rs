@@ -3,11 +3,13 @@
 //! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
 
 pub mod kube;
+pub mod plugin;
 pub mod seeds;
 pub mod simulate;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use plugin::PluginArgs;
 pub use seeds::SeedList;
 pub use simulate::SimulateArgs;
 
@@ -29,6 +31,9 @@ pub enum Command {
     /// Replay a GPU cluster trace through the placement policies and report allocation,
     /// fragmentation and cost (the FGD paper's protocol by default).
     Simulate(SimulateArgs),
+    /// Run the DRA kubelet plugin on a GPU node: advertise its GPUs, MIG partitions and
+    /// shares, and prepare what the scheduler allocates.
+    Plugin(PluginArgs),
 }
 
 /// Log output shared by every subcommand.

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Simulate(args) => tessera::cli::simulate::run(args),
+        Command::Plugin(args) => tessera::cli::plugin::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,11 +63,11 @@ impl Preparer {
 
     /// Prepare every claim; one entry per distinct UID.
     pub async fn prepare(&self, claims: &[ClaimRef]) -> PrepareResults {
-        let claims = distinct(claims);
+        let claims: Vec<ClaimRef> = distinct(claims).into_iter().cloned().collect();
         let fetched: Vec<_> = futures::stream::iter(claims)
-            .map(|claim| async move {
+            .map(|claim: ClaimRef| async move {
                 let started = Instant::now();
-                let devices = self.fetch(claim).await;
+                let devices = self.fetch(&claim).await;
                 (claim, started, devices)
             })
             .buffered(FETCH_CONCURRENCY)
@@ -79,7 +79,7 @@ impl Preparer {
             let outcome = async {
                 let devices = devices?;
                 let inventory = Arc::clone(&self.inventory.borrow());
-                self.state.prepare(claim, &devices, &inventory).await
+                self.state.prepare(&claim, &devices, &inventory).await
             }
             .instrument(span.clone())
             .await;
