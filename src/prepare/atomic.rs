@@ -9,9 +9,19 @@ use std::path::{Path, PathBuf};
 /// Suffix of the temporary files; CDI loaders ignore it (they read `*.json` and `*.yaml`).
 const TEMP_SUFFIX: &str = ".tmp";
 
-/// Replace `path` with `bytes`: temp file in the same directory → write → fsync → rename →
-/// fsync the directory (so the rename itself survives a crash).
-pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// How far a write must survive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a power cut: the file and the directory entry are fsynced.
+    PowerLoss,
+    /// Survives the process dying (the page cache keeps it), not a power cut. For files
+    /// that are meaningless after a reboot anyway, where two fsyncs would only add latency.
+    ProcessCrash,
+}
+
+/// Replace `path` with `bytes`: temp file in the same directory → write → (fsync) → rename
+/// → (fsync the directory, so the rename itself survives a power cut).
+pub fn write(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
     let dir = parent(path)?;
     let temp = temp_path(path)?;
     let written = (|| {
@@ -22,9 +32,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .mode(0o644)
             .open(&temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durability == Durability::PowerLoss {
+            file.sync_all()?;
+        }
         fs::rename(&temp, path)?;
-        sync_dir(dir)
+        if durability == Durability::PowerLoss {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if written.is_err() {
         // Best effort: a leftover temp file is also removed by `remove_temps` at start.
@@ -33,12 +48,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
-/// Delete `path` durably. Returns whether it existed; a missing file is not an error, so
-/// removal is idempotent.
-pub fn remove(path: &Path) -> io::Result<bool> {
+/// Delete `path`. Returns whether it existed; a missing file is not an error, so removal is
+/// idempotent.
+pub fn remove(path: &Path, durability: Durability) -> io::Result<bool> {
     match fs::remove_file(path) {
         Ok(()) => {
-            sync_dir(parent(path)?)?;
+            if durability == Durability::PowerLoss {
+                sync_dir(parent(path)?)?;
+            }
             Ok(true)
         }
         // No file, or no directory to hold one: nothing to remove.
@@ -107,22 +124,29 @@ mod tests {
     fn replaces_whole_files_and_removes_idempotently() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        write(&path, b"one").unwrap();
-        write(&path, b"two").unwrap();
+        write(&path, b"one", Durability::PowerLoss).unwrap();
+        write(&path, b"two", Durability::ProcessCrash).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temp file left: {names:?}");
-        assert!(remove(&path).unwrap());
-        assert!(!remove(&path).unwrap());
+        assert!(remove(&path, Durability::PowerLoss).unwrap());
+        assert!(!remove(&path, Durability::PowerLoss).unwrap());
     }
 
     #[test]
     fn a_write_into_a_missing_directory_fails_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(write(&dir.path().join("nope/state.json"), b"x").is_err());
+        assert!(
+            write(
+                &dir.path().join("nope/state.json"),
+                b"x",
+                Durability::PowerLoss
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::atomic;
+use super::atomic::{self, Durability};
 
 /// The lowest CDI version covering what is written (`env`, `deviceNodes.path`): runtimes
 /// on a node may be older than the current spec.
@@ -126,19 +126,24 @@ impl CdiDir {
     }
 
     /// Write a claim's spec atomically.
+    ///
+    /// Atomic against a process crash, not fsynced: a spec only matters until the next
+    /// reboot (`/var/run/cdi` is a tmpfs, and after a reboot recovery drops every claim, so
+    /// specs are written again), while two fsyncs would double the latency of prepare.
     pub fn write(&self, claim_uid: &str, spec: &Spec) -> Result<(), CdiError> {
         let path = self.spec_path(claim_uid);
         let bytes = serde_json::to_vec_pretty(spec).map_err(|source| CdiError::Encode {
             path: path.clone(),
             source,
         })?;
-        atomic::write(&path, &bytes).map_err(|source| CdiError::Io { path, source })
+        atomic::write(&path, &bytes, Durability::ProcessCrash)
+            .map_err(|source| CdiError::Io { path, source })
     }
 
     /// Remove a claim's spec; a missing one is fine.
     pub fn remove(&self, claim_uid: &str) -> Result<(), CdiError> {
         let path = self.spec_path(claim_uid);
-        atomic::remove(&path)
+        atomic::remove(&path, Durability::ProcessCrash)
             .map(|_| ())
             .map_err(|source| CdiError::Io { path, source })
     }

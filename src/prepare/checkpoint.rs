@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::atomic;
+use super::atomic::{self, Durability};
 use super::claim::{ClaimRef, PreparedDevice, base_request};
 use super::device::{DeviceKind, GpuRef, SharingPlan};
 
@@ -259,7 +259,7 @@ impl CheckpointStore {
             data,
         })
         .map_err(|e| io_err(io::Error::other(e)))?;
-        atomic::write(&self.path, &bytes).map_err(io_err)
+        atomic::write(&self.path, &bytes, Durability::PowerLoss).map_err(io_err)
     }
 
     /// Delete temp files a crash mid-save left behind.

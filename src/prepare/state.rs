@@ -96,7 +96,7 @@ impl DeviceState {
     /// crash left half-done, and remove temp files.
     pub async fn recover(&self) -> Result<RecoveryReport, PrepareError> {
         let _serial = self.serial.lock().await;
-        let _lock = self.lock().await?;
+        let (_lock, mut data) = self.lock_and_load().await?;
         let mut report = RecoveryReport::default();
         let store = self.store.clone();
         let cdi = self.cdi.clone();
@@ -113,7 +113,6 @@ impl DeviceState {
         })
         .await?;
 
-        let mut data = self.load().await?;
         if data.boot_id != self.config.boot_id {
             if !data.boot_id.is_empty() {
                 for (uid, record) in std::mem::take(&mut data.claims) {
@@ -163,8 +162,7 @@ impl DeviceState {
         inventory: &Inventory,
     ) -> Result<Vec<PreparedDevice>, PrepareError> {
         let _serial = self.serial.lock().await;
-        let _lock = self.lock().await?;
-        let mut data = self.load().await?;
+        let (_lock, mut data) = self.lock_and_load().await?;
         match data.claims.get(&claim.uid) {
             Some(record) if record.state == ClaimState::PrepareCompleted => {
                 return Ok(record.prepared_devices());
@@ -220,8 +218,7 @@ impl DeviceState {
     /// Undo everything prepare did for `claim`. Idempotent: an unknown claim is a success.
     pub async fn unprepare(&self, claim: &ClaimRef) -> Result<(), PrepareError> {
         let _serial = self.serial.lock().await;
-        let _lock = self.lock().await?;
-        let mut data = self.load().await?;
+        let (_lock, mut data) = self.lock_and_load().await?;
         if !data.claims.contains_key(&claim.uid) {
             return Ok(());
         }
@@ -383,9 +380,18 @@ impl DeviceState {
         }
     }
 
-    async fn lock(&self) -> Result<StateLock, PrepareError> {
+    /// Take the cross-instance lock and read the checkpoint under it, in one trip to the
+    /// blocking pool (each trip is a thread hand-off on the latency path).
+    async fn lock_and_load(&self) -> Result<(StateLock, CheckpointData), PrepareError> {
         let dir = self.config.state_dir.clone();
-        blocking(move || StateLock::acquire(&dir)).await
+        let store = self.store.clone();
+        let (lock, data) = blocking(move || {
+            let lock = StateLock::acquire(&dir)?;
+            Ok((lock, store.load()?))
+        })
+        .await?;
+        self.prepared.store(data.completed(), Ordering::Relaxed);
+        Ok((lock, data))
     }
 
     async fn load(&self) -> Result<CheckpointData, PrepareError> {

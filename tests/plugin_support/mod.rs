@@ -94,6 +94,11 @@ impl MockApiServer {
         kube::Client::try_from(config).unwrap()
     }
 
+    /// Base URL, for a kubeconfig.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Claim reads served so far.
     pub fn requests(&self) -> usize {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
