@@ -2,16 +2,20 @@
 //!
 //! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
 
+pub mod discovery;
 pub mod kube;
 pub mod plugin;
+pub mod publish;
 pub mod seeds;
 pub mod simulate;
+pub mod slices;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use plugin::PluginArgs;
 pub use seeds::SeedList;
 pub use simulate::SimulateArgs;
+pub use slices::SlicesArgs;
 
 /// tessera: cost-aware GPU partitioning and placement for Kubernetes.
 #[derive(Debug, Parser)]
@@ -34,6 +38,9 @@ pub enum Command {
     /// Run the DRA kubelet plugin on a GPU node: advertise its GPUs, MIG partitions and
     /// shares, and prepare what the scheduler allocates.
     Plugin(PluginArgs),
+    /// Print the ResourceSlices the plugin would publish for a node (fake or real GPUs),
+    /// without touching a cluster.
+    Slices(SlicesArgs),
 }
 
 /// Log output shared by every subcommand.

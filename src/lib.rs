@@ -13,11 +13,13 @@
 
 pub mod admin;
 pub mod cli;
+pub mod discovery;
 pub mod market;
 pub mod metrics;
 pub mod model;
 pub mod plugin;
 pub mod prepare;
+pub mod publish;
 pub mod report;
 pub mod scoring;
 pub mod shutdown;

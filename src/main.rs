@@ -18,10 +18,18 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // One line, not clap's full usage block: scripts and humans both read it.
+            // One line, not clap's full usage block: scripts and humans both read it. The
+            // message may continue past its first line (a missing required flag is named on
+            // the next one), so join everything before the blank line that starts the usage.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("tessera: {}", first.trim_start_matches("error: "));
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let line = message.join(" ");
+            let line = if line.is_empty() { "invalid arguments" } else { &line };
+            eprintln!("tessera: {}", line.trim_start_matches("error: "));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -31,6 +39,7 @@ fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Simulate(args) => tessera::cli::simulate::run(args),
+        Command::Slices(args) => tessera::cli::slices::run(args),
         Command::Plugin(args) => tessera::cli::plugin::run(args),
     };
     match result {

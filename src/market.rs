@@ -24,6 +24,9 @@ pub mod price;
 pub mod spot;
 pub mod taint;
 
+#[cfg(test)]
+mod properties;
+
 pub use annotation::node_price_override;
 pub use band::InterruptionBand;
 pub use capacity::{CapacityType, capacity_type};

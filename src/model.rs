@@ -8,9 +8,10 @@ pub mod gpu_model;
 pub mod inventory;
 pub mod mig;
 pub mod node;
+pub mod partition;
 
 pub use demand::{Demand, PodClass};
 pub use device_name::{DeviceName, DeviceNameError};
 pub use gpu_model::{ModelError, ModelId, ModelRegistry, ModelSet};
-pub use inventory::{Gpu, Inventory, MigDevice, MigState};
+pub use inventory::{Gpu, Inventory, InventoryError, MigDevice, MigState};
 pub use node::{GpuPick, MAX_GPUS, MILLI_PER_GPU, NodeError, NodeState};

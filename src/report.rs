@@ -7,6 +7,7 @@
 //! binned on the rounded arrived workload %; per policy, runs are reduced to the median and
 //! the spread across seeds.
 
+pub mod cost;
 pub mod curves;
 pub mod summary;
 pub mod write;

@@ -10,6 +10,7 @@
 //! inputs and seed give the same record on every machine.
 
 pub mod cluster;
+pub mod cost;
 pub mod engine;
 pub mod runner;
 pub mod workload;

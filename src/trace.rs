@@ -15,7 +15,7 @@ pub use alibaba::{
 pub const MAX_GPUS_PER_NODE: u32 = 16;
 
 /// One machine of a trace's node list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TraceNode {
     /// Node name, unique within the list (`openb-node-0042`).
     pub name: String,
@@ -27,6 +27,14 @@ pub struct TraceNode {
     pub gpus: u32,
     /// GPU model code (`T4`, `G2`, …); `None` when the node has no GPU.
     pub model: Option<String>,
+    /// Cloud instance type to price the node by (optional column `instance_type`), as the
+    /// `node.kubernetes.io/instance-type` label would give it.
+    pub instance_type: Option<String>,
+    /// Spot, on-demand or reserved (optional column `capacity_type`).
+    pub capacity: Option<crate::market::CapacityType>,
+    /// The whole node's price in US dollars per hour (optional column `hourly_price`), read
+    /// with the rules of the `tessera.dev/hourly-price` annotation: finite and ≥ 0.
+    pub hourly_price: Option<f64>,
 }
 
 /// Quality-of-service class of a trace pod.

@@ -1,4 +1,4 @@
-//! Building a Kubernetes client from [`KubeArgs`](super::KubeArgs).
+//! Building a Kubernetes client from [`KubeArgs`].
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use thiserror::Error;

@@ -1,5 +1,7 @@
 //! `tessera simulate`: read the trace, run every policy × seed, write the report.
 
+mod cost;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +14,8 @@ use tracing::info;
 
 use super::SeedList;
 use crate::report::{self, summarize};
+use crate::scoring::Policy;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
-use crate::scoring::{Policy, TesseraWeights};
 use crate::sim::{Experiment, Workload, run_all};
 use crate::trace;
 
@@ -58,6 +60,21 @@ pub struct SimulateArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    // --- cost experiment (docs/cost-model.md) ---
+    /// Price the nodes, put a seeded share on spot, give pods interruption tolerances, and
+    /// compare tessera's cost-weighted score with FGD, BestFit and LeastAllocated.
+    #[arg(long)]
+    pub cost: bool,
+    /// Share of nodes bought as spot, 0 to 1 (with --cost) [default: 0.3].
+    #[arg(long, value_name = "SHARE")]
+    pub spot_share: Option<f64>,
+    /// tessera's weights (YAML, see docs/cost-model.md); default: built-in weights.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Price override CSV with the catalog's columns, merged over the built-in catalog
+    /// (with --cost).
+    #[arg(long, value_name = "CSV")]
+    pub prices: Option<PathBuf>,
 }
 
 /// Output on stdout.
@@ -89,6 +106,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         None => trace::bundled_pods()?,
     };
     let workload = Workload::from_trace(&nodes, &pods)?;
+    if args.cost {
+        return cost::run(args, &nodes, &pods, &workload);
+    }
+    cost::refuse_cost_flags(args)?;
     let policies = if args.policies.is_empty() {
         Policy::ALL.to_vec()
     } else {
@@ -98,7 +119,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         policies,
         seeds: args.seeds.0.clone(),
         tune: args.tune,
-        weights: TesseraWeights::default(),
+        weights: cost::weights(args.weights.as_deref())?.fragmentation,
         typical_threshold_pct: args.typical_threshold,
     };
     info!(

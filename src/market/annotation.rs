@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::error::{MarketError, shown};
+use super::fields::MAX_DOLLARS_PER_HOUR;
 use super::labels::HOURLY_PRICE_ANNOTATION;
 
 /// The whole node's price in US dollars per hour from `tessera.dev/hourly-price`, `None` when the
@@ -36,6 +37,9 @@ pub fn node_price_override(
     }
     if value < 0.0 {
         return Err(invalid("is negative"));
+    }
+    if value > MAX_DOLLARS_PER_HOUR {
+        return Err(invalid("is above 1,000,000 dollars per hour"));
     }
     // `+ 0.0` turns "-0" into 0 so callers never see a negative zero.
     Ok(Some(value + 0.0))

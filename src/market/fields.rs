@@ -94,12 +94,20 @@ impl Header {
     }
 }
 
+/// Largest price accepted anywhere, in US dollars per hour. No machine costs more; a bigger
+/// number is a typo (or an attack) that would swamp every other node's score.
+pub(crate) const MAX_DOLLARS_PER_HOUR: f64 = 1_000_000.0;
+/// Smallest GPU count of an instance type (AWS sells 1/8 of an L4; 0.01 leaves room).
+pub(crate) const MIN_GPUS: f64 = 0.01;
+/// Largest GPU count of one instance type or node.
+pub(crate) const MAX_GPUS: f64 = 4096.0;
+
 /// What a number must satisfy besides being finite.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Rule {
-    /// `x ≥ 0`.
+    /// `0 ≤ x ≤ MAX_DOLLARS_PER_HOUR`: a price.
     NonNegative,
-    /// `x > 0`.
+    /// `MIN_GPUS ≤ x ≤ MAX_GPUS`: a GPU count (fractional GPUs such as 1/8 exist).
     Positive,
     /// `−100 ≤ x ≤ 100`: a savings percentage. Negative means spot costs more than on-demand,
     /// which the Spot Advisor feed does report (`ca-central-1` `p5.48xlarge`: −62).
@@ -156,6 +164,11 @@ impl Row<'_> {
             Rule::Savings => None,
             _ if value < 0.0 => Some("is negative"),
             Rule::Positive if value == 0.0 => Some("must be greater than 0"),
+            Rule::Positive if value < MIN_GPUS => Some("is below 0.01 GPUs"),
+            Rule::Positive if value > MAX_GPUS => Some("is above 4096 GPUs"),
+            Rule::NonNegative if value > MAX_DOLLARS_PER_HOUR => {
+                Some("is above 1,000,000 dollars per hour")
+            }
             Rule::NonNegative | Rule::Positive => None,
         };
         match problem {

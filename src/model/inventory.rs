@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::mig::{GpuProduct, Placement};
 
+mod check;
+
+pub use check::{
+    InventoryError, MAX_INVENTORY_GPUS, MAX_MIG_DEVICES_PER_GPU, MAX_PROFILE_LEN, MAX_TEXT_LEN,
+    is_pci_bus_id,
+};
+
 /// Every GPU of one node, in index order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,7 @@ use super::RunRecord;
 use super::curves::{PolicyCurve, group_by_policy, policy_curves, run_curve};
 use super::summary::summarize;
 
-mod chart;
+pub(crate) mod chart;
 
 pub use chart::ChartError;
 

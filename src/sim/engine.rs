@@ -43,7 +43,7 @@ impl RunConfig {
 /// A cached score: valid while `stamp` equals the node's generation + 1 (so the zeroed
 /// initial entries are never valid).
 #[derive(Clone, Copy)]
-struct CacheEntry {
+pub(super) struct CacheEntry {
     stamp: u32,
     score: Option<NodeScore>,
 }
@@ -53,13 +53,13 @@ struct CacheEntry {
 /// Scores are pure functions of the node's state and the pod's demand, so a cached score is
 /// exactly what scoring again would give. Laid out shape-major so that scoring one pod walks
 /// memory in order.
-struct ScoreCache {
+pub(super) struct ScoreCache {
     nodes: usize,
     entries: Vec<CacheEntry>,
 }
 
 impl ScoreCache {
-    fn new(shapes: usize, nodes: usize) -> Self {
+    pub(super) fn new(shapes: usize, nodes: usize) -> Self {
         ScoreCache {
             nodes,
             entries: vec![
@@ -72,7 +72,7 @@ impl ScoreCache {
         }
     }
 
-    fn row(&mut self, shape: u32) -> &mut [CacheEntry] {
+    pub(super) fn row(&mut self, shape: u32) -> &mut [CacheEntry] {
         let start = (shape as usize).saturating_mul(self.nodes);
         let end = start.saturating_add(self.nodes).min(self.entries.len());
         self.entries.get_mut(start.min(end)..end).unwrap_or(&mut [])
@@ -86,16 +86,17 @@ pub fn run(
     config: &RunConfig,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RunRecord, SimError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let typical = TypicalPods::from_demands(
-        workload.pods.iter().map(|p| &p.demand),
+    let RunSetup {
+        mut rng,
+        typical,
+        order,
+        rank,
+    } = setup(
+        workload,
+        config.seed,
+        config.tune,
         config.typical_threshold_pct,
-    );
-    let order = arrival_order(workload, config.tune, &mut rng)?;
-    // The FGD simulator renames nodes with a seeded permutation prefix and breaks score ties
-    // toward the lexicographically smallest name: a fixed, seeded node priority per run.
-    let mut rank: Vec<u32> = (0..u32::try_from(workload.nodes.len()).unwrap_or(u32::MAX)).collect();
-    rank.shuffle(&mut rng);
+    )?;
     let scorer = Scorer::new(config.policy, typical.clone(), config.weights);
     let mut cluster = SimCluster::new(workload.nodes.clone(), &typical);
     let mut cache = ScoreCache::new(workload.shapes.len(), workload.nodes.len());
@@ -112,7 +113,9 @@ pub fn run(
         let choice = if config.policy == Policy::Random {
             random_node(&scorer, &cluster, &pod.demand, &mut rng)
         } else {
-            select_node(&scorer, &cluster, cache.row(pod.shape), &pod.demand, &rank)
+            select_node(&cluster, cache.row(pod.shape), &rank, |_, node| {
+                scorer.score(node, &pod.demand)
+            })
         };
         let placed = choice.and_then(|(index, choice)| {
             let node = cluster.nodes().get(index)?;
@@ -145,14 +148,48 @@ pub fn run(
     })
 }
 
-/// The highest-scoring feasible node; exact ties go to the node of lowest `rank`, as the
-/// FGD simulator's patched `selectHost` picks the smallest node name.
-fn select_node(
-    scorer: &Scorer,
+/// What every run starts from: its random stream after the arrival order and node ranks were
+/// drawn, the typical pods, the arrival order and the node ranks.
+pub(super) struct RunSetup {
+    pub(super) rng: ChaCha8Rng,
+    pub(super) typical: TypicalPods,
+    pub(super) order: Vec<usize>,
+    pub(super) rank: Vec<u32>,
+}
+
+/// Draws a run's arrival order and node ranks from `seed`, in the protocol's order.
+pub(super) fn setup(
+    workload: &Workload,
+    seed: u64,
+    tune: f64,
+    typical_threshold_pct: f64,
+) -> Result<RunSetup, SimError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let typical = TypicalPods::from_demands(
+        workload.pods.iter().map(|p| &p.demand),
+        typical_threshold_pct,
+    );
+    let order = arrival_order(workload, tune, &mut rng)?;
+    // The FGD simulator renames nodes with a seeded permutation prefix and breaks score ties
+    // toward the lexicographically smallest name: a fixed, seeded node priority per run.
+    let mut rank: Vec<u32> = (0..u32::try_from(workload.nodes.len()).unwrap_or(u32::MAX)).collect();
+    rank.shuffle(&mut rng);
+    Ok(RunSetup {
+        rng,
+        typical,
+        order,
+        rank,
+    })
+}
+
+/// The highest-scoring feasible node by `score(index, node)` (cached per node until the node
+/// changes); exact ties go to the node of lowest `rank`, as the FGD simulator's patched
+/// `selectHost` picks the smallest node name.
+pub(super) fn select_node(
     cluster: &SimCluster,
     cache: &mut [CacheEntry],
-    demand: &crate::model::Demand,
     rank: &[u32],
+    score: impl Fn(usize, &NodeState) -> Option<NodeScore>,
 ) -> Option<(usize, GpuChoice)> {
     let mut best: Option<(f64, u32, usize, GpuChoice)> = None;
     for (index, (((node, generation), entry), node_rank)) in cluster
@@ -167,7 +204,7 @@ fn select_node(
         if entry.stamp != stamp {
             *entry = CacheEntry {
                 stamp,
-                score: scorer.score(node, demand),
+                score: score(index, node),
             };
         }
         let Some(score) = entry.score else {
@@ -205,7 +242,7 @@ fn random_node(
 }
 
 /// Turn a policy's GPU choice into GPUs; `AnyFitting` picks uniformly among GPUs with room.
-fn resolve_gpus(
+pub(super) fn resolve_gpus(
     node: &NodeState,
     demand: &crate::model::Demand,
     choice: GpuChoice,

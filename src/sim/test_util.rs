@@ -10,6 +10,9 @@ pub(crate) fn tnode(name: &str, gpus: u32, model: &str) -> TraceNode {
         memory_mib: 262_144,
         gpus,
         model: (gpus > 0).then(|| model.to_string()),
+        instance_type: None,
+        capacity: None,
+        hourly_price: None,
     }
 }
 

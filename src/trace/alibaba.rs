@@ -6,7 +6,7 @@
 //! `benches/traces/alibaba-openb/README.md`), so `sim` can trust what it gets. Files may come
 //! from anywhere, so size, row count and field length are bounded before anything is kept.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::num::{IntErrorKind, ParseIntError};
@@ -16,6 +16,8 @@ use std::str::FromStr;
 use csv::{ReaderBuilder, StringRecord, Trim};
 
 use super::{MAX_GPUS_PER_NODE, Qos, TraceNode, TracePod};
+use crate::market::labels::HOURLY_PRICE_ANNOTATION;
+use crate::market::{CapacityType, node_price_override};
 
 #[cfg(test)]
 mod tests;
@@ -43,6 +45,9 @@ const MEMORY_MIB: &str = "memory_mib";
 const CREATION_TIME: &str = "creation_time";
 const DELETION_TIME: &str = "deletion_time";
 const SCHEDULED_TIME: &str = "scheduled_time";
+const INSTANCE_TYPE: &str = "instance_type";
+const CAPACITY_TYPE: &str = "capacity_type";
+const HOURLY_PRICE: &str = "hourly_price";
 
 const NODE_COLUMNS: &[&str] = &[NODE_NAME, CPU_MILLI, MEMORY_MIB, NODE_GPU, NODE_MODEL];
 /// The five columns every pod list has; the `multigpu*` variants have only these.
@@ -286,12 +291,45 @@ fn node_from_row(row: &Row<'_>) -> Result<TraceNode, TraceError> {
         }
         (_, false) => Some(model.to_owned()),
     };
+    let instance_type = row
+        .optional_text(INSTANCE_TYPE)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let capacity = match row.optional_text(CAPACITY_TYPE) {
+        None | Some("") => None,
+        Some(text) => Some(
+            [
+                CapacityType::OnDemand,
+                CapacityType::Spot,
+                CapacityType::Reserved,
+            ]
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| row.invalid(CAPACITY_TYPE, "is not one of spot, on-demand, reserved"))?,
+        ),
+    };
+    let hourly_price = match row.optional_text(HOURLY_PRICE) {
+        None | Some("") => None,
+        Some(text) => {
+            let annotation =
+                BTreeMap::from([(HOURLY_PRICE_ANNOTATION.to_owned(), text.to_owned())]);
+            node_price_override(&annotation).map_err(|_| {
+                row.invalid(
+                    HOURLY_PRICE,
+                    "is not a price in US dollars per hour (a finite number ≥ 0)",
+                )
+            })?
+        }
+    };
     Ok(TraceNode {
         name,
         cpu_milli,
         memory_mib,
         gpus,
         model,
+        instance_type,
+        capacity,
+        hourly_price,
     })
 }
 

@@ -341,15 +341,20 @@ fn inconsistent_duplicate_and_unknown_band_rows_are_errors() {
 }
 
 #[test]
-fn derived_prices_that_overflow_are_rejected() {
+fn absurd_gpu_counts_and_prices_are_rejected_before_they_can_overflow() {
     let got = error_of("aws,r,t,m,1e-300,,1e300,,,,,,s,");
     assert!(
-        got.starts_with("override.csv:2:7: `od_usd_hr` = \"1e300\" divided by gpus"),
+        got.starts_with("override.csv:2:5: `gpus` = \"1e-300\" is below 0.01 GPUs"),
         "{got}"
     );
     let got = error_of("aws,r,t,m,1e300,,,1e300,,,,,s,");
     assert!(
-        got.starts_with("override.csv:2:8: `od_usd_per_gpu_hr` = \"1e300\" times"),
+        got.starts_with("override.csv:2:5: `gpus` = \"1e300\" is above 4096 GPUs"),
+        "{got}"
+    );
+    let got = error_of("aws,r,t,m,8,,1e300,,,,,,s,");
+    assert!(
+        got.starts_with("override.csv:2:7: `od_usd_hr` = \"1e300\" is above 1,000,000"),
         "{got}"
     );
 }

@@ -59,6 +59,13 @@ impl GpuProduct {
         }
     }
 
+    /// The product whose [`GpuProduct::name`] is `name` (ASCII case ignored).
+    pub fn from_name(name: &str) -> Option<Self> {
+        GpuProduct::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
     /// Recognises an NVML / `nvidia-smi` product name such as `NVIDIA A100-SXM4-40GB`,
     /// `NVIDIA H100 80GB HBM3`, `NVIDIA H100 NVL`, `NVIDIA H200`, `NVIDIA A30` or `NVIDIA B200`.
     ///

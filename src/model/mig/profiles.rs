@@ -21,25 +21,32 @@
 //! - **[b200-smi]** `nvidia-smi mig -lgip` on B200 quoted in NVIDIA/mig-parted PR #166
 //!   (1g.23gb at 22.00 GiB) and PR #187 (1g.23gb at 20.50 GiB, later driver); both show
 //!   1g.45gb and 2g.45gb at 44.25 GiB. Only the first four profiles were visible there.
+//! - **[a100-80-smi]** a public `nvidia-smi mig -lgip` / `-lgi` transcript on an
+//!   "NVIDIA A100-SXM4-80GB" (driver 550.54.14): IDs 19/20/15/14/9/5/0, 9.50 / 19.50 /
+//!   39.25 / 78.75 GiB, and `4g.40gb` at `0:4`, `3g.40gb` at `4:4`.
+//! - **[a30-smi]** a public `nvidia-smi mig -lgip` / `-lgipp` transcript on an A30:
+//!   IDs 14/21/5/6/0, placements `{0,1,2,3}:1`, `{0,2}:2`, `{0}:4`.
+//! - **[mig-parted]** NVIDIA/mig-parted `deployments/systemd/config-default.yaml`: the
+//!   `all-<profile>` configs give the same per-GPU instance counts as [guide] for every
+//!   product here (e.g. `all-1g.10gb` is 7 on H100-80GB/A100-80GB and 4 on A100-40GB), and
+//!   `all-balanced` the balanced mixes (2 × 1g + 1 × 2g + 1 × 3g; A30: 2 × 1g + 1 × 2g).
 //!
 //! # What could not be verified
 //!
-//! - Placements (`-lgipp`) were seen only for A100-40GB, H100-80GB and H100 NVL. H200 and
-//!   B200 have the same 7-compute / 8-memory slice geometry and the same instance counts in
-//!   [guide], and the same profile IDs where [h200-smi]/[b200-smi] show them, so the H100
-//!   placement lists are used for them; A100-80GB is the same GA100 silicon as A100-40GB
-//!   ([guide]: "the profile names will change according to the memory proportion") and uses
-//!   its list. A30 placements are inferred from its quarter fractions and instance counts
-//!   (4 × 1g, 2 × 2g, 1 × 4g leave no other aligned choice). All of these should be checked
-//!   with `nvidia-smi mig -lgipp` on real hardware.
-//! - Profile IDs for A30, A100-80GB and B200's 3g/4g/7g were not seen in any output: `None`.
+//! - Placements (`-lgipp`) were seen for A100-40GB, H100-80GB, H100 NVL and A30. H200 and
+//!   B200 have the same 7-compute / 8-memory slice geometry, the same instance counts in
+//!   [guide] and [mig-parted], and the same profile IDs where [h200-smi]/[b200-smi] show
+//!   them, so the H100 placement lists are used for them, unverified. A100-80GB uses the
+//!   A100-40GB list (see its table). NVIDIA's go-nvml mock tables
+//!   (`pkg/nvml/mock/shared/gpus/*.go`) were read but not used: they are simplified (e.g.
+//!   `3g` placements of size 3, `1g.10gb` of size 1 on A100-40GB) and contradict `-lgipp`.
+//! - Profile IDs and MiB of B200's 3g/4g/7g were not seen in any primary output: `None`.
+//!   One third-party note quotes 89.00 GiB for 3g.90gb/4g.90gb and 178.50 GiB for 7g.180gb;
+//!   it is not adopted, so demands compare against the smaller nominal size.
 //! - `memory_mib` is what `nvidia-smi mig -lgip` reported in the cited transcript; it moves
-//!   with the driver (B200 1g.23gb: 22.00 → 20.50 GiB) and `None` where no transcript was
-//!   found (A100-80GB, A30, B200 3g/4g/7g).
+//!   with the driver (B200 1g.23gb: 22.00 → 20.50 GiB; H100 1g.10gb 9.75 or 9.62 GiB).
 //! - [guide]'s A100 table gives `1g.10gb` a memory fraction of 1/8, but its name (10 of 40 GB)
 //!   and [guide-lgipp] (profile 15 at `{0,2,4,6}:2`) say two slices; two slices are used.
-//! - [guide]'s A100-80GB hardware columns are not tabulated separately; the A100-40GB
-//!   NVDEC / copy-engine counts are reused.
 //! - [guide]'s B200 table gives 1 NVDEC and 3 copy engines for 2g.45gb while [b200-smi]
 //!   shows 2 and 4; the guide's numbers are kept.
 
@@ -143,16 +150,16 @@ const P3G_OF_8: &[Placement] = &[Placement::new(0, 4), Placement::new(4, 4)];
 const P4G_OF_8: &[Placement] = &[Placement::new(0, 4)];
 /// 7g profiles: `{0}:8` ([guide-lgipp] ID 0).
 const P7G_OF_8: &[Placement] = &[Placement::new(0, 8)];
-/// A30 1g: `{0,1,2,3}:1` (inferred, see module docs).
+/// A30 1g: `{0,1,2,3}:1` ([a30-smi] IDs 14 and 21).
 const A30_P1: &[Placement] = &[
     Placement::new(0, 1),
     Placement::new(1, 1),
     Placement::new(2, 1),
     Placement::new(3, 1),
 ];
-/// A30 2g: `{0,2}:2` (inferred, see module docs).
+/// A30 2g: `{0,2}:2` ([a30-smi] IDs 5 and 6).
 const A30_P2: &[Placement] = &[Placement::new(0, 2), Placement::new(2, 2)];
-/// A30 4g: `{0}:4` (inferred, see module docs).
+/// A30 4g: `{0}:4` ([a30-smi] ID 0).
 const A30_P4: &[Placement] = &[Placement::new(0, 4)];
 
 /// Builds a table row; arguments in the order of the guide's columns where it has them.
@@ -285,16 +292,102 @@ const A100_40GB: &[MigProfile] = &[
 ];
 
 /// A100-80GB: names from the [guide]'s note under the A100 table ("1g.10gb, 1g.10gb+me,
-/// 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb respectively"); everything else as A100-40GB,
-/// IDs and MiB unverified.
+/// 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb respectively"); IDs, MiB and hardware columns
+/// from [a100-80-smi] (9.50 / 19.50 / 39.25 / 78.75 GiB; CE 1/1/1/2/3/4/7, DEC 0/1/1/1/2/2/5);
+/// placements as A100-40GB (same GA100 die; [a100-80-smi] shows `4g.40gb` at `0:4` and
+/// `3g.40gb` at `4:4`, as that list allows, but no `-lgipp`).
 const A100_80GB: &[MigProfile] = &[
-    row("1g.10gb", None, 1, 1, 10, None, 1, 0, 7, false, P1_OF_8),
-    row("1g.10gb+me", None, 1, 1, 10, None, 1, 1, 1, true, P1_OF_8),
-    row("1g.20gb", None, 1, 2, 20, None, 1, 1, 4, false, P1G_2_OF_8),
-    row("2g.20gb", None, 2, 2, 20, None, 2, 1, 3, false, P2G_OF_8),
-    row("3g.40gb", None, 3, 4, 40, None, 3, 2, 2, false, P3G_OF_8),
-    row("4g.40gb", None, 4, 4, 40, None, 4, 2, 1, false, P4G_OF_8),
-    row("7g.80gb", None, 7, 8, 80, None, 7, 5, 1, false, P7G_OF_8),
+    row(
+        "1g.10gb",
+        Some(19),
+        1,
+        1,
+        10,
+        Some(9728),
+        1,
+        0,
+        7,
+        false,
+        P1_OF_8,
+    ),
+    row(
+        "1g.10gb+me",
+        Some(20),
+        1,
+        1,
+        10,
+        Some(9728),
+        1,
+        1,
+        1,
+        true,
+        P1_OF_8,
+    ),
+    row(
+        "1g.20gb",
+        Some(15),
+        1,
+        2,
+        20,
+        Some(19968),
+        1,
+        1,
+        4,
+        false,
+        P1G_2_OF_8,
+    ),
+    row(
+        "2g.20gb",
+        Some(14),
+        2,
+        2,
+        20,
+        Some(19968),
+        2,
+        1,
+        3,
+        false,
+        P2G_OF_8,
+    ),
+    row(
+        "3g.40gb",
+        Some(9),
+        3,
+        4,
+        40,
+        Some(40192),
+        3,
+        2,
+        2,
+        false,
+        P3G_OF_8,
+    ),
+    row(
+        "4g.40gb",
+        Some(5),
+        4,
+        4,
+        40,
+        Some(40192),
+        4,
+        2,
+        1,
+        false,
+        P4G_OF_8,
+    ),
+    row(
+        "7g.80gb",
+        Some(0),
+        7,
+        8,
+        80,
+        Some(80640),
+        7,
+        5,
+        1,
+        false,
+        P7G_OF_8,
+    ),
 ];
 
 /// H100-80GB: [guide] "H100 80GB product (PCIe and SXM5)"; IDs, MiB and placements from
@@ -585,14 +678,76 @@ const H200_141GB: &[MigProfile] = &[
     ),
 ];
 
-/// A30-24GB: [guide] "A30-24GB product"; memory and compute in quarters. IDs, MiB unverified;
-/// placements inferred (see module docs).
+/// A30-24GB: [guide] "A30-24GB product"; memory and compute in quarters. IDs, MiB and
+/// placements from [a30-smi] (5.81 / 11.69 / 23.44 GiB, read as the 32-MiB multiples 5952,
+/// 11968 and 24000 MiB that print so; IDs 14/21/5/6/0). [a30-smi] shows one NVDEC on
+/// `1g.6gb` where the [guide] says none; the guide's number is kept.
 const A30_24GB: &[MigProfile] = &[
-    row("1g.6gb", None, 1, 1, 6, None, 1, 0, 4, false, A30_P1),
-    row("1g.6gb+me", None, 1, 1, 6, None, 1, 1, 1, true, A30_P1),
-    row("2g.12gb", None, 2, 2, 12, None, 2, 2, 2, false, A30_P2),
-    row("2g.12gb+me", None, 2, 2, 12, None, 2, 2, 1, true, A30_P2),
-    row("4g.24gb", None, 4, 4, 24, None, 4, 4, 1, false, A30_P4),
+    row(
+        "1g.6gb",
+        Some(14),
+        1,
+        1,
+        6,
+        Some(5952),
+        1,
+        0,
+        4,
+        false,
+        A30_P1,
+    ),
+    row(
+        "1g.6gb+me",
+        Some(21),
+        1,
+        1,
+        6,
+        Some(5952),
+        1,
+        1,
+        1,
+        true,
+        A30_P1,
+    ),
+    row(
+        "2g.12gb",
+        Some(5),
+        2,
+        2,
+        12,
+        Some(11968),
+        2,
+        2,
+        2,
+        false,
+        A30_P2,
+    ),
+    row(
+        "2g.12gb+me",
+        Some(6),
+        2,
+        2,
+        12,
+        Some(11968),
+        2,
+        2,
+        1,
+        true,
+        A30_P2,
+    ),
+    row(
+        "4g.24gb",
+        Some(0),
+        4,
+        4,
+        24,
+        Some(24000),
+        4,
+        4,
+        1,
+        false,
+        A30_P4,
+    ),
 ];
 
 /// B200 (180 GB): [guide] "B200 180 GB product"; IDs 19/20/15/14 and MiB for those from

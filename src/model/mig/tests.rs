@@ -139,29 +139,6 @@ fn every_placement_fits_the_gpu_and_spans_the_profiles_memory_slices() {
 }
 
 #[test]
-fn a100_40gb_placements_match_the_guides_lgipp_output() {
-    // nvidia-smi mig -lgipp in the guide, keyed by profile ID.
-    let expected: [(u32, &[u8], u8); 7] = [
-        (19, &[0, 1, 2, 3, 4, 5, 6], 1),
-        (20, &[0, 1, 2, 3, 4, 5, 6], 1),
-        (15, &[0, 2, 4, 6], 2),
-        (14, &[0, 2, 4], 2),
-        (9, &[0, 4], 4),
-        (5, &[0], 4),
-        (0, &[0], 8),
-    ];
-    for (id, starts, size) in expected {
-        let row = profiles(GpuProduct::A100_40GB)
-            .iter()
-            .find(|r| r.id == Some(id))
-            .unwrap();
-        let got: Vec<(u8, u8)> = row.placements.iter().map(|p| (p.start, p.size)).collect();
-        let want: Vec<(u8, u8)> = starts.iter().map(|s| (*s, size)).collect();
-        assert_eq!(got, want, "profile ID {id}");
-    }
-}
-
-#[test]
 fn overlapping_placement_is_refused_and_layout_unchanged() {
     let product = GpuProduct::H100_80GB;
     let mut layout = MigLayout::new(product);
@@ -457,4 +434,156 @@ proptest! {
             }
         }
     }
+}
+
+/// `nvidia-smi mig -lgipp` as seen on real hardware, keyed by profile ID: (ID, starts, size).
+fn lgipp(product: GpuProduct) -> Option<&'static [(u32, &'static [u8], u8)]> {
+    const SEVEN: &[(u32, &[u8], u8)] = &[
+        (19, &[0, 1, 2, 3, 4, 5, 6], 1),
+        (20, &[0, 1, 2, 3, 4, 5, 6], 1),
+        (15, &[0, 2, 4, 6], 2),
+        (14, &[0, 2, 4], 2),
+        (9, &[0, 4], 4),
+        (5, &[0], 4),
+        (0, &[0], 8),
+    ];
+    match product {
+        // The guide (A100-SXM4-40GB), an H100 80GB HBM3 and an H100 NVL transcript.
+        GpuProduct::A100_40GB | GpuProduct::H100_80GB | GpuProduct::H100_94GB => Some(SEVEN),
+        // An A30 transcript.
+        GpuProduct::A30_24GB => Some(&[
+            (14, &[0, 1, 2, 3], 1),
+            (21, &[0, 1, 2, 3], 1),
+            (5, &[0, 2], 2),
+            (6, &[0, 2], 2),
+            (0, &[0], 4),
+        ]),
+        // No -lgipp output was found for these (see the module docs of `profiles`).
+        GpuProduct::A100_80GB | GpuProduct::H200_141GB | GpuProduct::B200 => None,
+    }
+}
+
+#[test]
+fn placements_match_every_lgipp_transcript() {
+    let mut checked = 0;
+    for product in GpuProduct::ALL {
+        let Some(expected) = lgipp(product) else {
+            continue;
+        };
+        assert_eq!(expected.len(), profiles(product).len(), "{product}");
+        for (id, starts, size) in expected {
+            let row = profiles(product)
+                .iter()
+                .find(|r| r.id == Some(*id))
+                .unwrap_or_else(|| panic!("{product}: no profile ID {id}"));
+            let got: Vec<(u8, u8)> = row.placements.iter().map(|p| (p.start, p.size)).collect();
+            let want: Vec<(u8, u8)> = starts.iter().map(|s| (*s, *size)).collect();
+            assert_eq!(got, want, "{product} profile ID {id} ({})", row.name);
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
+#[test]
+fn reported_memory_and_ids_match_the_lgip_transcripts() {
+    // (product, profile, ID, GiB as nvidia-smi prints it).
+    let cases = [
+        (GpuProduct::A100_40GB, "1g.5gb", 19, 4.75),
+        (GpuProduct::A100_40GB, "7g.40gb", 0, 39.25),
+        (GpuProduct::A100_80GB, "1g.10gb", 19, 9.50),
+        (GpuProduct::A100_80GB, "1g.20gb", 15, 19.50),
+        (GpuProduct::A100_80GB, "3g.40gb", 9, 39.25),
+        (GpuProduct::A100_80GB, "7g.80gb", 0, 78.75),
+        (GpuProduct::H100_80GB, "1g.10gb", 19, 9.75),
+        (GpuProduct::H100_80GB, "7g.80gb", 0, 79.25),
+        (GpuProduct::H100_94GB, "3g.47gb", 9, 46.38),
+        (GpuProduct::H200_141GB, "1g.18gb", 19, 16.00),
+        (GpuProduct::H200_141GB, "7g.141gb", 0, 139.75),
+        (GpuProduct::A30_24GB, "1g.6gb", 14, 5.81),
+        (GpuProduct::A30_24GB, "2g.12gb+me", 6, 11.69),
+        (GpuProduct::A30_24GB, "4g.24gb", 0, 23.44),
+        (GpuProduct::B200, "1g.23gb", 19, 20.50),
+        (GpuProduct::B200, "2g.45gb", 14, 44.25),
+    ];
+    for (product, name, id, gib) in cases {
+        let row = p(product, name);
+        assert_eq!(row.id, Some(id), "{product} {name}");
+        let mib = row.memory_mib.unwrap();
+        let printed = format!("{:.2}", mib as f64 / 1024.0);
+        assert_eq!(printed, format!("{gib:.2}"), "{product} {name}");
+    }
+}
+
+#[test]
+fn every_overlapping_pair_of_placements_is_refused_on_every_product() {
+    for product in GpuProduct::ALL {
+        let rows = profiles(product);
+        let mut refused = 0;
+        for a in rows {
+            for pa in a.placements {
+                for b in rows {
+                    for pb in b.placements {
+                        let mut layout = MigLayout::new(product);
+                        layout.place(a, *pa).unwrap();
+                        let result = layout.place(b, *pb);
+                        if pa.overlaps(*pb) {
+                            assert!(
+                                matches!(result, Err(MigError::Overlap { .. })),
+                                "{product}: {} {pa:?} then {} {pb:?}",
+                                a.name,
+                                b.name
+                            );
+                            assert_eq!(layout.instances().len(), 1);
+                            refused += 1;
+                        } else if a.compute_slices + b.compute_slices
+                            <= product.total_compute_slices()
+                            && !(a.media_extensions && b.media_extensions)
+                        {
+                            assert!(
+                                result.is_ok(),
+                                "{product}: {} {pa:?} and {} {pb:?} are disjoint: {result:?}",
+                                a.name,
+                                b.name
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(refused > 0, "{product}");
+    }
+}
+
+#[test]
+fn mig_parted_presets_are_valid_layouts_that_use_the_whole_gpu() {
+    for product in GpuProduct::ALL {
+        let smallest = all_smallest(product).unwrap();
+        let compute = usize::from(product.total_compute_slices());
+        assert_eq!(smallest.instances().len(), compute, "{product}");
+        assert_eq!(smallest.free_compute_slices(), 0);
+        assert!(smallest.available().is_empty(), "{product} all-1g is full");
+
+        let balanced = all_balanced(product).unwrap();
+        let mut names: Vec<u8> = balanced
+            .instances()
+            .iter()
+            .map(|i| i.profile.compute_slices)
+            .collect();
+        names.sort_unstable();
+        let want: &[u8] = if compute == 4 {
+            &[1, 1, 2]
+        } else {
+            &[1, 1, 2, 3]
+        };
+        assert_eq!(names, want, "{product}");
+        assert_eq!(balanced.free_compute_slices(), 0, "{product}");
+        assert!(
+            balanced.available().is_empty(),
+            "{product} balanced is full"
+        );
+    }
+    let h100 = all_balanced(GpuProduct::H100_80GB).unwrap();
+    let names: Vec<&str> = h100.instances().iter().map(|i| i.profile.name).collect();
+    assert_eq!(names, ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]);
 }

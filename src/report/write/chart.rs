@@ -26,11 +26,55 @@ const X_MAX: u32 = 130;
 
 /// Renders the chart as an SVG document.
 pub fn unallocated_svg(curves: &[PolicyCurve]) -> Result<String, ChartError> {
+    let series: Vec<Series<'_>> = curves
+        .iter()
+        .map(|curve| Series {
+            name: curve.policy.as_str(),
+            points: curve
+                .points
+                .iter()
+                .map(|p| (f64::from(p.arrived_pct), p.unalloc.median))
+                .collect(),
+        })
+        .collect();
+    line_chart(
+        &Axes {
+            title: "Unallocated GPU vs. arrived workload (median over seeds)",
+            y_desc: "Unallocated GPU (%)",
+            y_max: 100.0,
+        },
+        &series,
+    )
+}
+
+/// One line of a chart: a name for the legend and its (x, y) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series<'a> {
+    /// Legend label.
+    pub name: &'a str,
+    /// Points, in increasing x.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// What a chart against arrived workload shows on its y axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Axes<'a> {
+    /// Caption above the chart.
+    pub title: &'a str,
+    /// Label of the y axis.
+    pub y_desc: &'a str,
+    /// Top of the y axis (the bottom is 0).
+    pub y_max: f64,
+}
+
+/// Renders lines against arrived workload % (x from 0 to 130, or further if the data goes
+/// further) as an SVG document.
+pub fn line_chart(axes: &Axes<'_>, series: &[Series<'_>]) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
         // The backend borrows `svg` and flushes into it on `present`.
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, curves)?;
+        draw(&root, axes, series)?;
         root.present()?;
     }
     Ok(svg)
@@ -38,40 +82,37 @@ pub fn unallocated_svg(curves: &[PolicyCurve]) -> Result<String, ChartError> {
 
 fn draw(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
-    curves: &[PolicyCurve],
+    axes: &Axes<'_>,
+    series: &[Series<'_>],
 ) -> Result<(), ChartError> {
     root.fill(&WHITE)?;
-    let x_max = curves
+    let x_max = series
         .iter()
-        .flat_map(|c| &c.points)
-        .map(|p| p.arrived_pct)
-        .fold(X_MAX, u32::max);
+        .flat_map(|s| &s.points)
+        .map(|p| p.0)
+        .fold(f64::from(X_MAX), f64::max);
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Unallocated GPU vs. arrived workload (median over seeds)",
-            ("sans-serif", 22),
-        )
+        .caption(axes.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..f64::from(x_max), 0.0..100.0)?;
+        .build_cartesian_2d(0.0..x_max, 0.0..axes.y_max)?;
     chart
         .configure_mesh()
         .x_desc("Arrived workload (% of cluster GPU capacity)")
-        .y_desc("Unallocated GPU (%)")
+        .y_desc(axes.y_desc)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()?;
 
-    for (index, curve) in curves.iter().enumerate() {
+    for (index, line) in series.iter().enumerate() {
         let color = Palette99::pick(index).to_rgba();
-        let line = curve
-            .points
-            .iter()
-            .map(|p| (f64::from(p.arrived_pct), p.unalloc.median));
         chart
-            .draw_series(LineSeries::new(line, color.stroke_width(2)))?
-            .label(curve.policy.as_str())
+            .draw_series(LineSeries::new(
+                line.points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(line.name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });

@@ -137,6 +137,9 @@ fn reads_gpu_and_cpu_only_nodes() {
                 memory_mib: 393_216,
                 gpus: 8,
                 model: Some("G2".to_owned()),
+                instance_type: None,
+                capacity: None,
+                hourly_price: None,
             },
             TraceNode {
                 name: "n1".to_owned(),
@@ -144,6 +147,9 @@ fn reads_gpu_and_cpu_only_nodes() {
                 memory_mib: 262_144,
                 gpus: 0,
                 model: None,
+                instance_type: None,
+                capacity: None,
+                hourly_price: None,
             },
         ]
     );
@@ -695,5 +701,36 @@ proptest! {
         if let Ok(got) = nodes(&text) {
             check_node_invariants(&got);
         }
+    }
+}
+
+#[test]
+fn optional_market_columns_are_read_and_checked() {
+    let text = "sn,cpu_milli,memory_mib,gpu,model,instance_type,capacity_type,hourly_price\n\
+                n0,96000,393216,8,G2,p4d.24xlarge,spot,12.5\n\
+                n1,32000,131072,2,T4,,,\n";
+    let got = nodes(text).unwrap();
+    assert_eq!(got[0].instance_type.as_deref(), Some("p4d.24xlarge"));
+    assert_eq!(got[0].capacity, Some(crate::market::CapacityType::Spot));
+    assert_eq!(got[0].hourly_price, Some(12.5));
+    assert_eq!(
+        (
+            got[1].instance_type.as_deref(),
+            got[1].capacity,
+            got[1].hourly_price
+        ),
+        (None, None, None),
+        "empty cells mean unknown"
+    );
+    for (row, column) in [
+        ("n0,96000,393216,8,G2,,preemptible,", "capacity_type"),
+        ("n0,96000,393216,8,G2,,,-1", "hourly_price"),
+        ("n0,96000,393216,8,G2,,,NaN", "hourly_price"),
+        ("n0,96000,393216,8,G2,,,$3", "hourly_price"),
+    ] {
+        let text = format!(
+            "sn,cpu_milli,memory_mib,gpu,model,instance_type,capacity_type,hourly_price\n{row}\n"
+        );
+        assert_invalid(&nodes(&text).unwrap_err(), 2, column);
     }
 }
