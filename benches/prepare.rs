@@ -197,8 +197,10 @@ fn checkpoint_save(c: &mut Criterion) {
     });
 }
 
-/// Start the real binary with 8 fake GPUs against the in-process API server, prepare and
-/// unprepare 8 claims through its socket, then read its VmRSS and VmHWM.
+/// Start the real binary with 8 fake GPUs (`--fake-gpus h100x8`) against the in-process API
+/// server, prepare and unprepare 8 claims four times through its socket, then read its VmRSS
+/// and VmHWM. The mock serves claims only, so the publisher beside it keeps retrying: its
+/// memory is in the figure.
 fn resident_memory(_: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -216,18 +218,11 @@ fn resident_memory(_: &mut Criterion) {
         ),
     )
     .unwrap();
-    let mut inventory = plugin_support::inventory(GPUS);
-    for gpu in &mut inventory.gpus {
-        gpu.mig = MigState::Disabled;
-    }
-    let inventory_path = dir.path().join("inventory.json");
-    std::fs::write(&inventory_path, serde_json::to_vec(&inventory).unwrap()).unwrap();
     let registry = dir.path().join("registry");
     let plugin_dir = dir.path().join("plugin");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["plugin", "--node-name", NODE, "--admin-addr", "127.0.0.1:0"])
-        .arg("--fake-inventory")
-        .arg(&inventory_path)
+        .args(["--fake-gpus", "h100x8", "--features", "consumable"])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .arg("--plugin-registry-dir")

@@ -28,7 +28,11 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .collect();
             let line = message.join(" ");
-            let line = if line.is_empty() { "invalid arguments" } else { &line };
+            let line = if line.is_empty() {
+                "invalid arguments"
+            } else {
+                &line
+            };
             eprintln!("tessera: {}", line.trim_start_matches("error: "));
             return ExitCode::from(EXIT_USAGE);
         }

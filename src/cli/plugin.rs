@@ -1,29 +1,34 @@
 //! `tessera plugin`: flags, validation before the runtime starts, and the wiring of
 //! discovery, GPU control, claim source and publisher into [`plugin::runtime`].
+//!
+//! [`plugin::runtime`]: crate::plugin::runtime
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::ValueEnum;
 use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
+use super::discovery::DiscoveryArgs;
+use super::publish::PublishArgs;
 use super::{AdminArgs, KubeArgs};
 use crate::admin::{self, Readiness};
-use crate::model::Inventory;
-use crate::plugin::runtime::{self, PluginConfig, PluginParts, READY_PUBLISHED};
+use crate::discovery::{self, DeviceSource, SourceSpec};
+use crate::plugin::runtime::{self, PluginConfig, PluginParts};
 use crate::plugin::{READY_REGISTERED, READY_SOCKETS, SocketPaths};
 use crate::prepare::{FakeGpuControl, GpuControl, KubeClaimSource, PrepareMetrics};
+use crate::publish::{PublishMetrics, Publisher, READINESS_CONDITION as READY_PUBLISHED};
 use crate::shutdown;
 
-/// Default DRA driver name.
-pub const DEFAULT_DRIVER: &str = "gpu.tessera.dev";
-/// Largest `--fake-inventory` file read.
-const MAX_INVENTORY_BYTES: u64 = 1 << 20;
-/// Most GPUs one node may report.
-const MAX_GPUS: usize = 64;
+/// How often the GPUs are discovered again (a GPU lost, static MIG re-partitioned).
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
+/// How often abandoned half-prepared claims are looked for.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long in-flight kubelet calls may take after SIGTERM (the kubelet's own call timeout
+/// is 45 s; the DaemonSet's grace period must exceed this).
+const DRAIN_GRACE: Duration = Duration::from_secs(20);
 
 /// Flags of `tessera plugin`.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,9 +36,12 @@ pub struct PluginArgs {
     /// This node's name (the pool name of its ResourceSlices).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: String,
-    /// DRA driver name: a DNS subdomain of at most 63 characters.
-    #[arg(long, env = "TESSERA_DRIVER_NAME", default_value = DEFAULT_DRIVER)]
-    pub driver_name: String,
+    /// Where the GPUs come from.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    /// Driver name, share replicas, feature level, resync.
+    #[command(flatten)]
+    pub publish: PublishArgs,
     /// Directory the kubelet watches for registration sockets.
     #[arg(
         long,
@@ -53,24 +61,6 @@ pub struct PluginArgs {
     /// This pod's UID: per-pod socket names, so two instances can run during a rolling update.
     #[arg(long, env = "POD_UID")]
     pub pod_uid: Option<String>,
-    /// Use built-in fake GPUs (e.g. h100x8) instead of NVML.
-    #[arg(
-        long,
-        env = "TESSERA_FAKE_GPUS",
-        value_name = "PROFILE",
-        conflicts_with = "fake_inventory"
-    )]
-    pub fake_gpus: Option<String>,
-    /// Use fake GPUs described in a YAML or JSON inventory file instead of NVML.
-    #[arg(long, env = "TESSERA_FAKE_INVENTORY", value_name = "FILE")]
-    pub fake_inventory: Option<PathBuf>,
-    /// Which Kubernetes DRA features the published devices use.
-    #[arg(long, env = "TESSERA_FEATURES", value_enum, default_value_t = FeatureLevel::Auto)]
-    pub features: FeatureLevel,
-    /// Time-sliced replicas advertised per GPU as `gpu-<i>-share-<k>` devices.
-    #[arg(long, env = "TESSERA_SHARE_REPLICAS", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=32))]
-    pub share_replicas: u32,
     /// `nvidia-smi`, used to set time-slice intervals on real GPUs.
     #[arg(long, env = "TESSERA_NVIDIA_SMI", default_value = "nvidia-smi")]
     pub nvidia_smi: PathBuf,
@@ -82,31 +72,23 @@ pub struct PluginArgs {
     pub kube: KubeArgs,
 }
 
-/// Kubernetes DRA feature levels for publishing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FeatureLevel {
-    /// Read the API server's version and use what it has on by default.
-    Auto,
-    /// GA only (1.34+): whole GPUs, static MIG, legacy shares.
-    Ga,
-    /// Plus partitionable devices: dynamic MIG with shared counters.
-    Partitionable,
-    /// Plus consumable capacity: `shared` devices.
-    Consumable,
-}
-
 impl PluginArgs {
+    /// The DRA driver name.
+    pub fn driver_name(&self) -> &str {
+        &self.publish.shape.driver_name
+    }
+
     /// The plugin directory, defaulting to the kubelet's directory for this driver.
     pub fn plugin_dir(&self) -> PathBuf {
         self.plugin_dir
             .clone()
-            .unwrap_or_else(|| Path::new("/var/lib/kubelet/plugins").join(&self.driver_name))
+            .unwrap_or_else(|| Path::new("/var/lib/kubelet/plugins").join(self.driver_name()))
     }
 
     /// Everything that can be checked without a runtime.
     pub fn validate(&self) -> anyhow::Result<()> {
         check_dns_subdomain("--node-name", &self.node_name, 253)?;
-        check_dns_subdomain("--driver-name", &self.driver_name, 63)?;
+        check_dns_subdomain("--driver-name", self.driver_name(), 63)?;
         if let Some(uid) = &self.pod_uid
             && (uid.len() > 64 || !uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         {
@@ -152,7 +134,9 @@ fn check_dns_subdomain(flag: &str, value: &str, max: usize) -> anyhow::Result<()
 /// Run `tessera plugin` until SIGTERM or SIGINT.
 pub fn run(args: &PluginArgs) -> anyhow::Result<()> {
     args.validate()?;
-    let (inventory, control) = hardware(args)?;
+    let spec = args.discovery.spec(&args.node_name);
+    let source: Arc<dyn DeviceSource> = Arc::from(discovery::open(&spec)?);
+    let control = control(args, &spec)?;
     // A small runtime: the plugin answers a handful of kubelet calls, and every worker
     // thread costs resident memory on every GPU node.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -161,53 +145,64 @@ pub fn run(args: &PluginArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, inventory, control))
+    runtime.block_on(serve(args, source, control))
 }
 
 async fn serve(
     args: &PluginArgs,
-    inventory: Inventory,
+    source: Arc<dyn DeviceSource>,
     control: Arc<dyn GpuControl>,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal().context("cannot install signal handlers")?;
     let client = args.kube.client().await?;
     let readiness = Readiness::new(&[READY_SOCKETS, READY_REGISTERED, READY_PUBLISHED]);
     let mut registry = Registry::default();
-    let metrics = PrepareMetrics::register(registry.sub_registry_with_prefix("tessera_plugin"));
-    let registry = Arc::new(registry);
+    let prepare_metrics = PrepareMetrics::register(&mut registry);
+    let publish_metrics = PublishMetrics::register(&mut registry);
     let admin = tokio::spawn(admin::serve(
         args.admin.admin_addr,
-        registry,
+        Arc::new(registry),
         readiness.clone(),
         shutdown.clone(),
     ));
 
+    let described = source.describe();
+    let (inventory, discovery_task) = discovery::poll(source, DISCOVERY_INTERVAL, shutdown.clone())
+        .await
+        .with_context(|| format!("discovering GPUs from {described}"))?;
+    let publisher = Publisher::new(
+        client.clone(),
+        args.publish.publisher_config(&args.node_name),
+    )
+    .with_metrics(publish_metrics)
+    .run(inventory.clone(), readiness.clone(), shutdown.clone());
+
     let plugin_dir = args.plugin_dir();
     let config = PluginConfig {
         node_name: args.node_name.clone(),
-        driver: args.driver_name.clone(),
+        driver: args.driver_name().to_owned(),
         sockets: SocketPaths::new(
             &args.plugin_registry_dir,
             &plugin_dir,
-            &args.driver_name,
+            args.driver_name(),
             args.pod_uid.as_deref(),
         ),
         cdi_dir: args.cdi_dir.clone(),
         state_dir: args.state_dir.clone().unwrap_or(plugin_dir),
-        share_replicas: args.share_replicas,
+        share_replicas: args.publish.shape.share_replicas,
         boot_id: boot_id(),
-        recovery_interval: Duration::from_secs(60),
-        drain_grace: Duration::from_secs(20),
+        recovery_interval: RECOVERY_INTERVAL,
+        drain_grace: DRAIN_GRACE,
     };
-    info!(node = %config.node_name, driver = %config.driver, gpus = inventory.gpus.len(), "starting the kubelet plugin");
-    let publisher = publisher(args, &readiness);
+    info!(node = %config.node_name, driver = %config.driver, source = %described, "starting the kubelet plugin");
     let parts = PluginParts {
         inventory,
         control,
         claims: Arc::new(KubeClaimSource::new(client)),
-        publisher,
+        publisher: Box::pin(publisher),
     };
-    runtime::run(config, parts, metrics, readiness, shutdown).await?;
+    runtime::run(config, parts, prepare_metrics, readiness, shutdown).await?;
+    discovery_task.abort();
     match admin.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
@@ -215,78 +210,27 @@ async fn serve(
     }
 }
 
-/// The GPUs and the means to change them: fakes when asked, NVML otherwise.
-fn hardware(args: &PluginArgs) -> anyhow::Result<(Inventory, Arc<dyn GpuControl>)> {
-    if let Some(path) = &args.fake_inventory {
-        return Ok((read_inventory(path)?, Arc::new(FakeGpuControl::new())));
+/// The hands that change GPUs: the fake for fake GPUs, NVML for real ones.
+fn control(args: &PluginArgs, spec: &SourceSpec) -> anyhow::Result<Arc<dyn GpuControl>> {
+    match spec {
+        SourceSpec::Profile { .. } | SourceSpec::File(_) => Ok(Arc::new(FakeGpuControl::new())),
+        SourceSpec::Nvml(_) => nvml_control(args),
     }
-    if let Some(profile) = &args.fake_gpus {
-        bail!(
-            "--fake-gpus {profile}: fake GPU profiles come with the discovery module, which this build does not have yet; use --fake-inventory FILE"
-        );
-    }
-    nvml_hardware(args)
 }
 
 #[cfg(feature = "nvml")]
-fn nvml_hardware(args: &PluginArgs) -> anyhow::Result<(Inventory, Arc<dyn GpuControl>)> {
-    let _control = crate::prepare::control::NvmlGpuControl::new(args.nvidia_smi.clone())?;
-    bail!(
-        "GPU discovery through NVML comes with the discovery module, which this build does not have yet; use --fake-inventory FILE"
-    )
+fn nvml_control(args: &PluginArgs) -> anyhow::Result<Arc<dyn GpuControl>> {
+    Ok(Arc::new(crate::prepare::control::NvmlGpuControl::new(
+        args.nvidia_smi.clone(),
+    )?))
 }
 
 #[cfg(not(feature = "nvml"))]
-fn nvml_hardware(_: &PluginArgs) -> anyhow::Result<(Inventory, Arc<dyn GpuControl>)> {
+fn nvml_control(_: &PluginArgs) -> anyhow::Result<Arc<dyn GpuControl>> {
+    // Unreachable in practice: discovery::open refuses NVML first with the same advice.
     bail!(
         "this build has no NVML support: rebuild with `cargo build --features nvml`, or use fake GPUs with --fake-gpus PROFILE or --fake-inventory FILE"
     )
-}
-
-/// A fake inventory from a YAML or JSON file (the [`Inventory`] schema, camelCase).
-pub fn read_inventory(path: &Path) -> anyhow::Result<Inventory> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    if size > MAX_INVENTORY_BYTES {
-        bail!(
-            "{} is {size} bytes, more than {MAX_INVENTORY_BYTES}",
-            path.display()
-        );
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let inventory: Inventory = serde_saphyr::from_str(&text)
-        .with_context(|| format!("{} is not an inventory", path.display()))?;
-    if inventory.gpus.len() > MAX_GPUS {
-        bail!(
-            "{} lists {} GPUs, more than {MAX_GPUS}",
-            path.display(),
-            inventory.gpus.len()
-        );
-    }
-    let mut indexes: Vec<u32> = inventory.gpus.iter().map(|g| g.index).collect();
-    indexes.sort_unstable();
-    indexes.dedup();
-    if indexes.len() != inventory.gpus.len() {
-        bail!("{} lists a GPU index twice", path.display());
-    }
-    Ok(inventory)
-}
-
-/// The ResourceSlice publisher.
-///
-/// SEAM: the publisher lives in `src/publish/` (feat/publish). Until it is merged this build
-/// does not publish, says so in `/readyz`, and waits for shutdown; the lead replaces this
-/// body with the publisher's future (it sets [`READY_PUBLISHED`] itself).
-fn publisher(args: &PluginArgs, readiness: &Readiness) -> futures::future::BoxFuture<'static, ()> {
-    warn!(features = ?args.features, "this build has no ResourceSlice publisher");
-    readiness.set(
-        READY_PUBLISHED,
-        false,
-        "no ResourceSlice publisher in this build",
-    );
-    Box::pin(std::future::pending())
 }
 
 /// This boot's ID; after a reboot, nothing prepared before it exists any more.
@@ -306,6 +250,7 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::publish::FeatureChoice;
 
     fn parse(args: &[&str]) -> Result<PluginArgs, clap::Error> {
         let mut argv = vec!["tessera", "plugin"];
@@ -319,7 +264,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_kubelet_layout() {
         let args = parse(&["--node-name", "node-a"]).unwrap();
-        assert_eq!(args.driver_name, "gpu.tessera.dev");
+        assert_eq!(args.driver_name(), "gpu.tessera.dev");
         assert_eq!(
             args.plugin_registry_dir,
             Path::new("/var/lib/kubelet/plugins_registry")
@@ -329,14 +274,19 @@ mod tests {
             Path::new("/var/lib/kubelet/plugins/gpu.tessera.dev")
         );
         assert_eq!(args.cdi_dir, Path::new("/var/run/cdi"));
-        assert_eq!(args.share_replicas, 4);
-        assert_eq!(args.features, FeatureLevel::Auto);
+        assert_eq!(args.publish.features, FeatureChoice::Auto);
+        assert_eq!(args.pod_uid, None);
         args.validate().unwrap();
+
+        let custom = parse(&["--node-name", "n", "--driver-name", "gpu.example.com"]).unwrap();
+        assert_eq!(
+            custom.plugin_dir(),
+            Path::new("/var/lib/kubelet/plugins/gpu.example.com")
+        );
     }
 
     #[test]
     fn bad_values_are_refused_before_anything_starts() {
-        assert!(parse(&["--node-name", "n", "--share-replicas", "0"]).is_err());
         assert!(parse(&["--node-name", "n", "--features", "everything"]).is_err());
         assert!(
             parse(&[
@@ -361,27 +311,14 @@ mod tests {
     }
 
     #[test]
-    fn inventories_are_read_and_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("inv.yaml");
-        std::fs::write(
-            &good,
-            "driverVersion: 580.65.06\ngpus:\n- index: 0\n  uuid: GPU-a\n  pciBusId: '0000:3b:00.0'\n  productName: NVIDIA H100 80GB HBM3\n  memoryBytes: 85899345920\n  architecture: Hopper\n  cudaComputeCapability: '9.0'\n",
-        )
-        .unwrap();
-        let inv = read_inventory(&good).unwrap();
-        assert_eq!(inv.gpus[0].uuid, "GPU-a");
-
-        let twice = dir.path().join("twice.yaml");
-        let text = std::fs::read_to_string(&good).unwrap();
-        let gpu = text.split_once("gpus:\n").unwrap().1;
-        std::fs::write(&twice, format!("{text}{gpu}")).unwrap();
-        assert!(
-            read_inventory(&twice)
-                .unwrap_err()
-                .to_string()
-                .contains("twice")
-        );
-        assert!(read_inventory(&dir.path().join("missing.yaml")).is_err());
+    fn fake_gpus_get_the_fake_control_and_no_nvml_says_which_feature() {
+        let args = parse(&["--node-name", "n", "--fake-gpus", "h100x8"]).unwrap();
+        assert!(control(&args, &args.discovery.spec("n")).is_ok());
+        #[cfg(not(feature = "nvml"))]
+        {
+            let real = parse(&["--node-name", "n"]).unwrap();
+            let err = control(&real, &real.discovery.spec("n")).err().unwrap();
+            assert!(err.to_string().contains("--features nvml"), "{err}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `tessera plugin` wired together: recover the checkpoint, serve the kubelet on both
 //! sockets, keep rolling back abandoned half-prepared claims, and run the ResourceSlice
-//! publisher beside it; on shutdown stop accepting, finish in-flight calls and remove the
+//! publisher beside it (discovery → publish, discovery → prepare); on shutdown stop accepting, finish in-flight calls and remove the
 //! sockets.
 
 use std::path::PathBuf;
@@ -20,9 +20,6 @@ use crate::admin::Readiness;
 use crate::model::Inventory;
 use crate::prepare::{ClaimSource, DeviceState, GpuControl, PrepareMetrics, Preparer, StateConfig};
 use crate::shutdown::drain_within;
-
-/// Readiness condition: this node's ResourceSlices are published.
-pub const READY_PUBLISHED: &str = "published";
 
 /// Why the plugin stopped.
 #[derive(Debug, Error)]
@@ -66,14 +63,15 @@ pub struct PluginConfig {
 /// What the plugin works with: the discovered GPUs, the hands that change them, where
 /// claims come from, and the publisher of this node's ResourceSlices.
 pub struct PluginParts {
-    /// The GPUs as discovered.
-    pub inventory: Inventory,
+    /// The GPUs as discovered, updated when discovery sees a change.
+    pub inventory: watch::Receiver<Inventory>,
     /// Changes GPUs.
     pub control: Arc<dyn GpuControl>,
     /// Reads ResourceClaims.
     pub claims: Arc<dyn ClaimSource>,
     /// Publishes (and keeps publishing) this node's ResourceSlices, setting the
-    /// [`READY_PUBLISHED`] condition; runs until the shutdown token it was built with fires.
+    /// [`READINESS_CONDITION`](crate::publish::READINESS_CONDITION) condition; runs until the
+    /// shutdown token it was built with fires.
     pub publisher: BoxFuture<'static, ()>,
 }
 
@@ -104,11 +102,10 @@ pub async fn run(
     recover(&state).await;
     metrics.set_prepared(state.prepared_claims());
 
-    let (_inventory_tx, inventory_rx) = watch::channel(Arc::new(parts.inventory));
     let preparer = Arc::new(Preparer::new(
         state,
         parts.claims,
-        inventory_rx,
+        parts.inventory,
         config.driver.clone(),
         config.node_name.clone(),
         metrics,

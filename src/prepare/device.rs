@@ -47,6 +47,15 @@ pub enum DeviceKind {
     },
     /// One share of the GPU shared by consumable capacity.
     Shared,
+    /// One share of a GPU in dynamic MIG mode: the shares run on the full-size instance,
+    /// which the first share creates and the last one destroys.
+    #[serde(rename_all = "camelCase")]
+    SharedMig {
+        /// The full-size profile, e.g. `7g.80gb`.
+        profile: String,
+        /// Its placement (the whole GPU).
+        placement: Placement,
+    },
     /// One of N time-sliced replicas.
     Share {
         /// Replica number.
@@ -145,7 +154,7 @@ impl DeviceKind {
             DeviceKind::StaticMig { placement, .. } | DeviceKind::DynamicMig { placement, .. } => {
                 Footprint::Slices(*placement)
             }
-            DeviceKind::Shared => Footprint::SharedUse(share_id),
+            DeviceKind::Shared | DeviceKind::SharedMig { .. } => Footprint::SharedUse(share_id),
             DeviceKind::Share { replica } => Footprint::Replica(*replica),
         }
     }
@@ -236,6 +245,18 @@ pub fn resolve(
             return Err(unknown(format!("MIG is disabled on GPU {}", gpu.index)));
         }
         (DeviceName::Shared { .. }, MigState::Disabled) => DeviceKind::Shared,
+        (DeviceName::Shared { .. }, MigState::Dynamic) => {
+            let full = full_gpu_profile(gpu).ok_or_else(|| {
+                unknown(format!(
+                    "GPU {} is in dynamic MIG mode but its product {:?} has no full-GPU profile in the catalog",
+                    gpu.index, gpu.product_name
+                ))
+            })?;
+            DeviceKind::SharedMig {
+                profile: full.0.name.to_owned(),
+                placement: full.1,
+            }
+        }
         (DeviceName::Share { replica, .. }, MigState::Disabled) => {
             if *replica >= share_replicas {
                 return Err(unknown(format!(
@@ -244,9 +265,15 @@ pub fn resolve(
             }
             DeviceKind::Share { replica: *replica }
         }
-        (DeviceName::Shared { .. } | DeviceName::Share { .. }, _) => {
+        (DeviceName::Shared { .. }, MigState::Static { .. }) => {
             return Err(unknown(format!(
-                "GPU {} is in MIG mode; sharing needs MIG disabled",
+                "GPU {} is partitioned by its admin (static MIG); only its MIG devices can be prepared",
+                gpu.index
+            )));
+        }
+        (DeviceName::Share { .. }, _) => {
+            return Err(unknown(format!(
+                "GPU {} is in MIG mode; replicas are only made of GPUs with MIG off",
                 gpu.index
             )));
         }
@@ -299,9 +326,11 @@ pub fn sharing_plan(
         }
         (DeviceKind::StaticMig { .. } | DeviceKind::DynamicMig { .. }, None)
         | (DeviceKind::Whole, None) => return Ok(None),
-        (DeviceKind::Shared | DeviceKind::Share { .. }, None) => Sharing::TimeSlicing {
-            interval: TimeSliceInterval::Default,
-        },
+        (DeviceKind::Shared | DeviceKind::SharedMig { .. } | DeviceKind::Share { .. }, None) => {
+            Sharing::TimeSlicing {
+                interval: TimeSliceInterval::Default,
+            }
+        }
         (_, Some(s)) => s.clone(),
     };
     Ok(Some(match sharing {
@@ -329,7 +358,11 @@ pub fn sharing_plan(
             };
             let percentage = match active_thread_percentage {
                 Some(p) => Some(p),
-                None => consumed("compute")?.map(|c| c.clamp(1, 100) as u32),
+                // A share that reserved no compute (the policy's default, 0) time-slices
+                // instead of being capped at nothing.
+                None => consumed("compute")?
+                    .filter(|c| *c > 0)
+                    .map(|c| c.min(100) as u32),
             };
             let pinned = match pinned_memory_limit_bytes {
                 Some(b) => Some(b),

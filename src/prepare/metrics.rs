@@ -47,9 +47,10 @@ pub struct PrepareMetrics {
 }
 
 impl PrepareMetrics {
-    /// Create the metrics and register them in `registry` (already prefixed by the caller).
+    /// Create the metrics and register them in `registry` under `tessera_plugin_`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = PrepareMetrics::unregistered();
+        let registry = registry.sub_registry_with_prefix("tessera_plugin");
         registry.register(
             "prepare_duration_seconds",
             "Time to prepare one claim, including reading it from the API server",

@@ -24,7 +24,7 @@ const FETCH_CONCURRENCY: usize = 8;
 pub struct Preparer {
     state: DeviceState,
     source: Arc<dyn ClaimSource>,
-    inventory: watch::Receiver<Arc<Inventory>>,
+    inventory: watch::Receiver<Inventory>,
     driver: String,
     pool: String,
     metrics: PrepareMetrics,
@@ -37,11 +37,11 @@ pub type UnprepareResults = BTreeMap<String, Result<(), PrepareError>>;
 
 impl Preparer {
     /// A preparer for `driver` on pool `pool` (the node name), resolving devices against the
-    /// latest `inventory`.
+    /// latest inventory discovery sent on `inventory`.
     pub fn new(
         state: DeviceState,
         source: Arc<dyn ClaimSource>,
-        inventory: watch::Receiver<Arc<Inventory>>,
+        inventory: watch::Receiver<Inventory>,
         driver: impl Into<String>,
         pool: impl Into<String>,
         metrics: PrepareMetrics,
@@ -78,7 +78,8 @@ impl Preparer {
             let span = info_span!("prepare", claim = %claim);
             let outcome = async {
                 let devices = devices?;
-                let inventory = Arc::clone(&self.inventory.borrow());
+                // A copy, so discovery can publish a new inventory meanwhile.
+                let inventory = self.inventory.borrow().clone();
                 self.state.prepare(&claim, &devices, &inventory).await
             }
             .instrument(span.clone())

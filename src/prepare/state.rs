@@ -256,7 +256,7 @@ impl DeviceState {
                         }
                     })?,
                 ),
-                DeviceKind::DynamicMig { .. } => None,
+                DeviceKind::DynamicMig { .. } | DeviceKind::SharedMig { .. } => None,
             };
             let name = CdiDir::device_name(&claim.uid, &dev.device, dev.share_id.as_deref());
             let record = DeviceRecord {
@@ -304,6 +304,26 @@ impl DeviceState {
                         d.visible_uuid = Some(uuid);
                     }
                 }
+                if let DeviceKind::SharedMig { profile, placement } = &dev.kind {
+                    // The shares of a dynamic-MIG GPU run on one full-size instance: the
+                    // first share creates it, the others use it.
+                    let uuid = match shared_instance_uuid(data, &dev.gpu.uuid) {
+                        Some(uuid) => uuid,
+                        None => {
+                            self.step(Step::CreateMig).await?;
+                            let (gpu, profile, placement) =
+                                (dev.gpu.clone(), profile.clone(), *placement);
+                            let uuid = self
+                                .control(move |c| c.create_mig(&gpu, &profile, placement))
+                                .await?;
+                            info!(claim = %uid, device = %dev.device, mig = %uuid, "created the shared full-size MIG instance");
+                            uuid
+                        }
+                    };
+                    if let Some(d) = data.claims.get_mut(uid).and_then(|r| r.devices.get_mut(i)) {
+                        d.visible_uuid = Some(uuid);
+                    }
+                }
                 if let Some(plan) = dev.sharing {
                     let first_here = shared_gpus.insert(dev.gpu.uuid.clone());
                     if first_here && !sharing_held_elsewhere(data, uid, &dev.gpu.uuid) {
@@ -317,7 +337,8 @@ impl DeviceState {
             let gpu = dev.gpu.clone();
             let mig = match &dev.kind {
                 DeviceKind::StaticMig { placement, .. }
-                | DeviceKind::DynamicMig { placement, .. } => Some(*placement),
+                | DeviceKind::DynamicMig { placement, .. }
+                | DeviceKind::SharedMig { placement, .. } => Some(*placement),
                 _ => None,
             };
             nodes.push(self.control(move |c| c.device_nodes(&gpu, mig)).await?);
@@ -350,6 +371,7 @@ impl DeviceState {
         blocking(move || Ok(cdi.remove(&spec_uid)?)).await?;
 
         let mut cleared: HashSet<String> = HashSet::new();
+        let mut destroyed: HashSet<String> = HashSet::new();
         for dev in record.devices.iter().rev().filter(|d| !d.admin_access) {
             if dev.sharing.is_some()
                 && cleared.insert(dev.gpu.uuid.clone())
@@ -358,6 +380,17 @@ impl DeviceState {
                 self.step(Step::ClearSharing).await?;
                 let gpu = dev.gpu.clone();
                 self.control(move |c| c.clear_sharing(&gpu)).await?;
+            }
+            if let DeviceKind::SharedMig { profile, placement } = &dev.kind {
+                // Destroyed with the last share anywhere on the GPU.
+                if destroyed.insert(dev.gpu.uuid.clone())
+                    && !shared_instance_held_elsewhere(data, uid, &dev.gpu.uuid)
+                {
+                    self.step(Step::DestroyMig).await?;
+                    let (gpu, profile, placement) = (dev.gpu.clone(), profile.clone(), *placement);
+                    self.control(move |c| c.destroy_mig(&gpu, &profile, placement))
+                        .await?;
+                }
             }
             if let DeviceKind::DynamicMig { profile, placement } = &dev.kind {
                 self.step(Step::DestroyMig).await?;
@@ -447,6 +480,32 @@ fn sharing_held_elsewhere(data: &CheckpointData, uid: &str, gpu: &str) -> bool {
     })
 }
 
+/// The full-size instance the shares of dynamic-MIG `gpu` run on, if a share holds it.
+fn shared_instance_uuid(data: &CheckpointData, gpu: &str) -> Option<String> {
+    data.claims
+        .values()
+        .flat_map(|r| r.devices.iter())
+        .find(|d| {
+            !d.admin_access
+                && d.gpu.uuid == gpu
+                && matches!(d.kind, DeviceKind::SharedMig { .. })
+                && d.visible_uuid.is_some()
+        })
+        .and_then(|d| d.visible_uuid.clone())
+}
+
+/// Whether a claim other than `uid` holds a share of dynamic-MIG `gpu`.
+fn shared_instance_held_elsewhere(data: &CheckpointData, uid: &str, gpu: &str) -> bool {
+    data.claims.iter().any(|(other, record)| {
+        other != uid
+            && record.devices.iter().any(|d| {
+                !d.admin_access
+                    && d.gpu.uuid == gpu
+                    && matches!(d.kind, DeviceKind::SharedMig { .. })
+            })
+    })
+}
+
 /// The UUID of the MIG instance a claim created at `placement` on `gpu`.
 fn created_mig_uuid(
     data: &CheckpointData,
@@ -460,7 +519,9 @@ fn created_mig_uuid(
         .find(|d| {
             !d.admin_access
                 && d.gpu.uuid == gpu
-                && matches!(&d.kind, DeviceKind::DynamicMig { placement: p, .. } if *p == placement)
+                && matches!(&d.kind,
+                    DeviceKind::DynamicMig { placement: p, .. } | DeviceKind::SharedMig { placement: p, .. }
+                    if *p == placement)
         })
         .and_then(|d| d.visible_uuid.clone())
 }

@@ -26,9 +26,10 @@ use tessera::model::{Gpu, Inventory, MigDevice, MigState};
 use tessera::plugin::proto::dra_v1::dra_plugin_client::DraPluginClient as V1Client;
 use tessera::plugin::proto::dra_v1beta1::dra_plugin_client::DraPluginClient as V1beta1Client;
 use tessera::plugin::proto::registration::registration_client::RegistrationClient;
-use tessera::plugin::runtime::{self, PluginConfig, PluginParts, READY_PUBLISHED, RuntimeError};
+use tessera::plugin::runtime::{self, PluginConfig, PluginParts, RuntimeError};
 use tessera::plugin::{READY_REGISTERED, READY_SOCKETS, SocketPaths};
 use tessera::prepare::{FakeGpuControl, KubeClaimSource, PrepareMetrics};
+use tessera::publish::READINESS_CONDITION as READY_PUBLISHED;
 use tokio::net::{TcpListener, UnixStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -237,10 +238,10 @@ impl TestNode {
         };
         let readiness = Readiness::new(&[READY_SOCKETS, READY_REGISTERED, READY_PUBLISHED]);
         let mut registry = Registry::default();
-        let metrics = PrepareMetrics::register(registry.sub_registry_with_prefix("tessera_plugin"));
+        let metrics = PrepareMetrics::register(&mut registry);
         let publisher_readiness = readiness.clone();
         let parts = PluginParts {
-            inventory: self.inventory.clone(),
+            inventory: tokio::sync::watch::channel(self.inventory.clone()).1,
             control: self.control.clone(),
             claims: Arc::new(KubeClaimSource::new(api.client())),
             // Stands in for the ResourceSlice publisher: publishes nothing, reports success.

@@ -46,6 +46,14 @@ fn every_kind_resolves_on_the_gpu_in_the_right_mode() {
         },
         "a whole GPU in dynamic MIG mode is its full-size instance"
     );
+    assert_eq!(
+        resolve("gpu-1-shared", &inv, 4).unwrap().kind,
+        DeviceKind::SharedMig {
+            profile: "7g.80gb".to_owned(),
+            placement: Placement::new(0, 8)
+        },
+        "shares of a dynamic-MIG GPU run on its full-size instance"
+    );
     let stat = resolve("gpu-2-mig-3g40gb-0", &inv, 4).unwrap();
     assert!(matches!(stat.kind, DeviceKind::StaticMig { ref uuid, .. } if uuid == "MIG-static-3g"));
     assert_eq!(stat.gpu.uuid, inv.gpus[2].uuid);
@@ -63,7 +71,11 @@ fn unknown_devices_say_why() {
         ("gpu-1-mig-5g50gb-0", "no MIG profile"),
         ("gpu-2", "static MIG"),
         ("gpu-2-mig-1g10gb-0", "no such MIG device"),
-        ("gpu-1-shared", "MIG mode"),
+        (
+            "gpu-1-share-0",
+            "replicas are only made of GPUs with MIG off",
+        ),
+        ("gpu-2-shared", "static MIG"),
     ] {
         let err = resolve(name, &inv, 4).unwrap_err();
         assert!(

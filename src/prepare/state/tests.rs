@@ -105,6 +105,15 @@ impl Node {
                         "MIG placement prepared twice"
                     );
                 }
+                if let DeviceKind::SharedMig { placement, .. } = &d.kind {
+                    // Every share of the GPU uses the one full-size instance.
+                    let uuid = d.visible_uuid.clone().expect("shared MIG has a UUID");
+                    let before = want_mig.insert((d.gpu.uuid.clone(), *placement), uuid.clone());
+                    assert!(
+                        before.is_none() || before == Some(uuid),
+                        "two full-size instances"
+                    );
+                }
                 if let Some(plan) = d.sharing {
                     let before = want_sharing.insert(d.gpu.uuid.clone(), plan.gpu);
                     assert!(
@@ -364,6 +373,62 @@ async fn a_shared_gpu_is_set_up_by_its_first_share_and_reset_by_its_last() {
     );
     state.unprepare(&claim("s2")).await.unwrap();
     assert_eq!(node.control.snapshot()[&gpu0].sharing, None);
+    node.assert_consistent();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn shares_of_a_dynamic_mig_gpu_run_on_one_full_size_instance() {
+    let node = Node::new();
+    let state = node.start();
+    let gpu1 = node.inventory.gpus[1].uuid.clone();
+    state
+        .prepare(
+            &claim("a"),
+            &[share("gpu-1-shared", "a", None)],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
+    let instances = node.control.snapshot()[&gpu1].mig.clone();
+    assert_eq!(instances.len(), 1);
+    let (profile, uuid) = &instances[&Placement::new(0, 8)];
+    assert_eq!(profile, "7g.80gb");
+    state
+        .prepare(
+            &claim("b"),
+            &[share("gpu-1-shared", "b", None)],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        node.control.snapshot()[&gpu1].mig,
+        instances,
+        "the second share reuses it"
+    );
+    assert_eq!(
+        node.spec("b")["containerEdits"]["env"][0],
+        format!("NVIDIA_VISIBLE_DEVICES={uuid}")
+    );
+    // A MIG partition cannot join while shares hold the GPU.
+    let err = state
+        .prepare(&claim("m"), &[dev("gpu-1-mig-1g10gb-6")], &node.inventory)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PrepareError::DeviceInUse { .. }), "{err}");
+    node.assert_consistent();
+
+    state.unprepare(&claim("a")).await.unwrap();
+    assert_eq!(
+        node.control.snapshot()[&gpu1].mig,
+        instances,
+        "b still runs on it"
+    );
+    state.unprepare(&claim("b")).await.unwrap();
+    assert!(
+        node.control.snapshot()[&gpu1].mig.is_empty(),
+        "the last share destroyed it"
+    );
     node.assert_consistent();
 }
 
@@ -775,7 +840,12 @@ fn pool(k: usize) -> Vec<AllocatedDevice> {
         ],
         5 => vec![dev("gpu-0")],
         6 => vec![dev("gpu-1")],
-        _ => vec![dev("gpu-2-mig-3g40gb-0"), dev("gpu-1-mig-1g10gb-6")],
+        7 => vec![dev("gpu-2-mig-3g40gb-0"), dev("gpu-1-mig-1g10gb-6")],
+        8 => vec![share("gpu-1-shared", "s8", None)],
+        _ => vec![
+            share("gpu-1-shared", "s9", None),
+            share("gpu-1-shared", "s9b", None),
+        ],
     }
 }
 
@@ -795,8 +865,8 @@ fn op() -> impl Strategy<Value = Op> {
         ),
     );
     prop_oneof![
-        4 => (0usize..8, fault.clone()).prop_map(|(k, f)| Op::Prepare(k, f)),
-        3 => (0usize..8, fault).prop_map(|(k, f)| Op::Unprepare(k, f)),
+        4 => (0usize..10, fault.clone()).prop_map(|(k, f)| Op::Prepare(k, f)),
+        3 => (0usize..10, fault).prop_map(|(k, f)| Op::Unprepare(k, f)),
         1 => Just(Op::Restart),
     ]
 }
