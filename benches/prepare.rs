@@ -84,6 +84,9 @@ fn setup() -> Bench {
 
 fn percentiles(name: &str, samples: &Mutex<Vec<Duration>>) {
     let mut s = samples.lock().unwrap().clone();
+    if s.is_empty() {
+        return; // filtered out on the command line
+    }
     s.sort();
     let at = |q: f64| s[((s.len() as f64 * q).ceil() as usize).clamp(1, s.len()) - 1];
     eprintln!(
