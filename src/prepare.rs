@@ -20,6 +20,7 @@ pub mod control;
 pub mod device;
 mod error;
 pub mod fault;
+mod holders;
 mod lock;
 pub mod metrics;
 pub mod quantity;
