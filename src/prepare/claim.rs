@@ -194,6 +194,22 @@ pub fn allocated_devices(
                     expected: pool.to_owned(),
                 });
             }
+            if let Some(share) = &result.share_id
+                && (share.is_empty()
+                    || share.len() > 64
+                    || !share
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            {
+                // It becomes part of a CDI device name.
+                return Err(PrepareError::InvalidRequest {
+                    reason: format!(
+                        "device {} has share ID {:?}, not a UID",
+                        result.device,
+                        share.chars().take(80).collect::<String>()
+                    ),
+                });
+            }
             let mut applicable = Vec::new();
             for entry in &entries {
                 if entry.applies_to(&result.request) {

@@ -140,6 +140,14 @@ fn each_bad_claim_gets_its_own_error() {
         Err(PrepareError::InvalidConfig { request, .. }) if request == "a"
     ));
 
+    let bad_share = ClaimBuilder::new("default", "c1", "uid-1")
+        .share("a", DRIVER, POOL, "gpu-0-shared", "../x", &[])
+        .build();
+    assert!(matches!(
+        allocated_devices(&bad_share, &want(), DRIVER, POOL),
+        Err(PrepareError::InvalidRequest { reason }) if reason.contains("share ID")
+    ));
+
     let mut too_many = ClaimBuilder::new("default", "c1", "uid-1");
     for i in 0..33 {
         too_many = too_many.device("a", DRIVER, POOL, &format!("gpu-{i}"));
