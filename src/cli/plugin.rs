@@ -49,7 +49,7 @@ pub struct PluginArgs {
         default_value = "/var/lib/kubelet/plugins_registry"
     )]
     pub plugin_registry_dir: PathBuf,
-    /// Directory of the DRA service socket [default: /var/lib/kubelet/plugins/<driver-name>].
+    /// Directory of the DRA service socket [default: `/var/lib/kubelet/plugins/<driver-name>`].
     #[arg(long, env = "TESSERA_PLUGIN_DIR")]
     pub plugin_dir: Option<PathBuf>,
     /// Directory of the per-claim CDI specs.
