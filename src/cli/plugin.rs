@@ -49,13 +49,13 @@ pub struct PluginArgs {
         default_value = "/var/lib/kubelet/plugins_registry"
     )]
     pub plugin_registry_dir: PathBuf,
-    /// Directory of the DRA service socket [default: `/var/lib/kubelet/plugins/<driver-name>`].
+    /// Directory of the DRA service socket (default: `/var/lib/kubelet/plugins/<driver-name>`).
     #[arg(long, env = "TESSERA_PLUGIN_DIR")]
     pub plugin_dir: Option<PathBuf>,
     /// Directory of the per-claim CDI specs.
     #[arg(long, env = "TESSERA_CDI_DIR", default_value = "/var/run/cdi")]
     pub cdi_dir: PathBuf,
-    /// Directory of the checkpoint and its lock [default: the plugin dir].
+    /// Directory of the checkpoint and its lock (default: the plugin dir).
     #[arg(long, env = "TESSERA_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// This pod's UID: per-pod socket names, so two instances can run during a rolling update.
