@@ -18,6 +18,8 @@ pub mod discovery;
 pub mod market;
 pub mod metrics;
 pub mod model;
+pub mod plugin;
+pub mod prepare;
 pub mod publish;
 pub mod report;
 pub mod scoring;

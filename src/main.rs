@@ -44,6 +44,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Simulate(args) => tessera::cli::simulate::run(args),
         Command::Slices(args) => tessera::cli::slices::run(args),
+        Command::Plugin(args) => tessera::cli::plugin::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
