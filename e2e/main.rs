@@ -9,4 +9,5 @@
 
 mod support;
 
+mod chart;
 mod cluster;
