@@ -168,3 +168,56 @@ async fn every_rendered_chart_manifest_passes_server_side_dry_run() {
     assert!(applied > 20, "only {applied} objects applied");
     println!("{applied} rendered objects accepted by the API server (dry run)");
 }
+
+#[tokio::test]
+async fn every_example_manifest_passes_server_side_dry_run() {
+    let test = "every_example_manifest_passes_server_side_dry_run";
+    let Some(client) = client_or_skip(test).await else {
+        return;
+    };
+    let namespace = format!("tessera-e2e-examples-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": namespace, "labels": {"app.kubernetes.io/part-of": "tessera-e2e"}}
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create scratch namespace");
+
+    let dir = repo().join("deploy/examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("deploy/examples")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut applied = 0;
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read example");
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("example YAML");
+        for obj in docs.into_iter().filter(|d| !d.is_null()) {
+            match dry_run_apply(&client, &obj, &namespace).await {
+                Ok(()) => applied += 1,
+                Err(e) => failures.push(format!(
+                    "{}: {} {}: {e}",
+                    file.display(),
+                    obj["kind"].as_str().unwrap_or("?"),
+                    obj["metadata"]["name"].as_str().unwrap_or("?")
+                )),
+            }
+        }
+    }
+    namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await
+        .expect("delete scratch namespace");
+    assert!(
+        failures.is_empty(),
+        "dry-run apply failed:\n{}",
+        failures.join("\n")
+    );
+    println!("{applied} example objects accepted by the API server (dry run)");
+}

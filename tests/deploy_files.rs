@@ -1,0 +1,279 @@
+//! The plain manifests under `deploy/examples/` and `deploy/scheduler/`: they parse, use only
+//! the chart's DeviceClasses and tessera's annotations with valid values, order `firstAvailable`
+//! cheapest-first, keep within the API's documented limits, and wire the extender entry as
+//! `deploy/scheduler/README.md` explains. (The server's own validation of the same files runs
+//! in `e2e/chart.rs`.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+const DRIVER: &str = "gpu.tessera.dev";
+/// Values of `tessera.dev/interruption`.
+const TOLERANCES: [&str; 3] = ["intolerant", "checkpointed", "tolerant"];
+/// `firstAvailable` subrequests allowed per request.
+const MAX_SUBREQUESTS: usize = 8;
+/// Opaque parameters limit (resource.k8s.io/v1 `OpaqueParametersMaxLength`).
+const MAX_OPAQUE_BYTES: usize = 10 * 1024;
+
+fn dir(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `(file name, objects)` for every YAML file in `rel`.
+fn load(rel: &str) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir(rel)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        out.push((name, docs.into_iter().filter(|d| !d.is_null()).collect()));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The class a subrequest or exact request names, with its rank in cheapest-first order.
+fn class_rank(class: &str) -> usize {
+    let classes = [
+        format!("mig.{DRIVER}"),
+        format!("shared.{DRIVER}"),
+        format!("share.{DRIVER}"),
+        DRIVER.to_owned(),
+    ];
+    classes
+        .iter()
+        .position(|c| c == class)
+        .unwrap_or_else(|| panic!("{class} is not a DeviceClass the chart creates"))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// The pod template (or pod spec) of a workload object, with its metadata.
+fn pod_of(obj: &Value) -> Option<(&Value, &Value)> {
+    match obj["kind"].as_str()? {
+        "Pod" => Some((&obj["metadata"], &obj["spec"])),
+        "Deployment" | "Job" | "StatefulSet" | "DaemonSet" => {
+            let t = &obj["spec"]["template"];
+            Some((&t["metadata"], &t["spec"]))
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn claim_templates_use_chart_classes_cheapest_first_within_limits() {
+    let mut templates = 0;
+    for (file, objects) in load("deploy/examples") {
+        for obj in objects
+            .iter()
+            .filter(|o| o["kind"] == "ResourceClaimTemplate")
+        {
+            templates += 1;
+            assert_eq!(obj["apiVersion"], "resource.k8s.io/v1", "{file}");
+            let devices = &obj["spec"]["spec"]["devices"];
+            let requests = devices["requests"].as_array().unwrap();
+            let names: BTreeSet<&str> = requests
+                .iter()
+                .map(|r| r["name"].as_str().unwrap())
+                .collect();
+            for request in requests {
+                let name = request["name"].as_str().unwrap();
+                assert!(is_dns_label(name), "{file}: request name {name}");
+                if let Some(subs) = request["firstAvailable"].as_array() {
+                    assert!(
+                        request["exactly"].is_null(),
+                        "{file}: exactly and firstAvailable"
+                    );
+                    assert!(
+                        subs.len() <= MAX_SUBREQUESTS,
+                        "{file}: {} subrequests",
+                        subs.len()
+                    );
+                    let ranks: Vec<usize> = subs
+                        .iter()
+                        .map(|s| {
+                            assert!(is_dns_label(s["name"].as_str().unwrap()), "{file}");
+                            class_rank(s["deviceClassName"].as_str().unwrap())
+                        })
+                        .collect();
+                    // MIG before shares before whole GPUs: cheapest first, and MIG before
+                    // shared avoids the 1.36 allocator's counter leak (resource-api.md).
+                    assert!(
+                        ranks.windows(2).all(|w| w[0] < w[1]),
+                        "{file}: {name} not cheapest-first: {ranks:?}"
+                    );
+                } else {
+                    class_rank(request["exactly"]["deviceClassName"].as_str().unwrap());
+                }
+            }
+            for config in devices["config"].as_array().into_iter().flatten() {
+                for r in config["requests"].as_array().unwrap() {
+                    assert!(
+                        names.contains(r.as_str().unwrap()),
+                        "{file}: config names request {r}"
+                    );
+                }
+                let opaque = &config["opaque"];
+                assert_eq!(opaque["driver"], DRIVER, "{file}");
+                let p = &opaque["parameters"];
+                assert!(
+                    p.to_string().len() <= MAX_OPAQUE_BYTES,
+                    "{file}: parameters too large"
+                );
+                assert_eq!(p["apiVersion"], "gpu.tessera.dev/v1alpha1", "{file}");
+                assert_eq!(p["kind"], "GpuSharingConfig", "{file}");
+                match p["sharing"]["strategy"].as_str() {
+                    Some("MPS") => {
+                        let pct = p["sharing"]["mps"]["activeThreadPercentage"]
+                            .as_u64()
+                            .unwrap();
+                        assert!(
+                            (1..=100).contains(&pct),
+                            "{file}: activeThreadPercentage {pct}"
+                        );
+                        assert!(
+                            p["sharing"]["mps"]["pinnedMemoryLimit"].is_string(),
+                            "{file}"
+                        );
+                    }
+                    Some("TimeSlicing") => {
+                        let interval = p["sharing"]["timeSlicing"]["interval"].as_str().unwrap();
+                        assert!(
+                            ["Default", "Short", "Medium", "Long"].contains(&interval),
+                            "{file}"
+                        );
+                    }
+                    other => panic!("{file}: unknown sharing strategy {other:?}"),
+                }
+            }
+        }
+    }
+    assert!(
+        templates >= 5,
+        "only {templates} ResourceClaimTemplates in deploy/examples"
+    );
+}
+
+#[test]
+fn example_pods_name_existing_templates_and_valid_tessera_annotations() {
+    let mut pods = 0;
+    for (file, objects) in load("deploy/examples") {
+        let templates: BTreeSet<&str> = objects
+            .iter()
+            .filter(|o| o["kind"] == "ResourceClaimTemplate")
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        for (meta, spec) in objects.iter().filter_map(pod_of) {
+            pods += 1;
+            let annotations = &meta["annotations"];
+            let tolerance = annotations["tessera.dev/interruption"].as_str();
+            assert!(
+                tolerance.is_some_and(|t| TOLERANCES.contains(&t)),
+                "{file}: tessera.dev/interruption {tolerance:?}"
+            );
+            if let Some(cap) = annotations["tessera.dev/max-hourly-cost"].as_str() {
+                let v: f64 = cap
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{file}: max-hourly-cost {cap}"));
+                assert!(v.is_finite() && v >= 0.0, "{file}: max-hourly-cost {cap}");
+            }
+            let claims: BTreeSet<&str> = spec["resourceClaims"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let t = c["resourceClaimTemplateName"].as_str().unwrap();
+                    assert!(
+                        templates.contains(t),
+                        "{file}: template {t} is not in the file"
+                    );
+                    c["name"].as_str().unwrap()
+                })
+                .collect();
+            for c in spec["containers"].as_array().unwrap() {
+                for used in c["resources"]["claims"].as_array().unwrap() {
+                    assert!(
+                        claims.contains(used["name"].as_str().unwrap()),
+                        "{file}: claim {used}"
+                    );
+                }
+            }
+            assert_eq!(
+                spec["schedulerName"], "tessera-scheduler",
+                "{file}: the chart's scheduler"
+            );
+        }
+    }
+    assert!(pods >= 5, "only {pods} pods in deploy/examples");
+}
+
+#[test]
+fn scheduler_configs_call_filter_and_prioritize_as_documented() {
+    let mut entries = 0;
+    for (file, objects) in load("deploy/scheduler") {
+        for obj in &objects {
+            if obj["kind"] == "KubeSchedulerConfiguration" {
+                assert_eq!(
+                    obj["apiVersion"], "kubescheduler.config.k8s.io/v1",
+                    "{file}"
+                );
+                assert!(
+                    !obj["profiles"].as_array().unwrap().is_empty(),
+                    "{file}: profiles"
+                );
+            }
+            for ext in obj["extenders"].as_array().into_iter().flatten() {
+                entries += 1;
+                let url = ext["urlPrefix"].as_str().unwrap();
+                assert!(
+                    url.starts_with("http://") || url.starts_with("https://"),
+                    "{file}"
+                );
+                assert_eq!(
+                    url.starts_with("https://"),
+                    ext["enableHTTPS"] == true,
+                    "{file}: scheme vs enableHTTPS"
+                );
+                assert_eq!(ext["filterVerb"], "filter", "{file}");
+                assert_eq!(ext["prioritizeVerb"], "prioritize", "{file}");
+                assert!(
+                    ext["weight"].as_i64().is_some_and(|w| w > 0),
+                    "{file}: weight"
+                );
+                assert_eq!(ext["nodeCacheCapable"], true, "{file}");
+                assert!(
+                    ext["httpTimeout"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with('s')),
+                    "{file}"
+                );
+                assert!(ext["ignorable"].is_boolean(), "{file}");
+                assert!(
+                    ext["managedResources"].is_null(),
+                    "{file}: DRA pods carry no extended resource"
+                );
+                assert!(
+                    ext["bindVerb"].is_null() && ext["preemptVerb"].is_null(),
+                    "{file}"
+                );
+            }
+        }
+    }
+    assert_eq!(entries, 3, "second, default and HTTPS extender entries");
+}
