@@ -277,3 +277,39 @@ fn scheduler_configs_call_filter_and_prioritize_as_documented() {
     }
     assert_eq!(entries, 3, "second, default and HTTPS extender entries");
 }
+
+#[test]
+fn grafana_dashboard_queries_only_documented_tessera_metrics() {
+    let path = dir("deploy/grafana/tessera-dashboard.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let ops = std::fs::read_to_string(dir("docs/operations.md")).unwrap();
+    let mut metrics = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        assert!(ids.insert(panel["id"].as_u64().unwrap()), "duplicate panel id {}", panel["id"]);
+        if panel["type"] == "row" {
+            continue;
+        }
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap();
+            assert_eq!(expr.matches('(').count(), expr.matches(')').count(), "{expr}");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("tessera_") {
+                    // Histograms are documented by their base name.
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| word.strip_suffix(s))
+                        .unwrap_or(word);
+                    metrics.insert(base.to_owned());
+                }
+            }
+        }
+    }
+    assert!(metrics.iter().any(|m| m.starts_with("tessera_extender_")));
+    assert!(metrics.iter().any(|m| m.starts_with("tessera_plugin_")));
+    for m in &metrics {
+        assert!(ops.contains(m), "docs/operations.md does not document {m}, which the dashboard reads");
+    }
+}
