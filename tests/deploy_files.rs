@@ -286,7 +286,11 @@ fn grafana_dashboard_queries_only_documented_tessera_metrics() {
     let mut metrics = BTreeSet::new();
     let mut ids = BTreeSet::new();
     for panel in dash["panels"].as_array().unwrap() {
-        assert!(ids.insert(panel["id"].as_u64().unwrap()), "duplicate panel id {}", panel["id"]);
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "duplicate panel id {}",
+            panel["id"]
+        );
         if panel["type"] == "row" {
             continue;
         }
@@ -294,7 +298,11 @@ fn grafana_dashboard_queries_only_documented_tessera_metrics() {
         assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
         for t in targets {
             let expr = t["expr"].as_str().unwrap();
-            assert_eq!(expr.matches('(').count(), expr.matches(')').count(), "{expr}");
+            assert_eq!(
+                expr.matches('(').count(),
+                expr.matches(')').count(),
+                "{expr}"
+            );
             for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
                 if word.starts_with("tessera_") {
                     // Histograms are documented by their base name.
@@ -310,6 +318,9 @@ fn grafana_dashboard_queries_only_documented_tessera_metrics() {
     assert!(metrics.iter().any(|m| m.starts_with("tessera_extender_")));
     assert!(metrics.iter().any(|m| m.starts_with("tessera_plugin_")));
     for m in &metrics {
-        assert!(ops.contains(m), "docs/operations.md does not document {m}, which the dashboard reads");
+        assert!(
+            ops.contains(m),
+            "docs/operations.md does not document {m}, which the dashboard reads"
+        );
     }
 }
