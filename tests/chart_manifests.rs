@@ -13,6 +13,8 @@
 
 #[path = "support/help.rs"]
 mod help;
+#[path = "support/kube_types.rs"]
+mod kube_types;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -650,4 +652,36 @@ fn container_args_are_flags_the_binary_knows_and_reach_every_flag() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn rendered_objects_match_the_kubernetes_api_types() {
+    let Some(renders) = renders("rendered_objects_match_the_kubernetes_api_types") else {
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for r in &renders {
+        for o in &r.objects {
+            match kube_types::check(o) {
+                Ok(true) => checked += 1,
+                Ok(false) => assert!(
+                    o["apiVersion"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("monitoring.coreos.com/"),
+                    "{}: no type check for {} {}",
+                    r.name,
+                    o["apiVersion"],
+                    o["kind"]
+                ),
+                Err(e) => problems.push(format!(
+                    "{}: {} {}: {e}",
+                    r.name, o["kind"], o["metadata"]["name"]
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked > 40, "only {checked} objects checked");
 }

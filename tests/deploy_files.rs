@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/kube_types.rs"]
+mod kube_types;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -323,4 +326,25 @@ fn grafana_dashboard_queries_only_documented_tessera_metrics() {
             "docs/operations.md does not document {m}, which the dashboard reads"
         );
     }
+}
+
+#[test]
+fn examples_match_the_kubernetes_api_types() {
+    let mut problems = Vec::new();
+    for (file, objects) in load("deploy/examples") {
+        for o in &objects {
+            match kube_types::check(o) {
+                Ok(true) => {}
+                Ok(false) => problems.push(format!(
+                    "{file}: no type check for {} {}",
+                    o["apiVersion"], o["kind"]
+                )),
+                Err(e) => problems.push(format!(
+                    "{file}: {} {}: {e}",
+                    o["kind"], o["metadata"]["name"]
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
