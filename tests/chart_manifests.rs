@@ -362,11 +362,24 @@ fn plugin_mounts_kubelet_dirs_cdi_and_dev_at_the_same_paths() {
             .find(|e| e["name"] == "NODE_NAME")
             .expect("NODE_NAME");
         assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+        let selector = pod_spec(ds)["nodeSelector"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         assert!(
-            !pod_spec(ds)["nodeSelector"].is_null(),
+            !selector.is_empty(),
             "{}: plugin needs a node selector",
             r.name
         );
+        if r.is_fake() {
+            // Fake mode must not also demand the real-GPU label (Helm merges the maps).
+            assert_eq!(
+                Value::Object(selector),
+                serde_json::json!({"tessera.dev/fake-gpus": "true"}),
+                "{}: fake-GPU node selector",
+                r.name
+            );
+        }
         assert!(
             !pod_spec(ds)["priorityClassName"].is_null(),
             "{}: plugin priority class",
