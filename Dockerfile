@@ -25,7 +25,7 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --features nvml --bin tessera --recipe-path recipe.json
+RUN cargo chef cook --release --features nvml --bin tessera --recipe-path recipe.json
 COPY . .
 # .proto files are compiled by protox (pure Rust) in build.rs: no protoc in the image.
 RUN cargo build --release --locked --features nvml --bin tessera \
