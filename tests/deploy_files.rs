@@ -348,3 +348,109 @@ fn examples_match_the_kubernetes_api_types() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Repository-relative files the crate compiles in with `include_str!`/`include_bytes!`
+/// outside test code.
+fn compiled_in_files() -> BTreeSet<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "rs")
+                && p.file_name().is_some_and(|n| n != "tests.rs")
+            {
+                out.push(p);
+            }
+        }
+    }
+    let root = dir("");
+    let mut sources = Vec::new();
+    walk(&root.join("src"), &mut sources);
+    let mut out = BTreeSet::new();
+    for src in sources {
+        let text = std::fs::read_to_string(&src).unwrap();
+        for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+            for (i, _) in text.match_indices(macro_name) {
+                let rest = &text[i + macro_name.len()..];
+                let rel = &rest[..rest.find('"').unwrap()];
+                let path = src.parent().unwrap().join(rel).canonicalize().unwrap();
+                out.insert(
+                    path.strip_prefix(root.canonicalize().unwrap())
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn image_build_context_keeps_every_compiled_in_file_and_builds_with_nvml() {
+    let ignore = std::fs::read_to_string(dir(".dockerignore")).unwrap();
+    let patterns: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_start_matches("**/").trim_end_matches('/'))
+        .collect();
+    let mut needed = compiled_in_files();
+    assert!(
+        needed.iter().any(|p| p.starts_with("data/pricing/")),
+        "{needed:?}"
+    );
+    needed.extend(
+        [
+            "Cargo.toml",
+            "Cargo.lock",
+            "src/main.rs",
+            "build.rs",
+            "proto",
+        ]
+        .map(String::from),
+    );
+    for file in &needed {
+        for pattern in &patterns {
+            let excluded = file == pattern || file.starts_with(&format!("{pattern}/"));
+            assert!(
+                !excluded,
+                ".dockerignore pattern {pattern:?} drops {file}, which the build needs"
+            );
+        }
+    }
+    let dockerfile = std::fs::read_to_string(dir("Dockerfile")).unwrap();
+    let builds: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.contains("cargo build") || l.contains("cargo chef cook"))
+        .collect();
+    assert_eq!(
+        builds.len(),
+        2,
+        "a dependency (cook) step and a build step: {builds:?}"
+    );
+    assert!(
+        builds
+            .iter()
+            .all(|l| l.contains("--features nvml") && l.contains("--release")),
+        "{builds:?}"
+    );
+    let last_from = dockerfile
+        .lines()
+        .rfind(|l| l.starts_with("FROM "))
+        .unwrap();
+    assert!(
+        last_from.contains("distroless/cc"),
+        "runtime base must be glibc distroless: {last_from}"
+    );
+    let user = dockerfile
+        .lines()
+        .rfind(|l| l.starts_with("USER "))
+        .unwrap();
+    assert!(
+        !user.contains(" 0") && !user.contains("root"),
+        "default user must be non-root: {user}"
+    );
+    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/tessera\"]"));
+}
