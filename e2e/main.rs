@@ -9,6 +9,7 @@
 
 mod support;
 
+mod chart;
 mod cluster;
 mod cluster_cache;
 mod publish;
