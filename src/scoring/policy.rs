@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use tessera::TesseraWeights;
+pub use tessera::{MAX_PRICED_SIZES, SharePrices, TesseraWeights};
 
 use super::fit;
 use super::frag::TypicalPods;
@@ -158,22 +158,36 @@ pub struct NodeScore {
     pub choice: GpuChoice,
 }
 
-/// A policy with what it needs to score: the workload's typical pods and tessera's weights.
+/// A policy with what it needs to score: the workload's typical pods, tessera's weights and
+/// (for tessera) the typical sharing pods' prices.
 #[derive(Debug, Clone)]
 pub struct Scorer {
     policy: Policy,
     typical: TypicalPods,
     weights: TesseraWeights,
+    prices: SharePrices,
 }
 
 impl Scorer {
-    /// A scorer for `policy` with the workload's typical pods.
+    /// A scorer for `policy` with the workload's typical pods. For tessera this solves the
+    /// share-price LP once (milliseconds; see [`SharePrices`]).
     pub fn new(policy: Policy, typical: TypicalPods, weights: TesseraWeights) -> Self {
+        let prices = if policy == Policy::Tessera {
+            SharePrices::from_typical(&typical)
+        } else {
+            SharePrices::default()
+        };
         Scorer {
             policy,
             typical,
             weights,
+            prices,
         }
+    }
+
+    /// The share prices tessera's score uses (all zero for the other policies).
+    pub fn prices(&self) -> &SharePrices {
+        &self.prices
     }
 
     /// The policy.
@@ -210,7 +224,9 @@ impl Scorer {
                 with_default_pick(node, demand, least_allocated::score(node, demand))
             }
             Policy::Fgd => fgd::score(node, demand, &self.typical),
-            Policy::Tessera => tessera::score(node, demand, &self.typical, &self.weights),
+            Policy::Tessera => {
+                tessera::score(node, demand, &self.typical, &self.prices, &self.weights)
+            }
         }
     }
 }
