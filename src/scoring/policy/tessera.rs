@@ -79,10 +79,9 @@ pub(super) fn score(
             let after = eval.after(&[(free, free - demand.gpu_milli)], demand.cpu_milli);
             let key = bucket(after - before, weights.quantum)
                 + weights.share_loss * prices.loss(free, demand.gpu_milli);
-            // Least key; among equals least fragmentation, the tightest GPU, the lowest index.
-            let better = best.is_none_or(|(b_key, b_after, b_free, _)| {
-                key < b_key
-                    || (key == b_key && (after < b_after || (after == b_after && free < b_free)))
+            // Least key; among equals the tightest GPU, then the lowest index.
+            let better = best.is_none_or(|(b_key, _, b_free, _)| {
+                key < b_key || (key == b_key && free < b_free)
             });
             if better {
                 best = Some((key, after, free, i));
