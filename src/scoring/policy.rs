@@ -65,7 +65,8 @@ pub enum Policy {
     BestFit,
     /// Fragmentation gradient descent (Weng et al., ATC '23).
     Fgd,
-    /// tessera's own: fragmentation gradient with exact deltas, packing and lookahead.
+    /// tessera's own: bucketed fragmentation gradient, share prices from the typical pods'
+    /// packing LP, and CPU stranding.
     Tessera,
     /// kube-scheduler's default spread: most free CPU, memory and GPU after placement. Not in
     /// [`Policy::ALL`] (the FGD benchmark's set); the cost experiment compares against it.

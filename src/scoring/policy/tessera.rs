@@ -80,9 +80,8 @@ pub(super) fn score(
             let key = bucket(after - before, weights.quantum)
                 + weights.share_loss * prices.loss(free, demand.gpu_milli);
             // Least key; among equals the tightest GPU, then the lowest index.
-            let better = best.is_none_or(|(b_key, _, b_free, _)| {
-                key < b_key || (key == b_key && free < b_free)
-            });
+            let better = best
+                .is_none_or(|(b_key, _, b_free, _)| key < b_key || (key == b_key && free < b_free));
             if better {
                 best = Some((key, after, free, i));
             }

@@ -56,7 +56,7 @@ impl SharePrices {
         let mut demand: Vec<(u16, f64)> = Vec::new();
         for t in typical.iter() {
             let sharing = t.gpus == 1 && t.gpu_milli > 0 && t.gpu_milli < MILLI_PER_GPU;
-            if !sharing || !(t.freq.is_finite() && t.freq > 0.0) {
+            if !(sharing && t.freq.is_finite() && t.freq > 0.0) {
                 continue;
             }
             match demand.iter_mut().find(|(size, _)| *size == t.gpu_milli) {

@@ -64,8 +64,7 @@ pub(super) fn maximise_under_unit_rows(
             }
             let ratio = rhs / a;
             let better = leave.is_none_or(|(best_r, best)| {
-                ratio < best - EPS
-                    || (ratio <= best + EPS && basis.get(r) < basis.get(best_r))
+                ratio < best - EPS || (ratio <= best + EPS && basis.get(r) < basis.get(best_r))
             });
             if better {
                 leave = Some((r, ratio));
@@ -126,9 +125,12 @@ mod tests {
     #[test]
     fn solves_a_textbook_problem() {
         // max 3a + 2b s.t. a + b ≤ 1, 2a ≤ 1 (i.e. a ≤ 0.5): a = 0.5, b = 0.5, value 2.5.
-        let y = maximise_under_unit_rows(&[3.0, 2.0], &[vec![1.0, 1.0], vec![2.0, 0.0]], 100)
-            .unwrap();
-        assert!((y[0] - 0.5).abs() < 1e-12 && (y[1] - 0.5).abs() < 1e-12, "{y:?}");
+        let y =
+            maximise_under_unit_rows(&[3.0, 2.0], &[vec![1.0, 1.0], vec![2.0, 0.0]], 100).unwrap();
+        assert!(
+            (y[0] - 0.5).abs() < 1e-12 && (y[1] - 0.5).abs() < 1e-12,
+            "{y:?}"
+        );
     }
 
     #[test]
@@ -163,6 +165,9 @@ mod tests {
             maximise_under_unit_rows(&[1.0], &[vec![1.0, 2.0]], 100),
             None
         );
-        assert_eq!(maximise_under_unit_rows(&[f64::NAN], &[vec![1.0]], 100), None);
+        assert_eq!(
+            maximise_under_unit_rows(&[f64::NAN], &[vec![1.0]], 100),
+            None
+        );
     }
 }

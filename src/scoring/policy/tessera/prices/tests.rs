@@ -60,7 +60,11 @@ fn openb_prices_follow_the_optimal_packing() {
     assert!(close(p.price(320), 1.0 / 3.0));
     assert!(close(p.worth(1000), 1.0));
     // A 320 into a 470's leftover strands 210 milli nothing priced fits: 1/2 − 1/3 − 0.
-    assert!(close(p.loss(530, 320), 1000.0 / 6.0), "{}", p.loss(530, 320));
+    assert!(
+        close(p.loss(530, 320), 1000.0 / 6.0),
+        "{}",
+        p.loss(530, 320)
+    );
     // Along an optimal pattern nothing is lost.
     assert!(close(p.loss(1000, 320), 0.0));
     assert!(close(p.loss(350, 320), 0.0), "next to a 650");
