@@ -17,7 +17,7 @@
 //! - **packing** — free GPU milli left on the node (off by default; measured not to help).
 //!
 //! Inside a node, a sharing pod takes the GPU with the least bucketed fragmentation plus share
-//! loss; among equals the one that fragments least, then the tightest.
+//! loss; among equals the tightest, then the lowest index.
 //! The measurements behind the defaults are in `docs/simulation.md`.
 
 mod prices;
