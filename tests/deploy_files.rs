@@ -411,14 +411,22 @@ fn image_build_context_keeps_every_compiled_in_file_and_builds_with_nvml() {
         ]
         .map(String::from),
     );
+    // Docker applies the patterns in order and the last match wins; `!` re-includes.
     for file in &needed {
+        let mut dropped_by = None;
         for pattern in &patterns {
-            let excluded = file == pattern || file.starts_with(&format!("{pattern}/"));
-            assert!(
-                !excluded,
-                ".dockerignore pattern {pattern:?} drops {file}, which the build needs"
-            );
+            let (keep, pattern) = match pattern.strip_prefix('!') {
+                Some(p) => (true, p),
+                None => (false, *pattern),
+            };
+            if file == pattern || file.starts_with(&format!("{pattern}/")) {
+                dropped_by = if keep { None } else { Some(pattern) };
+            }
         }
+        assert!(
+            dropped_by.is_none(),
+            ".dockerignore pattern {dropped_by:?} drops {file}, which the build needs"
+        );
     }
     let dockerfile = std::fs::read_to_string(dir("Dockerfile")).unwrap();
     let builds: Vec<&str> = dockerfile
