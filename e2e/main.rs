@@ -11,4 +11,5 @@ mod support;
 
 mod cluster;
 mod cluster_cache;
+mod plugin;
 mod publish;
