@@ -215,6 +215,7 @@ impl Plugin {
             boot_id: "tessera-e2e".to_owned(),
             recovery_interval: Duration::from_secs(3600),
             drain_grace: Duration::from_secs(5),
+            serve_health: true,
         };
         let readiness = Readiness::new(&[READY_SOCKETS, READY_REGISTERED, READY_PUBLISHED]);
         let shutdown = CancellationToken::new();
