@@ -281,13 +281,14 @@ impl Plugin {
             .join(format!("k8s.{DRIVER}-claim_{claim_uid}.json"))
     }
 
-    async fn stop(self) {
+    /// Stop it; an error is returned, not raised, so clean-up goes on.
+    async fn stop(self) -> Result<(), String> {
         self.shutdown.cancel();
         match tokio::time::timeout(Duration::from_secs(10), self.task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => panic!("the plugin failed: {error}"),
-            Ok(Err(join)) => panic!("the plugin task died: {join}"),
-            Err(_) => panic!("the plugin did not stop within 10 s"),
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(format!("the plugin failed: {error}")),
+            Ok(Err(join)) => Err(format!("the plugin task died: {join}")),
+            Err(_) => Err("the plugin did not stop within 10 s".to_owned()),
         }
     }
 }
@@ -480,12 +481,15 @@ async fn a_scheduled_claim_is_prepared_and_unprepared_over_the_dra_socket() {
     // Clean up in every case: pod and claim first (they hold the allocation), then the
     // class, then the plugin (its publisher would put slices back), then the slices.
     created.delete(&client).await;
-    plugin.stop().await;
+    let stopped = plugin.stop().await;
     match slices.delete_all().await {
         Ok(deleted) => println!("{test}: deleted {} slice(s)", deleted.len()),
         Err(error) => eprintln!("clean-up: cannot delete the slices: {error}"),
     }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
+    }
+    if let Err(error) = stopped {
+        panic!("{error}");
     }
 }
