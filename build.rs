@@ -3,8 +3,9 @@
 
 use std::error::Error;
 
-const PROTOS: [&str; 3] = [
+const PROTOS: [&str; 4] = [
     "proto/dra_v1.proto",
+    "proto/dra-health/v1alpha1/api.proto",
     "proto/dra_v1beta1.proto",
     "proto/pluginregistration.proto",
 ];

@@ -12,4 +12,5 @@ mod support;
 mod chart;
 mod cluster;
 mod cluster_cache;
+mod plugin;
 mod publish;

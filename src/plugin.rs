@@ -3,6 +3,7 @@
 //! and makes no decisions.
 
 pub mod dra;
+pub mod health;
 pub mod proto;
 pub mod registration;
 pub mod runtime;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 pub use dra::DraService;
+pub use health::{HEALTH_SERVICE, HealthService, HealthTracker};
 pub use registration::{READY_REGISTERED, RegistrationService, SUPPORTED_VERSIONS};
 pub use server::{BoundSockets, serve};
 pub use socket::SocketPaths;

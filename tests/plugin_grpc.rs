@@ -35,7 +35,8 @@ fn gpu_config(sharing: serde_json::Value) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registration_announces_both_versions_and_the_kubelets_answer_drives_readiness() {
+async fn registration_announces_both_versions_and_health_and_the_kubelets_answer_drives_readiness()
+{
     let api = MockApiServer::start().await;
     let node = TestNode::new(2);
     let plugin = node.start(&api, None).await;
@@ -52,7 +53,11 @@ async fn registration_announces_both_versions_and_the_kubelets_answer_drives_rea
     assert!(plugin.sockets.dra.is_absolute());
     assert_eq!(
         info.supported_versions,
-        vec!["v1.DRAPlugin", "v1beta1.DRAPlugin"]
+        vec![
+            "v1.DRAPlugin",
+            "v1beta1.DRAPlugin",
+            "v1alpha1.DRAResourceHealth"
+        ]
     );
 
     assert!(

@@ -193,6 +193,7 @@ async fn serve(
         boot_id: boot_id(),
         recovery_interval: RECOVERY_INTERVAL,
         drain_grace: DRAIN_GRACE,
+        serve_health: true,
     };
     info!(node = %config.node_name, driver = %config.driver, source = %described, "starting the kubelet plugin");
     let parts = PluginParts {

@@ -23,3 +23,9 @@ pub mod dra_v1beta1 {
 pub mod registration {
     include!(concat!(env!("OUT_DIR"), "/pluginregistration.rs"));
 }
+
+/// `v1alpha1`: the DRAResourceHealth service (device health stream, KEP-4680).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod dra_health_v1alpha1 {
+    include!(concat!(env!("OUT_DIR"), "/v1alpha1.rs"));
+}

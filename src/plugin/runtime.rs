@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 
 use super::server::{self, BoundSockets};
 use super::socket::SocketPaths;
-use super::{DraService, PluginError};
+use super::{DraService, HealthService, HealthTracker, PluginError};
 use crate::admin::Readiness;
 use crate::model::Inventory;
 use crate::prepare::{ClaimSource, DeviceState, GpuControl, PrepareMetrics, Preparer, StateConfig};
@@ -58,6 +58,8 @@ pub struct PluginConfig {
     pub recovery_interval: Duration,
     /// How long in-flight calls may take after SIGTERM.
     pub drain_grace: Duration,
+    /// Serve (and advertise) the v1alpha1 DRAResourceHealth stream.
+    pub serve_health: bool,
 }
 
 /// What the plugin works with: the discovered GPUs, the hands that change them, where
@@ -102,6 +104,16 @@ pub async fn run(
     recover(&state).await;
     metrics.set_prepared(state.prepared_claims());
 
+    // Stop accepting at the signal; in-flight calls get `drain_grace` to finish, and the
+    // health streams end at once.
+    let stop_serving = CancellationToken::new();
+    let health = config.serve_health.then(|| {
+        HealthService::new(
+            parts.inventory.clone(),
+            HealthTracker::new(&config.node_name, &config.driver, config.share_replicas),
+            stop_serving.clone(),
+        )
+    });
     let preparer = Arc::new(Preparer::new(
         state,
         parts.claims,
@@ -119,14 +131,12 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    // Stop accepting at the signal; in-flight calls get `drain_grace` to finish.
-    let stop_serving = CancellationToken::new();
     let serving = tokio::spawn({
         let driver = config.driver.clone();
         let dra = DraService::new(Arc::clone(&preparer));
         let readiness = readiness.clone();
         let stop = stop_serving.clone();
-        async move { server::serve(bound, &driver, dra, readiness, stop).await }
+        async move { server::serve(bound, &driver, dra, health, readiness, stop).await }
     });
     tokio::pin!(serving);
     let served = tokio::select! {

@@ -8,6 +8,7 @@ use tonic::transport::Server;
 use tracing::{info, warn};
 
 use super::dra::DraService;
+use super::health::HealthService;
 use super::proto::registration::registration_server::RegistrationServer;
 use super::registration::RegistrationService;
 use super::socket::{self, SocketPaths};
@@ -44,11 +45,12 @@ impl BoundSockets {
 }
 
 /// Serve until `shutdown` is cancelled: stop accepting, let in-flight calls finish, remove
-/// both socket files.
+/// both socket files. `health`, when given, is served on the DRA socket and advertised.
 pub async fn serve(
     bound: BoundSockets,
     driver: &str,
     dra: DraService,
+    health: Option<HealthService>,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), PluginError> {
@@ -58,10 +60,14 @@ pub async fn serve(
         registration: registration_listener,
     } = bound;
     let registration =
-        RegistrationService::new(driver, paths.dra.display().to_string(), readiness.clone());
+        RegistrationService::new(driver, paths.dra.display().to_string(), readiness.clone())
+            .with_health(health.is_some());
     let dra_server = Server::builder()
         .add_service(dra.v1().max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(dra.v1beta1().max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_optional_service(
+            health.map(|h| h.server().max_decoding_message_size(MAX_MESSAGE_BYTES)),
+        )
         .serve_with_incoming_shutdown(
             UnixListenerStream::new(dra_listener),
             shutdown.clone().cancelled_owned(),

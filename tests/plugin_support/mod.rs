@@ -23,6 +23,7 @@ use tempfile::TempDir;
 use tessera::admin::Readiness;
 use tessera::model::mig::Placement;
 use tessera::model::{Gpu, Inventory, MigDevice, MigState};
+use tessera::plugin::proto::dra_health_v1alpha1::dra_resource_health_client::DraResourceHealthClient as HealthClient;
 use tessera::plugin::proto::dra_v1::dra_plugin_client::DraPluginClient as V1Client;
 use tessera::plugin::proto::dra_v1beta1::dra_plugin_client::DraPluginClient as V1beta1Client;
 use tessera::plugin::proto::registration::registration_client::RegistrationClient;
@@ -224,6 +225,18 @@ impl TestNode {
 
     /// Start a plugin instance on this node, talking to `api`.
     pub async fn start(&self, api: &MockApiServer, pod_uid: Option<&str>) -> RunningPlugin {
+        let inventory = tokio::sync::watch::channel(self.inventory.clone()).1;
+        self.start_with(api, pod_uid, inventory).await
+    }
+
+    /// Start a plugin instance whose GPUs come from `inventory` (e.g. discovery polling a
+    /// fake inventory file), instead of this node's fixed list.
+    pub async fn start_with(
+        &self,
+        api: &MockApiServer,
+        pod_uid: Option<&str>,
+        inventory: tokio::sync::watch::Receiver<Inventory>,
+    ) -> RunningPlugin {
         let sockets = SocketPaths::new(&self.registry_dir, &self.plugin_dir, DRIVER, pod_uid);
         let config = PluginConfig {
             node_name: NODE.to_owned(),
@@ -235,13 +248,14 @@ impl TestNode {
             boot_id: "boot-test".to_owned(),
             recovery_interval: Duration::from_secs(3600),
             drain_grace: Duration::from_secs(5),
+            serve_health: true,
         };
         let readiness = Readiness::new(&[READY_SOCKETS, READY_REGISTERED, READY_PUBLISHED]);
         let mut registry = Registry::default();
         let metrics = PrepareMetrics::register(&mut registry);
         let publisher_readiness = readiness.clone();
         let parts = PluginParts {
-            inventory: tokio::sync::watch::channel(self.inventory.clone()).1,
+            inventory,
             control: self.control.clone(),
             claims: Arc::new(KubeClaimSource::new(api.client())),
             // Stands in for the ResourceSlice publisher: publishes nothing, reports success.
@@ -321,6 +335,10 @@ impl RunningPlugin {
 
     pub async fn v1beta1(&self) -> V1beta1Client<Channel> {
         V1beta1Client::new(Self::channel(self.sockets.dra.clone()).await)
+    }
+
+    pub async fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(Self::channel(self.sockets.dra.clone()).await)
     }
 
     pub fn metrics(&self) -> String {
