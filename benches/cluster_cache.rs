@@ -101,7 +101,7 @@ fn steady_state(c: &mut Criterion) {
     group.bench_function("pod_delete_or_add_then_snapshot", |b| {
         b.iter(|| {
             i += 1;
-            let event = if i % 2 == 0 {
+            let event = if i.is_multiple_of(2) {
                 ClusterEvent::Deleted(pod.clone())
             } else {
                 ClusterEvent::Applied(pod.clone())

@@ -5,8 +5,8 @@
 //! simulate` computes them), the node is an openb G2 machine (8 GPUs, 96,000 mCPU, 393,216 MiB),
 //! and the demands are the trace's most common shapes.
 //!
-//! Run with `cargo bench --bench scoring`; names read `score_one_node/<policy>/<pod>/<node>`
-//! and `score_cluster/<policy>`.
+//! Run with `cargo bench --bench scoring`; names read `score_one_node/<policy>/<pod>/<node>`,
+//! `score_cluster/<policy>` and `share_prices/openb_default`.
 
 // Benchmark setup fails loudly on a broken bundled trace; there is no caller to report to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +17,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera::model::{Demand, GpuPick, ModelId, ModelSet, NodeState};
 use tessera::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
+use tessera::scoring::policy::SharePrices;
 use tessera::scoring::{Policy, Scorer, TesseraWeights, TypicalPods};
 use tessera::sim::Workload;
 
@@ -139,5 +140,14 @@ fn score_cluster(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, score_one_node, score_cluster);
+fn share_prices(c: &mut Criterion) {
+    let workload = bundled_workload();
+    let typical = typical_pods(&workload);
+    // What `Scorer::new` adds for tessera, once per workload: the share-price LP.
+    c.bench_function("share_prices/openb_default", |b| {
+        b.iter(|| SharePrices::from_typical(black_box(&typical)));
+    });
+}
+
+criterion_group!(benches, score_one_node, score_cluster, share_prices);
 criterion_main!(benches);

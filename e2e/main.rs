@@ -9,7 +9,9 @@
 
 mod support;
 
+mod chart;
 mod cluster;
 mod cluster_cache;
 mod extender;
+mod plugin;
 mod publish;

@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod extender;
 pub mod kube;
+pub mod plugin;
 pub mod publish;
 pub mod seeds;
 pub mod simulate;
@@ -12,6 +13,7 @@ pub mod slices;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use plugin::PluginArgs;
 pub use seeds::SeedList;
 pub use simulate::SimulateArgs;
 pub use slices::SlicesArgs;
@@ -34,6 +36,9 @@ pub enum Command {
     /// Replay a GPU cluster trace through the placement policies and report allocation,
     /// fragmentation and cost (the FGD paper's protocol by default).
     Simulate(SimulateArgs),
+    /// Run the DRA kubelet plugin on a GPU node: advertise its GPUs, MIG partitions and
+    /// shares, and prepare what the scheduler allocates.
+    Plugin(PluginArgs),
     /// Print the ResourceSlices the plugin would publish for a node (fake or real GPUs),
     /// without touching a cluster.
     Slices(SlicesArgs),

@@ -19,6 +19,8 @@ pub mod extender;
 pub mod market;
 pub mod metrics;
 pub mod model;
+pub mod plugin;
+pub mod prepare;
 pub mod publish;
 pub mod report;
 pub mod scoring;

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => tessera::cli::simulate::run(args),
         Command::Slices(args) => tessera::cli::slices::run(args),
         Command::Extender(args) => tessera::cli::extender::run(args),
+        Command::Plugin(args) => tessera::cli::plugin::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use tessera::TesseraWeights;
+pub use tessera::{MAX_PRICED_SIZES, SharePrices, TesseraWeights};
 
 use super::fit;
 use super::frag::TypicalPods;
@@ -65,7 +65,8 @@ pub enum Policy {
     BestFit,
     /// Fragmentation gradient descent (Weng et al., ATC '23).
     Fgd,
-    /// tessera's own: fragmentation gradient with exact deltas, packing and lookahead.
+    /// tessera's own: bucketed fragmentation gradient, share prices from the typical pods'
+    /// packing LP, and CPU stranding.
     Tessera,
     /// kube-scheduler's default spread: most free CPU, memory and GPU after placement. Not in
     /// [`Policy::ALL`] (the FGD benchmark's set); the cost experiment compares against it.
@@ -158,22 +159,36 @@ pub struct NodeScore {
     pub choice: GpuChoice,
 }
 
-/// A policy with what it needs to score: the workload's typical pods and tessera's weights.
+/// A policy with what it needs to score: the workload's typical pods, tessera's weights and
+/// (for tessera) the typical sharing pods' prices.
 #[derive(Debug, Clone)]
 pub struct Scorer {
     policy: Policy,
     typical: TypicalPods,
     weights: TesseraWeights,
+    prices: SharePrices,
 }
 
 impl Scorer {
-    /// A scorer for `policy` with the workload's typical pods.
+    /// A scorer for `policy` with the workload's typical pods. For tessera this solves the
+    /// share-price LP once (milliseconds; see [`SharePrices`]).
     pub fn new(policy: Policy, typical: TypicalPods, weights: TesseraWeights) -> Self {
+        let prices = if policy == Policy::Tessera {
+            SharePrices::from_typical(&typical)
+        } else {
+            SharePrices::default()
+        };
         Scorer {
             policy,
             typical,
             weights,
+            prices,
         }
+    }
+
+    /// The share prices tessera's score uses (all zero for the other policies).
+    pub fn prices(&self) -> &SharePrices {
+        &self.prices
     }
 
     /// The policy.
@@ -210,7 +225,9 @@ impl Scorer {
                 with_default_pick(node, demand, least_allocated::score(node, demand))
             }
             Policy::Fgd => fgd::score(node, demand, &self.typical),
-            Policy::Tessera => tessera::score(node, demand, &self.typical, &self.weights),
+            Policy::Tessera => {
+                tessera::score(node, demand, &self.typical, &self.prices, &self.weights)
+            }
         }
     }
 }

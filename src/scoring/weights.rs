@@ -14,6 +14,7 @@
 //!   strand: 2.0
 //!   cpu_per_gpu: 11000
 //!   pack: 0.0
+//!   share_loss: 10.0
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -136,7 +137,7 @@ impl Weights {
     /// source in errors.
     pub fn validate(&self, file: &str) -> Result<(), WeightsError> {
         let f = &self.fragmentation;
-        let checks: [(&'static str, f64, f64, bool); 11] = [
+        let checks: [(&'static str, f64, f64, bool); 12] = [
             ("cost", self.cost, MAX_WEIGHT, false),
             ("risk", self.risk, MAX_WEIGHT, false),
             ("frag", self.frag, MAX_WEIGHT, false),
@@ -163,6 +164,7 @@ impl Weights {
                 MAX_CPU_PER_GPU_MILLI,
                 false,
             ),
+            ("fragmentation.share_loss", f.share_loss, MAX_WEIGHT, false),
         ];
         for (key, value, max, positive) in checks {
             let problem = if !value.is_finite() {

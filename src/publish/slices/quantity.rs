@@ -19,7 +19,7 @@ pub fn bytes(n: u64) -> Quantity {
     if n != 0 {
         for (suffix, power) in SUFFIXES {
             let unit = KI.pow(power);
-            if n % unit == 0 {
+            if n.is_multiple_of(unit) {
                 return Quantity(format!("{}{suffix}", n / unit));
             }
         }

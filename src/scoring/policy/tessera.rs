@@ -1,18 +1,29 @@
 //! tessera's placement policy.
 //!
-//! Three terms, all in milli-GPU so that they add up:
+//! Four terms, all in milli-GPU so that they add up:
 //! - **fragmentation** — FGD's fragmentation increase of the node, computed exactly and then
 //!   bucketed to `quantum` milli-GPU. Bucketing matters: changes smaller than a few percent
 //!   of a GPU are noise, and treating them as ties lets the caller's stable node order act as
 //!   first-fit consolidation, which is what makes FGD's integer scores work so well;
+//! - **share loss** (sharing pods only) — the packing value the placement gives up at the
+//!   typical sharing pods' cutting-stock prices ([`SharePrices`]): a 320-milli pod belongs
+//!   next to a 650 or with two more 320s, not in a 470's leftover where it strands 210 milli.
+//!   FGD's measure is myopic here (it prefers the smaller leftover now); the prices see the
+//!   whole packing;
 //! - **stranding** — idle GPU milli the node's remaining CPU can no longer feed at
 //!   `cpu_per_gpu` milli-CPU per GPU. FGD sees CPU only through whether each typical pod
 //!   still fits; on the openb trace a third of the GPUs FGD leaves idle sit on nodes whose CPU
 //!   ran out, and this term keeps CPU-heavy pods off CPU-poor nodes;
 //! - **packing** — free GPU milli left on the node (off by default; measured not to help).
 //!
-//! Inside a node, a sharing pod takes the GPU that fragments least, the tightest among equals.
+//! Inside a node, a sharing pod takes the GPU with the least bucketed fragmentation plus share
+//! loss; among equals the tightest, then the lowest index.
 //! The measurements behind the defaults are in `docs/simulation.md`.
+
+mod prices;
+mod simplex;
+
+pub use prices::{MAX_PRICED_SIZES, SharePrices};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +46,8 @@ pub struct TesseraWeights {
     pub strand: f64,
     /// Milli-CPU one GPU's worth of typical work needs (for stranding).
     pub cpu_per_gpu: f64,
+    /// Weight of the share loss (packing value a sharing pod's placement gives up).
+    pub share_loss: f64,
 }
 
 impl Default for TesseraWeights {
@@ -45,6 +58,7 @@ impl Default for TesseraWeights {
             quantum: 60.0,
             strand: 2.0,
             cpu_per_gpu: 11_000.0,
+            share_loss: 10.0,
         }
     }
 }
@@ -53,30 +67,33 @@ pub(super) fn score(
     node: &NodeState,
     demand: &Demand,
     typical: &TypicalPods,
+    prices: &SharePrices,
     weights: &TesseraWeights,
 ) -> Option<NodeScore> {
     let eval = FragEval::new(node, typical);
     let before = eval.current();
-    let (after, pick) = if demand.is_sharing() {
-        let mut best: Option<(f64, u16, usize)> = None;
+    let (frag_delta, pick) = if demand.is_sharing() {
+        // (bucketed fragmentation + share loss, exact fragmentation, free milli, GPU)
+        let mut best: Option<(f64, f64, u16, usize)> = None;
         for (i, free) in fit::distinct_share_candidates(node, demand.gpu_milli) {
             let after = eval.after(&[(free, free - demand.gpu_milli)], demand.cpu_milli);
-            // Least fragmentation; among equals the tightest GPU, then the lowest index.
-            let better = best.is_none_or(|(b_after, b_free, _)| {
-                after < b_after || (after == b_after && free < b_free)
-            });
+            let key = bucket(after - before, weights.quantum)
+                + weights.share_loss * prices.loss(free, demand.gpu_milli);
+            // Least key; among equals the tightest GPU, then the lowest index.
+            let better = best
+                .is_none_or(|(b_key, _, b_free, _)| key < b_key || (key == b_key && free < b_free));
             if better {
-                best = Some((after, free, i));
+                best = Some((key, after, free, i));
             }
         }
-        let (after, _, i) = best?;
-        (after, GpuPick::single(i))
+        let (key, _, _, i) = best?;
+        (key, GpuPick::single(i))
     } else {
         let pick = fit::default_pick(node, demand)?;
-        (eval.after_pick(node, demand, pick), pick)
+        let after = eval.after_pick(node, demand, pick);
+        (bucket(after - before, weights.quantum), pick)
     };
 
-    let frag_delta = bucket(after - before, weights.quantum);
     let idle_after = node
         .total_gpu_free()
         .saturating_sub(demand.total_gpu_milli()) as f64;

@@ -157,6 +157,55 @@ fn tessera_picks_the_gpu_that_fragments_least() {
     assert_eq!(got.choice, GpuChoice::Pick(GpuPick::single(3)));
 }
 
+/// Sharing pods of 650, 470 and 320 milli plus whole-GPU pods: 470s pack in pairs, a 320 goes
+/// next to a 650 or with two more 320s.
+fn sharing_mix() -> TypicalPods {
+    let pod = |gpu_milli, freq| TypicalPod {
+        cpu_milli: 4000,
+        gpu_milli,
+        gpus: 1,
+        models: ModelSet::ANY,
+        freq,
+    };
+    TypicalPods::from_pods(vec![
+        pod(470, 0.3),
+        pod(320, 0.3),
+        pod(650, 0.1),
+        pod(1000, 0.3),
+    ])
+}
+
+#[test]
+fn tessera_keeps_the_packing_the_share_prices_call_for() {
+    // GPU 0 holds a 470 (530 free), GPU 1 a 320 (680 free). A 320 in GPU 0 leaves 210 milli
+    // nothing typical fits (FGD's measure likes the smaller leftover); in GPU 1 it makes
+    // room for a third 320, a pattern of the optimal packing.
+    let n = node(2, 96_000, &[530, 680]);
+    let pod = demand(4000, 1, 320);
+    let tessera = Scorer::new(Policy::Tessera, sharing_mix(), TesseraWeights::default());
+    let got = tessera.score(&n, &pod).unwrap();
+    assert_eq!(got.choice, GpuChoice::Pick(GpuPick::single(1)));
+    assert!((tessera.prices().loss(530, 320) - 1000.0 / 6.0).abs() < 1e-9);
+    assert_eq!(tessera.prices().loss(680, 320), 0.0);
+
+    let frag_only = TesseraWeights {
+        share_loss: 0.0,
+        ..TesseraWeights::default()
+    };
+    let without = Scorer::new(Policy::Tessera, sharing_mix(), frag_only);
+    let got = without.score(&n, &pod).unwrap();
+    assert_eq!(got.choice, GpuChoice::Pick(GpuPick::single(0)));
+
+    // Across nodes the same: the node whose GPU the 320 completes a pattern on wins.
+    let with_470 = node(2, 96_000, &[530, 0]);
+    let with_320 = node(2, 96_000, &[680, 0]);
+    let a = tessera.score(&with_470, &pod).unwrap().score;
+    let b = tessera.score(&with_320, &pod).unwrap().score;
+    assert!(b > a, "{b} vs {a}");
+    // The baselines have no prices.
+    assert_eq!(scorer(Policy::Fgd).prices(), &SharePrices::default());
+}
+
 #[test]
 fn random_lets_the_caller_pick_a_gpu_for_sharing_pods_only() {
     let n = node(2, 96_000, &[1000, 1000]);

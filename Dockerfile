@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+#
+# One image for `tessera plugin` and `tessera extender` (the chart picks the subcommand in
+# `args`). Build (docs/install.md):
+#
+#   docker build -t <registry>/tessera:0.1.0 .
+#
+# Stages: chef (toolchain + cargo-chef) → planner (dependency recipe) → builder (dependencies
+# cooked in their own cached layer, then the crate) → a minimal glibc runtime. glibc, not musl:
+# the plugin loads the host's libnvidia-ml.so (NVML) at run time, which is linked against glibc.
+
+ARG RUST_VERSION=1.95
+ARG CARGO_CHEF_VERSION=0.1.78
+
+FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS chef
+ARG CARGO_CHEF_VERSION
+RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+# recipe.json changes only when Cargo.toml / Cargo.lock do, so the cook layer below stays cached
+# across source edits.
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --features nvml --bin tessera --recipe-path recipe.json
+COPY . .
+# .proto files are compiled by protox (pure Rust) in build.rs: no protoc in the image.
+RUN cargo build --release --locked --features nvml --bin tessera \
+ && install -D -m 0755 target/release/tessera /out/tessera
+
+# distroless/cc: glibc, libgcc and CA certificates, no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=builder /out/tessera /usr/local/bin/tessera
+# Non-root by default (the extender). The plugin's DaemonSet runs it privileged as root through
+# its securityContext: it writes kubelet sockets and CDI specs on the host and changes MIG.
+USER 65532:65532
+# 8888: extender verbs; 9090: admin (/healthz, /readyz, /metrics).
+EXPOSE 8888 9090
+ENTRYPOINT ["/usr/local/bin/tessera"]
+CMD ["--help"]

@@ -1,0 +1,212 @@
+//! `tessera plugin` wired together: recover the checkpoint, serve the kubelet on both
+//! sockets, keep rolling back abandoned half-prepared claims, and run the ResourceSlice
+//! publisher beside it (discovery → publish, discovery → prepare); on shutdown stop accepting, finish in-flight calls and remove the
+//! sockets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::server::{self, BoundSockets};
+use super::socket::SocketPaths;
+use super::{DraService, HealthService, HealthTracker, PluginError};
+use crate::admin::Readiness;
+use crate::model::Inventory;
+use crate::prepare::{ClaimSource, DeviceState, GpuControl, PrepareMetrics, Preparer, StateConfig};
+use crate::shutdown::drain_within;
+
+/// Why the plugin stopped.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// A directory the plugin needs could not be created.
+    #[error("cannot create {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The gRPC surface failed.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+/// Everything `tessera plugin` is configured with.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// This node; also the pool name.
+    pub node_name: String,
+    /// DRA driver name.
+    pub driver: String,
+    /// Socket paths.
+    pub sockets: SocketPaths,
+    /// CDI spec directory.
+    pub cdi_dir: PathBuf,
+    /// Checkpoint directory.
+    pub state_dir: PathBuf,
+    /// Legacy share replicas per GPU.
+    pub share_replicas: u32,
+    /// This boot's ID.
+    pub boot_id: String,
+    /// How often abandoned half-prepared claims are looked for.
+    pub recovery_interval: Duration,
+    /// How long in-flight calls may take after SIGTERM.
+    pub drain_grace: Duration,
+    /// Serve (and advertise) the v1alpha1 DRAResourceHealth stream.
+    pub serve_health: bool,
+}
+
+/// What the plugin works with: the discovered GPUs, the hands that change them, where
+/// claims come from, and the publisher of this node's ResourceSlices.
+pub struct PluginParts {
+    /// The GPUs as discovered, updated when discovery sees a change.
+    pub inventory: watch::Receiver<Inventory>,
+    /// Changes GPUs.
+    pub control: Arc<dyn GpuControl>,
+    /// Reads ResourceClaims.
+    pub claims: Arc<dyn ClaimSource>,
+    /// Publishes (and keeps publishing) this node's ResourceSlices, setting the
+    /// [`READINESS_CONDITION`](crate::publish::READINESS_CONDITION) condition; runs until the
+    /// shutdown token it was built with fires.
+    pub publisher: BoxFuture<'static, ()>,
+}
+
+/// Run the plugin until `shutdown` fires.
+pub async fn run(
+    config: PluginConfig,
+    parts: PluginParts,
+    metrics: PrepareMetrics,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    for dir in [&config.state_dir, &config.cdi_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Directory {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let state = DeviceState::new(
+        StateConfig {
+            driver: config.driver.clone(),
+            state_dir: config.state_dir.clone(),
+            cdi_dir: config.cdi_dir.clone(),
+            share_replicas: config.share_replicas,
+            boot_id: config.boot_id.clone(),
+        },
+        parts.control,
+    );
+    recover(&state).await;
+    metrics.set_prepared(state.prepared_claims());
+
+    // Stop accepting at the signal; in-flight calls get `drain_grace` to finish, and the
+    // health streams end at once.
+    let stop_serving = CancellationToken::new();
+    let health = config.serve_health.then(|| {
+        HealthService::new(
+            parts.inventory.clone(),
+            HealthTracker::new(&config.node_name, &config.driver, config.share_replicas),
+            stop_serving.clone(),
+        )
+    });
+    let preparer = Arc::new(Preparer::new(
+        state,
+        parts.claims,
+        parts.inventory,
+        config.driver.clone(),
+        config.node_name.clone(),
+        metrics,
+    ));
+
+    let bound = BoundSockets::bind(&config.sockets)?;
+    let publisher = tokio::spawn(parts.publisher);
+    let cleanup = tokio::spawn(periodic_recovery(
+        Arc::clone(&preparer),
+        config.recovery_interval,
+        shutdown.clone(),
+    ));
+
+    let serving = tokio::spawn({
+        let driver = config.driver.clone();
+        let dra = DraService::new(Arc::clone(&preparer));
+        let readiness = readiness.clone();
+        let stop = stop_serving.clone();
+        async move { server::serve(bound, &driver, dra, health, readiness, stop).await }
+    });
+    tokio::pin!(serving);
+    let served = tokio::select! {
+        result = &mut serving => Some(result),
+        () = shutdown.cancelled() => None,
+    };
+    let result = match served {
+        Some(result) => result,
+        None => {
+            info!("draining in-flight kubelet calls");
+            stop_serving.cancel();
+            match drain_within(config.drain_grace, &mut serving).await {
+                Some(result) => result,
+                None => {
+                    // The server is stuck on a call; remove the sockets ourselves so a new
+                    // instance is not blocked by them.
+                    serving.abort();
+                    for path in [&config.sockets.registration, &config.sockets.dra] {
+                        let _ = super::socket::remove(path);
+                    }
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    publisher.abort();
+    cleanup.abort();
+    match result {
+        Ok(inner) => inner.map_err(RuntimeError::from),
+        Err(join) => {
+            error!(error = %join, "the gRPC server task died");
+            Ok(())
+        }
+    }
+}
+
+async fn recover(state: &DeviceState) {
+    match state.recover().await {
+        Ok(report) => info!(
+            rolled_back = report.rolled_back.len(),
+            failed = report.failed.len(),
+            dropped_after_reboot = report.dropped_after_reboot.len(),
+            temps_removed = report.temps_removed,
+            prepared = report.prepared,
+            "checkpoint recovered"
+        ),
+        // Keep serving: every call then answers with this error per claim, which the kubelet
+        // shows in the pod's events, and the checkpoint is never overwritten.
+        Err(error) => {
+            error!(%error, "checkpoint recovery failed; prepare and unprepare will fail until it is fixed")
+        }
+    }
+}
+
+/// Roll back claims whose prepare failed and whose rollback failed too, once the kubelet
+/// stopped asking for them (NVIDIA driver issue #840: without this they pile up).
+async fn periodic_recovery(preparer: Arc<Preparer>, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await; // the first tick is immediate; start-up already recovered
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match preparer.state().recover().await {
+            Ok(report) if !report.rolled_back.is_empty() || !report.failed.is_empty() => {
+                info!(rolled_back = ?report.rolled_back, failed = ?report.failed, "periodic recovery");
+            }
+            Ok(_) => {}
+            Err(error) => warn!(%error, "periodic recovery failed"),
+        }
+    }
+}

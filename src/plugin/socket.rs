@@ -1,0 +1,238 @@
+//! Where the plugin's two Unix sockets live and what they are called, and binding them.
+//!
+//! | socket | default | with `--pod-uid` (rolling update) |
+//! |---|---|---|
+//! | registration, in the kubelet's registry dir | `<driver>-reg.sock` | `<driver>-<podUID>-reg.sock`, else `<driver>-<b64(sha256(podUID)[:8])>-reg.sock`, else `dra-<b64(sha256(driver NUL podUID)[:16])>-reg.sock`: the first whose full path fits 108 bytes |
+//! | DRA service, in the plugin dir | `dra.sock` | `dra-<podUID>.sock` |
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use ring::digest::{SHA256, digest};
+use tokio::net::UnixListener;
+
+use super::PluginError;
+
+/// Longest AF_UNIX path the kubelet's helper accepts for a socket (`unixPathMax`).
+pub const UNIX_PATH_MAX: usize = 108;
+
+/// The two socket paths of one plugin instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketPaths {
+    /// Registration socket, watched by the kubelet.
+    pub registration: PathBuf,
+    /// DRA service socket, announced in `GetInfo`.
+    pub dra: PathBuf,
+}
+
+impl SocketPaths {
+    /// Paths for `driver` with sockets in `registry_dir` and `plugin_dir`; a pod UID gives
+    /// the per-instance names rolling updates need.
+    pub fn new(
+        registry_dir: &Path,
+        plugin_dir: &Path,
+        driver: &str,
+        pod_uid: Option<&str>,
+    ) -> Self {
+        match pod_uid.filter(|uid| !uid.is_empty()) {
+            None => SocketPaths {
+                registration: registry_dir.join(format!("{driver}-reg.sock")),
+                dra: plugin_dir.join("dra.sock"),
+            },
+            Some(uid) => SocketPaths {
+                registration: registry_dir.join(rolling_registration_name(
+                    registry_dir,
+                    driver,
+                    uid,
+                )),
+                dra: plugin_dir.join(format!("dra-{uid}.sock")),
+            },
+        }
+    }
+}
+
+/// The registration socket name for a rolling-update instance: the first candidate whose
+/// full path fits [`UNIX_PATH_MAX`], or the shortest one if none does.
+fn rolling_registration_name(registry_dir: &Path, driver: &str, uid: &str) -> String {
+    let uid_hash = digest(&SHA256, uid.as_bytes());
+    let pair_hash = digest(&SHA256, format!("{driver}\0{uid}").as_bytes());
+    let candidates = [
+        format!("{driver}-{uid}-reg.sock"),
+        format!("{driver}-{}-reg.sock", base64_url(&uid_hash.as_ref()[..8])),
+        format!("dra-{}-reg.sock", base64_url(&pair_hash.as_ref()[..16])),
+    ];
+    let fits = |name: &&String| registry_dir.join(name).as_os_str().len() <= UNIX_PATH_MAX;
+    candidates
+        .iter()
+        .find(fits)
+        .unwrap_or(&candidates[2])
+        .clone()
+}
+
+/// Unpadded base64 with the URL-safe alphabet (RFC 4648 §5): file-name safe.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let index = (n >> (18 - 6 * i)) & 0x3f;
+            out.push(char::from(ALPHABET[index as usize]));
+        }
+    }
+    out
+}
+
+/// Bind a Unix socket at `path`: create the directory, remove a stale socket of a previous
+/// run (every start must), then listen.
+pub fn bind(path: &Path) -> Result<UnixListener, PluginError> {
+    let bind_err = |source: io::Error| PluginError::Bind {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(bind_err)?;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path).map_err(bind_err)?,
+        Ok(_) => {
+            // Not ours to delete: a regular file or directory at the socket path is a
+            // misconfiguration, not a leftover.
+            return Err(bind_err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a socket",
+            )));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_err(e)),
+    }
+    UnixListener::bind(path).map_err(bind_err)
+}
+
+/// Remove a socket file on shutdown; a missing one is fine.
+pub fn remove(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: &str = "0b8a3f4e-6d1c-4c57-9a0e-3f1d2b9c7e11";
+
+    #[test]
+    fn default_names_without_a_pod_uid() {
+        let p = SocketPaths::new(
+            Path::new("/var/lib/kubelet/plugins_registry"),
+            Path::new("/var/lib/kubelet/plugins/gpu.tessera.dev"),
+            "gpu.tessera.dev",
+            None,
+        );
+        assert_eq!(
+            p.registration,
+            Path::new("/var/lib/kubelet/plugins_registry/gpu.tessera.dev-reg.sock")
+        );
+        assert_eq!(
+            p.dra,
+            Path::new("/var/lib/kubelet/plugins/gpu.tessera.dev/dra.sock")
+        );
+    }
+
+    #[test]
+    fn rolling_update_names_carry_the_pod_uid_when_they_fit() {
+        let p = SocketPaths::new(
+            Path::new("/var/lib/kubelet/plugins_registry"),
+            Path::new("/var/lib/kubelet/plugins/gpu.tessera.dev"),
+            "gpu.tessera.dev",
+            Some(UID),
+        );
+        assert_eq!(
+            p.registration,
+            Path::new("/var/lib/kubelet/plugins_registry")
+                .join(format!("gpu.tessera.dev-{UID}-reg.sock"))
+        );
+        assert_eq!(
+            p.dra,
+            Path::new("/var/lib/kubelet/plugins/gpu.tessera.dev").join(format!("dra-{UID}.sock"))
+        );
+    }
+
+    #[test]
+    fn long_paths_fall_back_to_hashed_names() {
+        let dir = Path::new("/var/lib/kubelet/plugins_registry");
+        let driver = "a-rather-long-driver-name.gpu.example.com";
+        let second = rolling_registration_name(dir, driver, UID);
+        assert!(
+            second.starts_with(&format!("{driver}-")) && second.ends_with("-reg.sock"),
+            "{second}"
+        );
+        assert_eq!(
+            second.len(),
+            driver.len() + 1 + 11 + 9,
+            "8 bytes → 11 base64 chars: {second}"
+        );
+        assert!(dir.join(&second).as_os_str().len() <= UNIX_PATH_MAX);
+
+        let deep = Path::new(
+            "/var/lib/a/very/deep/kubelet/root/directory/that/eats/the/budget/plugins_registry",
+        );
+        let third = rolling_registration_name(deep, driver, UID);
+        assert!(
+            third.starts_with("dra-") && third.ends_with("-reg.sock"),
+            "{third}"
+        );
+        assert_eq!(
+            third.len(),
+            4 + 22 + 9,
+            "16 bytes → 22 base64 chars: {third}"
+        );
+        // Stable: the same instance always gets the same name.
+        assert_eq!(third, rolling_registration_name(deep, driver, UID));
+        assert_ne!(
+            third,
+            rolling_registration_name(deep, driver, "another-uid")
+        );
+    }
+
+    #[test]
+    fn base64_url_matches_rfc4648_test_vectors() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+            ("fooba", "Zm9vYmE"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_url(input.as_bytes()), want);
+        }
+        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn binding_replaces_a_stale_socket_but_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dra.sock");
+        let first = bind(&path).unwrap();
+        drop(first); // the socket file stays, as after a crash
+        assert!(path.exists());
+        let _second = bind(&path).unwrap();
+        remove(&path).unwrap();
+        remove(&path).unwrap();
+
+        let file = dir.path().join("plain");
+        fs::write(&file, b"x").unwrap();
+        assert!(matches!(bind(&file), Err(PluginError::Bind { .. })));
+        assert!(file.exists());
+    }
+}

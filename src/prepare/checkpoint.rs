@@ -1,0 +1,279 @@
+//! The on-disk record of what prepare did, so that unprepare and a restarted plugin can undo
+//! it: versioned, CRC-32 checksummed JSON, replaced atomically.
+//!
+//! ```json
+//! {"version": 1, "checksum": 2302468743,
+//!  "data": {"bootId": "…", "claims": {"<uid>": {"namespace": "…", "name": "…",
+//!           "state": "PrepareCompleted", "devices": [ … ]}}}}
+//! ```
+//!
+//! The checksum is CRC-32 (IEEE) of `data` serialised compactly, fields in declaration order
+//! and claims sorted by UID (what `serde_json::to_vec` of [`CheckpointData`] gives).
+//! Every optional field is skipped when empty, so adding one in a later version keeps the
+//! checksums of files that do not use it (the NVIDIA driver's issue #1080).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::atomic::{self, Durability};
+use super::claim::{ClaimRef, PreparedDevice, base_request};
+use super::device::{DeviceKind, GpuRef, SharingPlan};
+
+/// The format version this build reads and writes.
+pub const CHECKPOINT_VERSION: u32 = 1;
+/// File name inside the state directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+/// A checkpoint larger than this is not one we wrote (32 results × a few hundred claims).
+const MAX_CHECKPOINT_BYTES: u64 = 16 << 20;
+
+/// Why the checkpoint could not be read or written.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file is not a valid checkpoint: it is left untouched for an operator to inspect.
+    #[error(
+        "checkpoint {path} is corrupt ({reason}); it was left untouched: inspect it, then move it away to start empty"
+    )]
+    Corrupt {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file was written by another version of tessera.
+    #[error(
+        "checkpoint {path} has version {found}, this build reads version {CHECKPOINT_VERSION}; it was left untouched"
+    )]
+    WrongVersion {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u64,
+    },
+}
+
+/// Where a claim is in its life on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClaimState {
+    /// Recorded before the first device change; devices may be half-prepared.
+    PrepareStarted,
+    /// Every device is prepared and the CDI spec is written.
+    PrepareCompleted,
+    /// Teardown began; devices may be half-released.
+    UnprepareStarted,
+}
+
+/// One claim as prepare left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimRecord {
+    /// Claim namespace.
+    pub namespace: String,
+    /// Claim name.
+    pub name: String,
+    /// Progress.
+    pub state: ClaimState,
+    /// The devices, in allocation-result order.
+    pub devices: Vec<DeviceRecord>,
+}
+
+/// One device of a claim, with everything needed to undo its preparation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceRecord {
+    /// Request (with subrequest) from the allocation result.
+    pub request: String,
+    /// Pool.
+    pub pool: String,
+    /// Device name.
+    pub device: String,
+    /// Share ID of a multiply-allocated device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_id: Option<String>,
+    /// Admin access: no hardware change, no exclusivity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_access: bool,
+    /// The GPU.
+    pub gpu: GpuRef,
+    /// What the device is.
+    pub kind: DeviceKind,
+    /// GPU-wide sharing this device needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<SharingPlan>,
+    /// UUID the container sees (GPU or MIG); for a dynamic MIG device, known once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_uuid: Option<String>,
+    /// Fully-qualified CDI device IDs.
+    pub cdi_device_ids: Vec<String>,
+}
+
+impl ClaimRecord {
+    /// The kubelet's view of a prepared claim.
+    pub fn prepared_devices(&self) -> Vec<PreparedDevice> {
+        self.devices
+            .iter()
+            .map(|d| PreparedDevice {
+                request_names: vec![base_request(&d.request).to_owned()],
+                pool: d.pool.clone(),
+                device: d.device.clone(),
+                cdi_device_ids: d.cdi_device_ids.clone(),
+                share_id: d.share_id.clone(),
+            })
+            .collect()
+    }
+
+    /// `namespace/name (uid)` for messages.
+    pub fn display(&self, uid: &str) -> String {
+        ClaimRef::new(&self.namespace, &self.name, uid).to_string()
+    }
+}
+
+/// Everything the checkpoint holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckpointData {
+    /// `/proc/sys/kernel/random/boot_id` when written: after a reboot, nothing prepared
+    /// before it exists any more.
+    #[serde(default)]
+    pub boot_id: String,
+    /// By claim UID.
+    #[serde(default)]
+    pub claims: BTreeMap<String, ClaimRecord>,
+}
+
+impl CheckpointData {
+    /// Claims whose preparation completed.
+    pub fn completed(&self) -> usize {
+        self.claims
+            .values()
+            .filter(|c| c.state == ClaimState::PrepareCompleted)
+            .count()
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    version: u32,
+    checksum: u32,
+    data: &'a CheckpointData,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeIn {
+    #[allow(dead_code)] // checked through VersionOnly first
+    version: u64,
+    checksum: u32,
+    data: CheckpointData,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: Option<u64>,
+}
+
+/// The checkpoint file in a state directory.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    path: PathBuf,
+}
+
+impl CheckpointStore {
+    /// The store for `state_dir/checkpoint.json`.
+    pub fn new(state_dir: &Path) -> Self {
+        CheckpointStore {
+            path: state_dir.join(CHECKPOINT_FILE),
+        }
+    }
+
+    /// The checkpoint file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read the checkpoint; a missing file is an empty checkpoint (first start).
+    pub fn load(&self) -> Result<CheckpointData, CheckpointError> {
+        let io_err = |source| CheckpointError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        };
+        match fs::metadata(&self.path) {
+            Ok(meta) if meta.len() > MAX_CHECKPOINT_BYTES => {
+                return Err(corrupt(format!("{} bytes is too large", meta.len())));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(CheckpointData::default()),
+            Err(e) => return Err(io_err(e)),
+        }
+        let bytes = fs::read(&self.path).map_err(io_err)?;
+        let version: VersionOnly =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        match version.version {
+            Some(v) if v == u64::from(CHECKPOINT_VERSION) => {}
+            Some(found) => {
+                return Err(CheckpointError::WrongVersion {
+                    path: self.path.clone(),
+                    found,
+                });
+            }
+            None => return Err(corrupt("no version field".to_owned())),
+        }
+        let envelope: EnvelopeIn =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let computed = checksum(&envelope.data).map_err(|e| corrupt(e.to_string()))?;
+        if computed != envelope.checksum {
+            return Err(corrupt(format!(
+                "checksum mismatch: file says {}, content gives {computed}",
+                envelope.checksum
+            )));
+        }
+        Ok(envelope.data)
+    }
+
+    /// Replace the checkpoint with `data`, durably.
+    pub fn save(&self, data: &CheckpointData) -> Result<(), CheckpointError> {
+        let io_err = |source| CheckpointError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let checksum = checksum(data).map_err(|e| io_err(io::Error::other(e)))?;
+        let bytes = serde_json::to_vec(&EnvelopeOut {
+            version: CHECKPOINT_VERSION,
+            checksum,
+            data,
+        })
+        .map_err(|e| io_err(io::Error::other(e)))?;
+        atomic::write(&self.path, &bytes, Durability::PowerLoss).map_err(io_err)
+    }
+
+    /// Delete temp files a crash mid-save left behind.
+    pub fn remove_temps(&self) -> io::Result<Vec<PathBuf>> {
+        match self.path.parent() {
+            Some(dir) => atomic::remove_temps(dir, CHECKPOINT_FILE),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+fn checksum(data: &CheckpointData) -> Result<u32, serde_json::Error> {
+    Ok(crc32fast::hash(&serde_json::to_vec(data)?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! Prepare and unprepare metrics, registered under the plugin's prefix (`tessera_plugin_…`).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::error::PrepareError;
+use crate::metrics::latency_buckets;
+
+/// Which call a measurement belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// NodePrepareResources, per claim.
+    Prepare,
+    /// NodeUnprepareResources, per claim.
+    Unprepare,
+}
+
+impl Operation {
+    fn label(self) -> &'static str {
+        match self {
+            Operation::Prepare => "prepare",
+            Operation::Unprepare => "unprepare",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    operation: &'static str,
+    /// From [`PrepareError::metric_label`]: a fixed set.
+    kind: &'static str,
+}
+
+/// Latency per claim, failures by kind, and prepared claims.
+#[derive(Debug, Clone)]
+pub struct PrepareMetrics {
+    prepare: Histogram,
+    unprepare: Histogram,
+    errors: Family<ErrorLabels, Counter>,
+    prepared: Gauge,
+}
+
+impl PrepareMetrics {
+    /// Create the metrics and register them in `registry` under `tessera_plugin_`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = PrepareMetrics::unregistered();
+        let registry = registry.sub_registry_with_prefix("tessera_plugin");
+        registry.register(
+            "prepare_duration_seconds",
+            "Time to prepare one claim, including reading it from the API server",
+            metrics.prepare.clone(),
+        );
+        registry.register(
+            "unprepare_duration_seconds",
+            "Time to unprepare one claim",
+            metrics.unprepare.clone(),
+        );
+        registry.register(
+            "errors",
+            "Claims whose prepare or unprepare failed, by operation and kind",
+            metrics.errors.clone(),
+        );
+        registry.register(
+            "prepared_claims",
+            "Claims prepared on this node",
+            metrics.prepared.clone(),
+        );
+        metrics
+    }
+
+    /// Metrics that are counted but exported nowhere (tests, benches).
+    pub fn unregistered() -> Self {
+        PrepareMetrics {
+            prepare: Histogram::new(latency_buckets()),
+            unprepare: Histogram::new(latency_buckets()),
+            errors: Family::default(),
+            prepared: Gauge::default(),
+        }
+    }
+
+    /// Record one claim's outcome.
+    pub fn observe(&self, op: Operation, elapsed: Duration, error: Option<&PrepareError>) {
+        let histogram = match op {
+            Operation::Prepare => &self.prepare,
+            Operation::Unprepare => &self.unprepare,
+        };
+        histogram.observe(elapsed.as_secs_f64());
+        if let Some(error) = error {
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    operation: op.label(),
+                    kind: error.metric_label(),
+                })
+                .inc();
+        }
+    }
+
+    /// Set the prepared-claims gauge.
+    pub fn set_prepared(&self, claims: usize) {
+        self.prepared.set(i64::try_from(claims).unwrap_or(i64::MAX));
+    }
+}

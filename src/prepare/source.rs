@@ -1,0 +1,163 @@
+//! Where prepare reads ResourceClaims from: the API server in production, a map in tests.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::resource::v1::ResourceClaim;
+use kube::Api;
+use thiserror::Error;
+
+/// How long one claim read may take. Well under the kubelet's 45 s call timeout, so a slow
+/// API server shows up as a per-claim error the kubelet retries, not as a dead RPC.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a claim could not be read.
+#[derive(Debug, Error)]
+pub enum ClaimSourceError {
+    /// The claim does not exist (deleted, or never created).
+    #[error("claim {namespace}/{name} not found")]
+    NotFound {
+        /// Claim namespace.
+        namespace: String,
+        /// Claim name.
+        name: String,
+    },
+    /// The API server could not be asked, or answered with an error.
+    #[error("cannot read claim {namespace}/{name}: {source}")]
+    Api {
+        /// Claim namespace.
+        namespace: String,
+        /// Claim name.
+        name: String,
+        /// The client error.
+        source: kube::Error,
+    },
+    /// The API server did not answer in time.
+    #[error("reading claim {namespace}/{name} timed out after {FETCH_TIMEOUT:?}")]
+    Timeout {
+        /// Claim namespace.
+        namespace: String,
+        /// Claim name.
+        name: String,
+    },
+}
+
+impl ClaimSourceError {
+    /// A bounded label for the errors metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ClaimSourceError::NotFound { .. } => "claim_not_found",
+            ClaimSourceError::Api { .. } => "api",
+            ClaimSourceError::Timeout { .. } => "api_timeout",
+        }
+    }
+}
+
+/// Reads a ResourceClaim by namespace and name.
+pub trait ClaimSource: Send + Sync + 'static {
+    /// The claim as the API server has it now.
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ResourceClaim, ClaimSourceError>>;
+}
+
+// === impl KubeClaimSource ===
+
+/// Claims from the Kubernetes API server (`resource.k8s.io/v1`).
+#[derive(Clone)]
+pub struct KubeClaimSource {
+    client: kube::Client,
+}
+
+impl KubeClaimSource {
+    /// A source using `client`.
+    pub fn new(client: kube::Client) -> Self {
+        KubeClaimSource { client }
+    }
+}
+
+impl ClaimSource for KubeClaimSource {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ResourceClaim, ClaimSourceError>> {
+        Box::pin(async move {
+            let api: Api<ResourceClaim> = Api::namespaced(self.client.clone(), namespace);
+            let answer = tokio::time::timeout(FETCH_TIMEOUT, api.get_opt(name))
+                .await
+                .map_err(|_| ClaimSourceError::Timeout {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })?;
+            match answer {
+                Ok(Some(claim)) => Ok(claim),
+                Ok(None) => Err(ClaimSourceError::NotFound {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                }),
+                Err(source) => Err(ClaimSourceError::Api {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    source,
+                }),
+            }
+        })
+    }
+}
+
+// === impl MemoryClaimSource ===
+
+/// Claims held in memory: the API server stand-in for unit tests and benches.
+#[derive(Debug, Default)]
+pub struct MemoryClaimSource {
+    claims: RwLock<HashMap<(String, String), ResourceClaim>>,
+}
+
+impl MemoryClaimSource {
+    /// An empty source.
+    pub fn new() -> Self {
+        MemoryClaimSource::default()
+    }
+
+    /// Store `claim` under its namespace and name, replacing any claim of that name.
+    pub fn insert(&self, claim: ResourceClaim) {
+        let key = (
+            claim.metadata.namespace.clone().unwrap_or_default(),
+            claim.metadata.name.clone().unwrap_or_default(),
+        );
+        let mut claims = self.claims.write().unwrap_or_else(|e| e.into_inner());
+        claims.insert(key, claim);
+    }
+
+    /// Delete the claim `namespace/name`, if present.
+    pub fn remove(&self, namespace: &str, name: &str) {
+        let mut claims = self.claims.write().unwrap_or_else(|e| e.into_inner());
+        claims.remove(&(namespace.to_owned(), name.to_owned()));
+    }
+}
+
+impl ClaimSource for MemoryClaimSource {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ResourceClaim, ClaimSourceError>> {
+        let found = {
+            let claims = self.claims.read().unwrap_or_else(|e| e.into_inner());
+            claims
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .cloned()
+        };
+        Box::pin(async move {
+            found.ok_or_else(|| ClaimSourceError::NotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+        })
+    }
+}

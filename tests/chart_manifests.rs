@@ -1,0 +1,700 @@
+//! Checks on the Helm chart as Helm itself renders it.
+//!
+//! `.ci/helm-check` runs `helm template` (real Helm, see `.ci/install-helm`) once per values file
+//! in `deploy/helm/tessera/ci/` and points `TESSERA_CHART_RENDERED` at the directory of
+//! `<name>.yaml` outputs. Without that variable every test here says it was skipped and passes,
+//! so a plain `cargo test` needs no Helm.
+//!
+//! Why a Rust test rather than a script: it parses the YAML with the crate's own YAML library,
+//! reads the flags from the built binary's `--help` and can load the rendered fake inventory and
+//! price files with the very code the plugin and extender use.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/help.rs"]
+mod help;
+#[path = "support/kube_types.rs"]
+mod kube_types;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// Names the directory of rendered manifests.
+const RENDERED_VAR: &str = "TESSERA_CHART_RENDERED";
+/// Release namespace `.ci/helm-check` renders into.
+const NAMESPACE: &str = "tessera";
+/// Release name `.ci/helm-check` renders with; the chart's objects are prefixed with it.
+const RELEASE: &str = "tessera";
+/// The default driver name.
+const DRIVER: &str = "gpu.tessera.dev";
+/// The values files `.ci/helm-check` must have rendered.
+const REQUIRED_RENDERS: [&str; 3] = ["default", "fake", "production"];
+
+/// One rendered values file.
+struct Render {
+    name: String,
+    objects: Vec<Value>,
+}
+
+impl Render {
+    fn find(&self, kind: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+    }
+
+    fn get(&self, kind: &str, name: &str) -> &Value {
+        self.find(kind, name)
+            .unwrap_or_else(|| panic!("{}: no {kind} {name}", self.name))
+    }
+
+    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects.iter().filter(move |o| o["kind"] == kind)
+    }
+
+    fn plugin(&self) -> Option<&Value> {
+        self.find("DaemonSet", &format!("{RELEASE}-plugin"))
+    }
+
+    fn extender(&self) -> Option<&Value> {
+        self.find("Deployment", &format!("{RELEASE}-extender"))
+    }
+
+    fn is_fake(&self) -> bool {
+        self.plugin().is_some_and(|ds| {
+            args(container(ds, "plugin"))
+                .iter()
+                .any(|a| a.starts_with("--fake-gpus") || a.starts_with("--fake-inventory"))
+        })
+    }
+}
+
+/// The rendered values files, or `None` (after saying so) when the variable is unset.
+fn renders(test: &str) -> Option<Vec<Render>> {
+    let Some(dir) = std::env::var_os(RENDERED_VAR) else {
+        println!("skipped {test}: {RENDERED_VAR} is not set (run .ci/helm-check)");
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
+        let objects: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+        assert!(!objects.is_empty(), "{}: rendered nothing", path.display());
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        out.push(Render { name, objects });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    for required in REQUIRED_RENDERS {
+        assert!(
+            out.iter().any(|r| r.name == required),
+            "{}: no {required}.yaml; .ci/helm-check renders ci/{required}-values.yaml",
+            dir.display()
+        );
+    }
+    Some(out)
+}
+
+fn pod_spec(workload: &Value) -> &Value {
+    &workload["spec"]["template"]["spec"]
+}
+
+fn container<'a>(workload: &'a Value, name: &str) -> &'a Value {
+    pod_spec(workload)["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+fn args(container: &Value) -> Vec<String> {
+    container["args"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// Every (apiGroup, resource, verb) a role grants, with resourceNames appended to the resource.
+fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        let names = strings(&rule["resourceNames"]);
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                let resource = if names.is_empty() {
+                    resource
+                } else {
+                    format!(
+                        "{resource}/{}",
+                        names.iter().cloned().collect::<Vec<_>>().join(",")
+                    )
+                };
+                for verb in strings(&rule["verbs"]) {
+                    out.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn triples(list: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)> {
+    list.iter()
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| (g.to_string(), r.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Host path → mount path of the plugin's hostPath volumes.
+fn host_paths(ds: &Value) -> BTreeMap<String, String> {
+    let spec = pod_spec(ds);
+    let mounts = container(ds, "plugin")["volumeMounts"].as_array().unwrap();
+    let mut out = BTreeMap::new();
+    for vol in spec["volumes"].as_array().unwrap() {
+        let Some(path) = vol["hostPath"]["path"].as_str() else {
+            continue;
+        };
+        let mount = mounts
+            .iter()
+            .find(|m| m["name"] == vol["name"])
+            .unwrap_or_else(|| panic!("hostPath volume {} is not mounted", vol["name"]));
+        out.insert(
+            path.to_owned(),
+            mount["mountPath"].as_str().unwrap().to_owned(),
+        );
+    }
+    out
+}
+
+#[test]
+fn every_values_file_renders_plugin_extender_policy_and_classes() {
+    let Some(renders) = renders("every_values_file_renders_plugin_extender_policy_and_classes")
+    else {
+        return;
+    };
+    for r in &renders {
+        assert!(r.plugin().is_some(), "{}: no plugin DaemonSet", r.name);
+        let extender = r
+            .extender()
+            .unwrap_or_else(|| panic!("{}: no extender", r.name));
+        r.get("Service", &format!("{RELEASE}-extender"));
+        r.get("ClusterRole", &format!("{RELEASE}-plugin"));
+        r.get("ClusterRole", &format!("{RELEASE}-extender"));
+        r.get(
+            "ValidatingAdmissionPolicy",
+            &format!("{RELEASE}-node-slices"),
+        );
+        r.get(
+            "ValidatingAdmissionPolicyBinding",
+            &format!("{RELEASE}-node-slices"),
+        );
+        assert_eq!(
+            r.of_kind("DeviceClass").count(),
+            4,
+            "{}: DeviceClasses",
+            r.name
+        );
+        for o in &r.objects {
+            let cluster_scoped = [
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "DeviceClass",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+            ]
+            .contains(&o["kind"].as_str().unwrap());
+            let ns = o["metadata"]["namespace"].as_str();
+            if cluster_scoped {
+                assert_eq!(
+                    ns, None,
+                    "{}: {} is cluster-scoped",
+                    r.name, o["metadata"]["name"]
+                );
+            } else {
+                assert!(
+                    ns.is_some(),
+                    "{}: {} {} has no namespace",
+                    r.name,
+                    o["kind"],
+                    o["metadata"]["name"]
+                );
+            }
+        }
+        if r.name == "default" {
+            assert_eq!(
+                extender["spec"]["replicas"], 2,
+                "default: 2 extender replicas"
+            );
+            r.get("PodDisruptionBudget", &format!("{RELEASE}-extender"));
+        }
+    }
+}
+
+#[test]
+fn rbac_is_exactly_least_privilege() {
+    let Some(renders) = renders("rbac_is_exactly_least_privilege") else {
+        return;
+    };
+    let plugin = triples(&[
+        (
+            "resource.k8s.io",
+            "resourceclaims",
+            &["get", "list", "watch"],
+        ),
+        ("", "nodes", &["get"]),
+        (
+            "resource.k8s.io",
+            "resourceslices",
+            &[
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ],
+        ),
+    ]);
+    let extender = triples(&[
+        ("", "nodes", &["get", "list", "watch"]),
+        ("", "pods", &["get", "list", "watch"]),
+        (
+            "resource.k8s.io",
+            "resourceslices",
+            &["get", "list", "watch"],
+        ),
+        (
+            "resource.k8s.io",
+            "resourceclaims",
+            &["get", "list", "watch"],
+        ),
+    ]);
+    for r in &renders {
+        assert_eq!(
+            grants(r.get("ClusterRole", &format!("{RELEASE}-plugin"))),
+            plugin,
+            "{}: plugin",
+            r.name
+        );
+        assert_eq!(
+            grants(r.get("ClusterRole", &format!("{RELEASE}-extender"))),
+            extender,
+            "{}: extender",
+            r.name
+        );
+        for kind in ["ClusterRole", "Role"] {
+            for role in r.of_kind(kind) {
+                for (g, res, v) in grants(role) {
+                    assert!(
+                        !(g == "*" || res.starts_with('*') || v == "*"),
+                        "{}: {kind} {} grants a wildcard ({g}, {res}, {v})",
+                        r.name,
+                        role["metadata"]["name"]
+                    );
+                }
+            }
+        }
+        for (component, sa) in [("plugin", "plugin"), ("extender", "extender")] {
+            let binding = r.get("ClusterRoleBinding", &format!("{RELEASE}-{component}"));
+            assert_eq!(binding["roleRef"]["name"], format!("{RELEASE}-{component}"));
+            assert_eq!(binding["subjects"][0]["name"], format!("{RELEASE}-{sa}"));
+            assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+        }
+        let plugin_sa = pod_spec(r.plugin().unwrap())["serviceAccountName"].clone();
+        let extender_sa = pod_spec(r.extender().unwrap())["serviceAccountName"].clone();
+        assert_eq!(plugin_sa, format!("{RELEASE}-plugin"), "{}", r.name);
+        assert_eq!(extender_sa, format!("{RELEASE}-extender"), "{}", r.name);
+    }
+}
+
+#[test]
+fn plugin_mounts_kubelet_dirs_cdi_and_dev_at_the_same_paths() {
+    let Some(renders) = renders("plugin_mounts_kubelet_dirs_cdi_and_dev_at_the_same_paths") else {
+        return;
+    };
+    for r in &renders {
+        let ds = r.plugin().unwrap();
+        let paths = host_paths(ds);
+        let mut required = vec![
+            "/var/lib/kubelet/plugins_registry".to_owned(),
+            format!("/var/lib/kubelet/plugins/{DRIVER}"),
+            "/var/run/cdi".to_owned(),
+        ];
+        if !r.is_fake() {
+            required.push("/dev".to_owned());
+        }
+        for path in &required {
+            let mount = paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{}: no hostPath {path}; has {paths:?}", r.name));
+            assert_eq!(
+                mount, path,
+                "{}: {path} must be mounted at the same path",
+                r.name
+            );
+        }
+        // Only the plugin touches the host.
+        for o in r.of_kind("Deployment") {
+            assert!(
+                !pod_spec(o)["volumes"]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|v| !v["hostPath"].is_null())),
+                "{}: Deployment {} mounts a hostPath",
+                r.name,
+                o["metadata"]["name"]
+            );
+        }
+        // The node name reaches the plugin from the downward API.
+        let env = container(ds, "plugin")["env"].as_array().unwrap();
+        let node = env
+            .iter()
+            .find(|e| e["name"] == "NODE_NAME")
+            .expect("NODE_NAME");
+        assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+        let selector = pod_spec(ds)["nodeSelector"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !selector.is_empty(),
+            "{}: plugin needs a node selector",
+            r.name
+        );
+        if r.is_fake() {
+            // Fake mode must not also demand the real-GPU label (Helm merges the maps).
+            assert_eq!(
+                Value::Object(selector),
+                serde_json::json!({"tessera.dev/fake-gpus": "true"}),
+                "{}: fake-GPU node selector",
+                r.name
+            );
+        }
+        assert!(
+            !pod_spec(ds)["priorityClassName"].is_null(),
+            "{}: plugin priority class",
+            r.name
+        );
+    }
+}
+
+#[test]
+fn plugin_is_privileged_and_extender_runs_as_non_root() {
+    let Some(renders) = renders("plugin_is_privileged_and_extender_runs_as_non_root") else {
+        return;
+    };
+    for r in &renders {
+        let plugin = &container(r.plugin().unwrap(), "plugin")["securityContext"];
+        assert_eq!(plugin["privileged"], true, "{}: plugin privileged", r.name);
+        assert_eq!(plugin["runAsUser"], 0, "{}: plugin runs as root", r.name);
+
+        let ext = r.extender().unwrap();
+        let pod = &pod_spec(ext)["securityContext"];
+        let c = &container(ext, "extender")["securityContext"];
+        assert_eq!(
+            pod["runAsNonRoot"], true,
+            "{}: extender runAsNonRoot",
+            r.name
+        );
+        assert!(
+            pod["runAsUser"].as_u64().is_some_and(|u| u > 0),
+            "{}: extender uid",
+            r.name
+        );
+        assert_eq!(c["allowPrivilegeEscalation"], false, "{}", r.name);
+        assert_eq!(c["readOnlyRootFilesystem"], true, "{}", r.name);
+        assert!(
+            c["privileged"].is_null() || c["privileged"] == false,
+            "{}",
+            r.name
+        );
+        assert_eq!(
+            strings(&c["capabilities"]["drop"]),
+            BTreeSet::from(["ALL".to_owned()])
+        );
+    }
+}
+
+#[test]
+fn plugin_surges_only_with_rolling_update_sockets() {
+    let Some(renders) = renders("plugin_surges_only_with_rolling_update_sockets") else {
+        return;
+    };
+    for r in &renders {
+        let ds = r.plugin().unwrap();
+        let rolling = &ds["spec"]["updateStrategy"]["rollingUpdate"];
+        let c = container(ds, "plugin");
+        let per_pod_sockets = args(c).iter().any(|a| a.starts_with("--pod-uid"));
+        if per_pod_sockets {
+            assert_eq!(rolling["maxSurge"], 1, "{}", r.name);
+            assert_eq!(rolling["maxUnavailable"], 0, "{}", r.name);
+            let env = c["env"].as_array().unwrap();
+            let uid = env
+                .iter()
+                .find(|e| e["name"] == "POD_UID")
+                .expect("POD_UID env");
+            assert_eq!(uid["valueFrom"]["fieldRef"]["fieldPath"], "metadata.uid");
+        } else {
+            assert_eq!(
+                rolling["maxSurge"], 0,
+                "{}: fixed sockets cannot surge",
+                r.name
+            );
+        }
+    }
+    assert!(
+        renders.iter().any(|r| r.name == "production"
+            && args(container(r.plugin().unwrap(), "plugin"))
+                .iter()
+                .any(|a| a.starts_with("--pod-uid"))),
+        "production values turn rolling-update sockets on"
+    );
+}
+
+#[test]
+fn device_classes_select_the_driver_and_the_device_type() {
+    let Some(renders) = renders("device_classes_select_the_driver_and_the_device_type") else {
+        return;
+    };
+    let expected = [
+        (DRIVER.to_owned(), "gpu"),
+        (format!("mig.{DRIVER}"), "mig"),
+        (format!("shared.{DRIVER}"), "shared"),
+        (format!("share.{DRIVER}"), "share"),
+    ];
+    for r in &renders {
+        for (name, ty) in &expected {
+            let class = r.get("DeviceClass", name);
+            assert_eq!(class["apiVersion"], "resource.k8s.io/v1");
+            let cel = class["spec"]["selectors"][0]["cel"]["expression"]
+                .as_str()
+                .unwrap();
+            let cel: String = cel.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(
+                cel,
+                format!(
+                    "device.driver == '{DRIVER}' && device.attributes['{DRIVER}'].type == '{ty}'"
+                ),
+                "{}: DeviceClass {name}",
+                r.name
+            );
+        }
+    }
+}
+
+#[test]
+fn node_slice_policy_binds_the_plugin_to_its_own_node() {
+    let Some(renders) = renders("node_slice_policy_binds_the_plugin_to_its_own_node") else {
+        return;
+    };
+    for r in &renders {
+        let name = format!("{RELEASE}-node-slices");
+        let policy = r.get("ValidatingAdmissionPolicy", &name);
+        let spec = &policy["spec"];
+        assert_eq!(spec["failurePolicy"], "Fail");
+        let rule = &spec["matchConstraints"]["resourceRules"][0];
+        assert_eq!(
+            strings(&rule["resources"]),
+            BTreeSet::from(["resourceslices".to_owned()])
+        );
+        assert_eq!(
+            strings(&rule["operations"]),
+            ["CREATE", "DELETE", "UPDATE"].map(String::from).into()
+        );
+        let condition = spec["matchConditions"][0]["expression"].as_str().unwrap();
+        assert!(
+            condition.contains(&format!(
+                "system:serviceaccount:{NAMESPACE}:{RELEASE}-plugin"
+            )),
+            "{}: the policy must match the plugin's service account: {condition}",
+            r.name
+        );
+        let text = spec.to_string();
+        assert!(
+            text.contains("authentication.kubernetes.io/node-name"),
+            "{}",
+            r.name
+        );
+        assert!(text.contains("spec.?nodeName"), "{}", r.name);
+        let binding = r.get("ValidatingAdmissionPolicyBinding", &name);
+        assert_eq!(binding["spec"]["policyName"], name);
+        assert_eq!(
+            strings(&binding["spec"]["validationActions"]),
+            BTreeSet::from(["Deny".to_owned()])
+        );
+    }
+}
+
+#[test]
+fn scheduler_config_calls_the_extender_service() {
+    let Some(renders) = renders("scheduler_config_calls_the_extender_service") else {
+        return;
+    };
+    let mut seen = 0;
+    for r in &renders {
+        let Some(cm) = r.find("ConfigMap", &format!("{RELEASE}-scheduler")) else {
+            continue;
+        };
+        seen += 1;
+        let config: Value =
+            serde_saphyr::from_str(cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(config["apiVersion"], "kubescheduler.config.k8s.io/v1");
+        let ext = &config["extenders"][0];
+        let url = ext["urlPrefix"].as_str().unwrap();
+        let service = r.get("Service", &format!("{RELEASE}-extender"));
+        let port = &service["spec"]["ports"][0]["port"];
+        assert!(
+            url.contains(&format!("//{RELEASE}-extender.{NAMESPACE}.svc:{port}")),
+            "{}: urlPrefix {url} does not name the Service",
+            r.name
+        );
+        let prefix = args(container(r.extender().unwrap(), "extender"))
+            .into_iter()
+            .find_map(|a| a.strip_prefix("--url-prefix=").map(str::to_owned))
+            .unwrap();
+        assert!(
+            url.ends_with(prefix.trim_end_matches('/')),
+            "{}: {url} vs prefix {prefix}",
+            r.name
+        );
+        assert_eq!(ext["filterVerb"], "filter");
+        assert_eq!(ext["prioritizeVerb"], "prioritize");
+        assert!(ext["weight"].as_i64().is_some_and(|w| w > 0));
+        assert_eq!(ext["nodeCacheCapable"], true);
+        assert!(
+            ext["managedResources"].is_null(),
+            "DRA pods carry no extended resource"
+        );
+    }
+    assert!(seen > 0, "no values file enables the second scheduler");
+}
+
+#[test]
+fn rendered_fake_inventory_and_prices_load_with_tessera_own_readers() {
+    let Some(renders) = renders("rendered_fake_inventory_and_prices_load_with_tessera_own_readers")
+    else {
+        return;
+    };
+    for r in &renders {
+        if let Some(cm) = r.find("ConfigMap", &format!("{RELEASE}-fake-inventory")) {
+            let text = cm["data"]["inventory.yaml"].as_str().unwrap();
+            let inv: tessera::model::Inventory = serde_saphyr::from_str(text)
+                .unwrap_or_else(|e| panic!("{}: fake inventory does not parse: {e}", r.name));
+            assert!(!inv.gpus.is_empty());
+        }
+        if let Some(cm) = r.find("ConfigMap", &format!("{RELEASE}-prices")) {
+            let text = cm["data"]["prices.csv"].as_str().unwrap();
+            tessera::market::PriceCatalog::from_csv_reader(text.as_bytes(), "prices.csv")
+                .unwrap_or_else(|e| panic!("{}: price overrides do not load: {e}", r.name));
+        }
+    }
+}
+
+/// The flags each subcommand's container passes, per values file.
+fn container_flags(r: &Render, subcommand: &str) -> BTreeSet<String> {
+    let workload = match subcommand {
+        "plugin" => r.plugin(),
+        _ => r.extender(),
+    };
+    let Some(workload) = workload else {
+        return BTreeSet::new();
+    };
+    let args = args(container(workload, subcommand));
+    assert_eq!(
+        args.first().map(String::as_str),
+        Some(subcommand),
+        "{}: first arg",
+        r.name
+    );
+    args[1..]
+        .iter()
+        .map(|a| {
+            assert!(
+                a.starts_with("--"),
+                "{}: {subcommand} arg {a:?} is not a --flag",
+                r.name
+            );
+            a.split('=').next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn container_args_are_flags_the_binary_knows_and_reach_every_flag() {
+    let Some(renders) = renders("container_args_are_flags_the_binary_knows_and_reach_every_flag")
+    else {
+        return;
+    };
+    let mut problems = Vec::new();
+    for subcommand in ["plugin", "extender"] {
+        let known = match help::flags_of(subcommand) {
+            Ok(flags) => flags,
+            Err(e) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        let mut reached = BTreeSet::new();
+        for r in &renders {
+            for flag in container_flags(r, subcommand) {
+                if !known.contains(&flag) {
+                    problems.push(format!(
+                        "{}: `tessera {subcommand}` has no flag {flag}",
+                        r.name
+                    ));
+                }
+                reached.insert(flag);
+            }
+        }
+        for flag in known.difference(&reached) {
+            if !["--help", "--version"].contains(&flag.as_str()) {
+                problems.push(format!(
+                    "`tessera {subcommand} {flag}` is not reachable from any values file in ci/"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn rendered_objects_match_the_kubernetes_api_types() {
+    let Some(renders) = renders("rendered_objects_match_the_kubernetes_api_types") else {
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for r in &renders {
+        for o in &r.objects {
+            match kube_types::check(o) {
+                Ok(true) => checked += 1,
+                Ok(false) => assert!(
+                    o["apiVersion"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("monitoring.coreos.com/"),
+                    "{}: no type check for {} {}",
+                    r.name,
+                    o["apiVersion"],
+                    o["kind"]
+                ),
+                Err(e) => problems.push(format!(
+                    "{}: {} {}: {e}",
+                    r.name, o["kind"], o["metadata"]["name"]
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked > 40, "only {checked} objects checked");
+}

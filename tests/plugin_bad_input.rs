@@ -1,0 +1,306 @@
+//! Bad input over the kubelet's socket: each bad claim gets a clear error in its own
+//! response entry, good claims in the same call still succeed, nothing is left behind, and
+//! the error is counted by kind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod plugin_support;
+
+use plugin_support::{DRIVER, MockApiServer, NODE, RunningPlugin, TestNode};
+use serde_json::json;
+use tessera::plugin::proto::dra_v1 as v1;
+use tessera::prepare::ClaimBuilder;
+use tonic::Code;
+
+fn claim(name: &str, uid: &str) -> v1::Claim {
+    v1::Claim {
+        namespace: "default".to_owned(),
+        name: name.to_owned(),
+        uid: uid.to_owned(),
+    }
+}
+
+async fn prepare(
+    plugin: &RunningPlugin,
+    claims: Vec<v1::Claim>,
+) -> v1::NodePrepareResourcesResponse {
+    plugin
+        .v1()
+        .await
+        .node_prepare_resources(v1::NodePrepareResourcesRequest { claims })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_claim_gets_its_own_clear_error_and_good_ones_still_prepare() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(2);
+    api.insert(
+        ClaimBuilder::new("default", "good", "uid-good")
+            .device("gpu", DRIVER, NODE, "gpu-0")
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "replaced", "uid-new")
+            .device("gpu", DRIVER, NODE, "gpu-0")
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "pending", "uid-pending")
+            .unallocated()
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "nic", "uid-nic")
+            .device("net", "net.example.com", NODE, "eth0")
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "ghost", "uid-ghost")
+            .device("gpu", DRIVER, NODE, "gpu-9")
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "config", "uid-config")
+            .device("gpu", DRIVER, NODE, "gpu-1-mig-1g10gb-0")
+            .config(
+                "FromClaim",
+                DRIVER,
+                &["gpu"],
+                json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "GpuConfig",
+                       "sharing": {"strategy": "TimeSlicing", "interval": "Long", "priority": 9}}),
+            )
+            .build(),
+    );
+    let plugin = node.start(&api, None).await;
+    let response = prepare(
+        &plugin,
+        vec![
+            claim("good", "uid-good"),
+            claim("missing", "uid-missing"),
+            claim("replaced", "uid-old"),
+            claim("pending", "uid-pending"),
+            claim("nic", "uid-nic"),
+            claim("ghost", "uid-ghost"),
+            claim("config", "uid-config"),
+        ],
+    )
+    .await;
+    assert_eq!(response.claims.len(), 7, "every claim has an entry");
+    assert_eq!(response.claims["uid-good"].error, "");
+    assert_eq!(response.claims["uid-good"].devices.len(), 1);
+
+    for (uid, expected) in [
+        ("uid-missing", "claim default/missing not found"),
+        (
+            "uid-old",
+            "claim default/replaced got replaced: the kubelet asked for UID uid-old, the API server has uid-new",
+        ),
+        ("uid-pending", "claim default/pending is not allocated"),
+        (
+            "uid-nic",
+            "claim has no devices allocated by driver gpu.tessera.dev (results are for: net.example.com)",
+        ),
+        ("uid-ghost", "unknown device gpu-9: this node has no GPU 9"),
+        (
+            "uid-config",
+            "invalid config for request gpu: unknown field `priority`",
+        ),
+    ] {
+        let entry = &response.claims[uid];
+        assert!(
+            entry.error.starts_with(expected),
+            "{uid}: {:?}",
+            entry.error
+        );
+        assert!(entry.devices.is_empty());
+    }
+
+    // Nothing of the failed claims was recorded, created or described.
+    let claims = node.checkpoint()["data"]["claims"].clone();
+    assert_eq!(
+        claims.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["uid-good"]
+    );
+    assert!(node.control.snapshot().values().all(|g| g.mig.is_empty()));
+    let specs: Vec<_> = std::fs::read_dir(&node.cdi_dir).unwrap().collect();
+    assert_eq!(specs.len(), 1);
+
+    let metrics = plugin.metrics();
+    for kind in [
+        "claim_not_found",
+        "uid_mismatch",
+        "not_allocated",
+        "wrong_driver",
+        "unknown_device",
+        "invalid_config",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "tessera_plugin_errors_total{{operation=\"prepare\",kind=\"{kind}\"}} 1"
+            )),
+            "{kind}: {metrics}"
+        );
+    }
+    plugin.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_prepared_for_another_claim_is_refused_naming_that_claim() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(2);
+    api.insert(
+        ClaimBuilder::new("default", "a", "uid-a")
+            .device("gpu", DRIVER, NODE, "gpu-1-mig-2g20gb-0")
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "b", "uid-b")
+            .device("gpu", DRIVER, NODE, "gpu-1-mig-1g10gb-1")
+            .build(),
+    );
+    let plugin = node.start(&api, None).await;
+    assert_eq!(
+        prepare(&plugin, vec![claim("a", "uid-a")]).await.claims["uid-a"].error,
+        ""
+    );
+    let refused = prepare(&plugin, vec![claim("b", "uid-b")]).await;
+    assert_eq!(
+        refused.claims["uid-b"].error,
+        "device gpu-1-mig-1g10gb-1 is already prepared for claim default/a (uid-a) through overlapping device gpu-1-mig-2g20gb-0"
+    );
+    assert_eq!(
+        node.control.snapshot()[&node.inventory.gpus[1].uuid]
+            .mig
+            .len(),
+        1
+    );
+    plugin.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_or_foreign_checkpoint_fails_each_claim_and_is_left_alone() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(1);
+    api.insert(
+        ClaimBuilder::new("default", "c", "uid-c")
+            .device("gpu", DRIVER, NODE, "gpu-0")
+            .build(),
+    );
+    std::fs::create_dir_all(&node.plugin_dir).unwrap();
+    std::fs::write(
+        node.checkpoint_path(),
+        b"{\"version\":1,\"checksum\":12,\"data\":{\"claims\":{}}}",
+    )
+    .unwrap();
+    let plugin = node.start(&api, None).await;
+    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    let error = &response.claims["uid-c"].error;
+    assert!(error.contains("is corrupt (checksum mismatch"), "{error}");
+    assert!(error.contains("left untouched"), "{error}");
+    let unprepare = plugin
+        .v1()
+        .await
+        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
+            claims: vec![claim("c", "uid-c")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        unprepare.claims["uid-c"].error.contains("corrupt"),
+        "{unprepare:?}"
+    );
+
+    std::fs::write(
+        node.checkpoint_path(),
+        b"{\"version\":9,\"checksum\":0,\"data\":{}}",
+    )
+    .unwrap();
+    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    assert!(
+        response.claims["uid-c"]
+            .error
+            .contains("has version 9, this build reads version 1"),
+        "{response:?}"
+    );
+    assert_eq!(
+        std::fs::read(node.checkpoint_path()).unwrap(),
+        b"{\"version\":9,\"checksum\":0,\"data\":{}}"
+    );
+    assert!(!node.cdi_spec_path("uid-c").exists());
+    plugin.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdi_dir_that_cannot_be_written_fails_the_claim_and_undoes_the_mig_instance() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(2);
+    api.insert(
+        ClaimBuilder::new("default", "c", "uid-c")
+            .device("gpu", DRIVER, NODE, "gpu-1-mig-1g10gb-0")
+            .build(),
+    );
+    let plugin = node.start(&api, None).await;
+    // Replace the CDI directory by a file: not writable even for root.
+    std::fs::remove_dir(&node.cdi_dir).unwrap();
+    std::fs::write(&node.cdi_dir, b"").unwrap();
+    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    let error = &response.claims["uid-c"].error;
+    assert!(
+        error.starts_with(&format!(
+            "CDI spec {}",
+            node.cdi_spec_path("uid-c").display()
+        )),
+        "{error}"
+    );
+    assert!(
+        node.control.snapshot()[&node.inventory.gpus[1].uuid]
+            .mig
+            .is_empty()
+    );
+    assert_eq!(node.checkpoint()["data"]["claims"], json!({}));
+    assert!(plugin.metrics().contains("kind=\"cdi\"} 1"));
+    plugin.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_refused_as_a_whole() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(1);
+    let plugin = node.start(&api, None).await;
+    let mut client = plugin.v1().await;
+    let no_uid = client
+        .node_prepare_resources(v1::NodePrepareResourcesRequest {
+            claims: vec![claim("c", "")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_uid.code(), Code::InvalidArgument);
+    assert!(no_uid.message().contains("no UID"), "{no_uid:?}");
+
+    let many: Vec<_> = (0..257).map(|i| claim("c", &format!("uid-{i}"))).collect();
+    let too_many = client
+        .node_prepare_resources(v1::NodePrepareResourcesRequest { claims: many })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    assert_eq!(
+        api.requests(),
+        0,
+        "nothing was fetched for a refused request"
+    );
+
+    // A UID that would escape the CDI directory is that claim's error, before any fetch.
+    let escape = prepare(&plugin, vec![claim("c", "../../etc/x")]).await;
+    assert!(
+        escape.claims["../../etc/x"]
+            .error
+            .contains("characters other than"),
+        "{escape:?}"
+    );
+    assert_eq!(api.requests(), 0);
+    plugin.stop().await.unwrap();
+}
