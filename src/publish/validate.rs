@@ -453,25 +453,33 @@ fn check_consumptions(at: &mut At<'_>, path: &str, device: &Device) {
                 format!("duplicate counter set {:?}", c.counter_set),
             );
         }
-        if c.counters.is_empty() || c.counters.len() > MAX_COUNTERS_PER_CONSUMPTION {
+        check_counters(at, &p, &c.counters, MAX_COUNTERS_PER_CONSUMPTION);
+    }
+}
+
+/// A counter map (of a counter set or of a device's consumption): 1 to `max` counters, DNS
+/// label names, quantity values.
+fn check_counters(
+    at: &mut At<'_>,
+    p: &str,
+    counters: &std::collections::BTreeMap<String, k8s_openapi::api::resource::v1::Counter>,
+    max: usize,
+) {
+    if counters.is_empty() || counters.len() > max {
+        at.fail(
+            format!("{p}.counters"),
+            format!("has {}, 1 to {max} allowed", counters.len()),
+        );
+    }
+    for (name, counter) in counters {
+        if !is_dns_label(name) {
             at.fail(
-                format!("{p}.counters"),
-                format!(
-                    "has {}, 1 to {MAX_COUNTERS_PER_CONSUMPTION} allowed",
-                    c.counters.len()
-                ),
+                format!("{p}.counters[{name}]"),
+                "counter names must be DNS labels",
             );
         }
-        for (name, counter) in &c.counters {
-            if !is_dns_label(name) {
-                at.fail(
-                    format!("{p}.counters[{name}]"),
-                    "counter names must be DNS labels",
-                );
-            }
-            if quantity::nanos(&counter.value.0).is_none() {
-                at.fail(format!("{p}.counters[{name}]"), "value is not a quantity");
-            }
+        if quantity::nanos(&counter.value.0).is_none() {
+            at.fail(format!("{p}.counters[{name}]"), "value is not a quantity");
         }
     }
 }
@@ -501,26 +509,7 @@ fn check_counter_sets(at: &mut At<'_>, spec: &ResourceSliceSpec) {
                 format!("duplicate counter set {:?}", set.name),
             );
         }
-        if set.counters.is_empty() || set.counters.len() > MAX_COUNTERS_PER_SET {
-            at.fail(
-                format!("{p}.counters"),
-                format!(
-                    "has {}, 1 to {MAX_COUNTERS_PER_SET} allowed",
-                    set.counters.len()
-                ),
-            );
-        }
-        for (name, counter) in &set.counters {
-            if !is_dns_label(name) {
-                at.fail(
-                    format!("{p}.counters[{name}]"),
-                    "counter names must be DNS labels",
-                );
-            }
-            if quantity::nanos(&counter.value.0).is_none() {
-                at.fail(format!("{p}.counters[{name}]"), "value is not a quantity");
-            }
-        }
+        check_counters(at, &p, &set.counters, MAX_COUNTERS_PER_SET);
     }
 }
 
