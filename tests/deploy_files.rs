@@ -140,10 +140,10 @@ fn claim_templates_use_chart_classes_cheapest_first_within_limits() {
                     "{file}: parameters too large"
                 );
                 assert_eq!(p["apiVersion"], "gpu.tessera.dev/v1alpha1", "{file}");
-                assert_eq!(p["kind"], "GpuSharingConfig", "{file}");
+                assert_eq!(p["kind"], "GpuConfig", "{file}");
                 match p["sharing"]["strategy"].as_str() {
                     Some("MPS") => {
-                        let pct = p["sharing"]["mps"]["activeThreadPercentage"]
+                        let pct = p["sharing"]["activeThreadPercentage"]
                             .as_u64()
                             .unwrap();
                         assert!(
@@ -151,12 +151,12 @@ fn claim_templates_use_chart_classes_cheapest_first_within_limits() {
                             "{file}: activeThreadPercentage {pct}"
                         );
                         assert!(
-                            p["sharing"]["mps"]["pinnedMemoryLimit"].is_string(),
+                            p["sharing"]["pinnedMemoryLimit"].is_string(),
                             "{file}"
                         );
                     }
                     Some("TimeSlicing") => {
-                        let interval = p["sharing"]["timeSlicing"]["interval"].as_str().unwrap();
+                        let interval = p["sharing"]["interval"].as_str().unwrap();
                         assert!(
                             ["Default", "Short", "Medium", "Long"].contains(&interval),
                             "{file}"
