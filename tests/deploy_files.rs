@@ -143,17 +143,12 @@ fn claim_templates_use_chart_classes_cheapest_first_within_limits() {
                 assert_eq!(p["kind"], "GpuConfig", "{file}");
                 match p["sharing"]["strategy"].as_str() {
                     Some("MPS") => {
-                        let pct = p["sharing"]["activeThreadPercentage"]
-                            .as_u64()
-                            .unwrap();
+                        let pct = p["sharing"]["activeThreadPercentage"].as_u64().unwrap();
                         assert!(
                             (1..=100).contains(&pct),
                             "{file}: activeThreadPercentage {pct}"
                         );
-                        assert!(
-                            p["sharing"]["pinnedMemoryLimit"].is_string(),
-                            "{file}"
-                        );
+                        assert!(p["sharing"]["pinnedMemoryLimit"].is_string(), "{file}");
                     }
                     Some("TimeSlicing") => {
                         let interval = p["sharing"]["interval"].as_str().unwrap();
