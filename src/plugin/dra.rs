@@ -86,6 +86,25 @@ where
         .collect()
 }
 
+/// Per-claim answers in one wire version's types: `device` translates each prepared device,
+/// `entry` builds the claim's entry from its devices and error message (empty on success).
+fn answers_by_uid<D, E>(
+    answers: HashMap<String, ClaimAnswer>,
+    device: impl Fn(PreparedDevice) -> D,
+    entry: impl Fn(Vec<D>, String) -> E,
+) -> HashMap<String, E> {
+    answers
+        .into_iter()
+        .map(|(uid, answer)| {
+            let answer = match answer {
+                Ok(devices) => entry(devices.into_iter().map(&device).collect(), String::new()),
+                Err(error) => entry(Vec::new(), error),
+            };
+            (uid, answer)
+        })
+        .collect()
+}
+
 // === impl DraV1 ===
 
 /// `k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin`.
@@ -103,32 +122,17 @@ impl v1::dra_plugin_server::DraPlugin for DraV1 {
             claims.into_iter().map(|c| (c.namespace, c.name, c.uid)),
             count,
         )?;
-        let answers = self.0.prepare(refs).await;
-        let claims = answers
-            .into_iter()
-            .map(|(uid, answer)| {
-                let entry = match answer {
-                    Ok(devices) => v1::NodePrepareResourceResponse {
-                        devices: devices
-                            .into_iter()
-                            .map(|d| v1::Device {
-                                request_names: d.request_names,
-                                pool_name: d.pool,
-                                device_name: d.device,
-                                cdi_device_ids: d.cdi_device_ids,
-                                share_id: d.share_id,
-                            })
-                            .collect(),
-                        error: String::new(),
-                    },
-                    Err(error) => v1::NodePrepareResourceResponse {
-                        devices: Vec::new(),
-                        error,
-                    },
-                };
-                (uid, entry)
-            })
-            .collect();
+        let claims = answers_by_uid(
+            self.0.prepare(refs).await,
+            |d| v1::Device {
+                request_names: d.request_names,
+                pool_name: d.pool,
+                device_name: d.device,
+                cdi_device_ids: d.cdi_device_ids,
+                share_id: d.share_id,
+            },
+            |devices, error| v1::NodePrepareResourceResponse { devices, error },
+        );
         Ok(Response::new(v1::NodePrepareResourcesResponse { claims }))
     }
 
@@ -170,31 +174,16 @@ impl v1beta1::dra_plugin_server::DraPlugin for DraV1beta1 {
             claims.into_iter().map(|c| (c.namespace, c.name, c.uid)),
             count,
         )?;
-        let answers = self.0.prepare(refs).await;
-        let claims = answers
-            .into_iter()
-            .map(|(uid, answer)| {
-                let entry = match answer {
-                    Ok(devices) => v1beta1::NodePrepareResourceResponse {
-                        devices: devices
-                            .into_iter()
-                            .map(|d| v1beta1::Device {
-                                request_names: d.request_names,
-                                pool_name: d.pool,
-                                device_name: d.device,
-                                cdi_device_ids: d.cdi_device_ids,
-                            })
-                            .collect(),
-                        error: String::new(),
-                    },
-                    Err(error) => v1beta1::NodePrepareResourceResponse {
-                        devices: Vec::new(),
-                        error,
-                    },
-                };
-                (uid, entry)
-            })
-            .collect();
+        let claims = answers_by_uid(
+            self.0.prepare(refs).await,
+            |d| v1beta1::Device {
+                request_names: d.request_names,
+                pool_name: d.pool,
+                device_name: d.device,
+                cdi_device_ids: d.cdi_device_ids,
+            },
+            |devices, error| v1beta1::NodePrepareResourceResponse { devices, error },
+        );
         Ok(Response::new(v1beta1::NodePrepareResourcesResponse {
             claims,
         }))
