@@ -9,14 +9,20 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+
+use foldhash::fast::{FixedState, RandomState};
+
+/// One shard. foldhash rather than SipHash: a scheduling request looks up hundreds of node
+/// names, and SipHash was a twentieth of its time. The keys (object names) come from the API
+/// server, not from anonymous clients, and the per-map seed is still random.
+type Shard<K, V> = HashMap<K, V, RandomState>;
 
 /// A persistent map from `K` to `V` (`V` is normally an `Arc`, so shard copies are cheap).
 #[derive(Debug)]
 pub struct CowMap<K, V> {
-    shards: Arc<Vec<Arc<HashMap<K, V>>>>,
+    shards: Arc<Vec<Arc<Shard<K, V>>>>,
     /// `shards.len() - 1`; the shard count is a power of two.
     mask: usize,
     len: usize,
@@ -39,7 +45,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     pub fn with_shards(shards: usize) -> Self {
         let count = shards.max(1).next_power_of_two();
         CowMap {
-            shards: Arc::new((0..count).map(|_| Arc::new(HashMap::new())).collect()),
+            shards: Arc::new((0..count).map(|_| Arc::new(Shard::default())).collect()),
             mask: count - 1,
             len: 0,
         }
@@ -116,17 +122,15 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         self.iter().map(|(_, v)| v)
     }
 
-    fn shard_mut(&mut self, shard: usize) -> &mut HashMap<K, V> {
+    fn shard_mut(&mut self, shard: usize) -> &mut Shard<K, V> {
         Arc::make_mut(&mut Arc::make_mut(&mut self.shards)[shard])
     }
 
     fn shard_of<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
-        // A fixed-key hasher: shard choice only has to be stable within this process. The
-        // shard maps themselves use randomly keyed hashers.
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
+        // A fixed-seed hasher: shard choice only has to be stable within this process. The
+        // shard maps themselves use randomly seeded hashers.
         // Truncation is intended: only the low bits pick the shard.
-        (hasher.finish() as usize) & self.mask
+        (FixedState::default().hash_one(key) as usize) & self.mask
     }
 }
 

@@ -389,7 +389,7 @@ fn replica_fraction(node: &NodeView) -> Option<f64> {
 /// when it reaches [`MAX_MEMO_ENTRIES`].
 pub struct MemoScoring {
     scoring: Scoring,
-    memo: DashMap<MemoKey, MemoEntry>,
+    memo: DashMap<MemoKey, MemoEntry, foldhash::fast::RandomState>,
 }
 
 /// Remembered scores at most; about 13 pod shapes on each of 5,000 nodes.
@@ -417,7 +417,7 @@ impl MemoScoring {
     pub fn new(scoring: Scoring) -> Self {
         MemoScoring {
             scoring,
-            memo: DashMap::new(),
+            memo: DashMap::default(),
         }
     }
 

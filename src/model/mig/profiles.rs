@@ -82,7 +82,7 @@ impl Placement {
 }
 
 /// One GPU-instance profile of one product, as listed in the MIG User Guide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Eq, Serialize)]
 pub struct MigProfile {
     /// Short profile name as NVML reports it without the `MIG ` prefix, e.g. `1g.10gb+me`.
     pub name: &'static str,
@@ -106,6 +106,26 @@ pub struct MigProfile {
     pub media_extensions: bool,
     /// Every valid placement, in the order `-lgipp` lists the starts.
     pub placements: &'static [Placement],
+}
+
+/// Field by field, as a derive would, but first by address: profiles are entries of the
+/// static tables, so equal ones are usually the same entry, and the partition fit compares
+/// them (inside GPU states) for every GPU of every node it scores.
+impl PartialEq for MigProfile {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+            || (self.compute_slices == other.compute_slices
+                && self.memory_slices == other.memory_slices
+                && self.media_extensions == other.media_extensions
+                && self.max_count == other.max_count
+                && self.memory_gb == other.memory_gb
+                && self.memory_mib == other.memory_mib
+                && self.id == other.id
+                && self.copy_engines == other.copy_engines
+                && self.decoders == other.decoders
+                && self.name == other.name
+                && self.placements == other.placements)
+    }
 }
 
 impl MigProfile {

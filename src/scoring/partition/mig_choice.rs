@@ -6,6 +6,8 @@
 //! clarity, not for that volume. A property test (`props.rs`) holds the two to the same
 //! answers: every fit is applied through [`MigLayout::place`].
 
+use std::sync::OnceLock;
+
 use crate::model::MILLI_PER_GPU;
 use crate::model::mig::{GpuProduct, MigLayout, MigProfile, Placement, profiles};
 use crate::model::partition::{GpuPartitioning, Partition, PartitionDemand, PartitionGpu};
@@ -54,7 +56,7 @@ impl Occupancy {
             occ.media_taken |= inst.profile.media_extensions;
             if let Some(slot) = rows
                 .iter()
-                .position(|r| r.name == inst.profile.name)
+                .position(|r| std::ptr::eq(r, inst.profile) || r.name == inst.profile.name)
                 .and_then(|i| occ.counts.get_mut(i))
             {
                 *slot = slot.saturating_add(1);
@@ -145,7 +147,22 @@ fn loss(
 }
 
 /// Indices of the plain profiles of `product`, largest first.
+///
+/// Computed once per product: the fit asks for it twice per candidate placement, and a
+/// request can weigh thousands of candidates.
 fn by_size(product: GpuProduct) -> impl Iterator<Item = usize> {
+    static ORDERS: OnceLock<Vec<Vec<usize>>> = OnceLock::new();
+    let orders = ORDERS.get_or_init(|| GpuProduct::ALL.iter().map(|p| size_order(*p)).collect());
+    GpuProduct::ALL
+        .iter()
+        .position(|p| *p == product)
+        .and_then(|i| orders.get(i))
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .copied()
+}
+
+fn size_order(product: GpuProduct) -> Vec<usize> {
     let rows = profiles(product);
     let mut order: Vec<usize> = (0..rows.len())
         .filter(|i| rows.get(*i).is_some_and(|r| !r.media_extensions))
@@ -154,7 +171,7 @@ fn by_size(product: GpuProduct) -> impl Iterator<Item = usize> {
         rows.get(*i)
             .map(|r| std::cmp::Reverse((r.compute_slices, r.memory_slices)))
     });
-    order.into_iter()
+    order
 }
 
 /// Size of a profile as fractions of its GPU over [`DENOM`]: memory, then compute; a `+me`
