@@ -117,6 +117,8 @@ pub struct Decider<S, P> {
     classes: DeviceClasses,
     catalog: Arc<PriceCatalog>,
     advisor: Arc<SpotAdvisor>,
+    /// Request size from which prioritize scores on the rayon pool.
+    parallel_from: usize,
 }
 
 /// What is known of one request node.
@@ -153,7 +155,15 @@ where
             classes,
             catalog,
             advisor,
+            parallel_from: PARALLEL_MIN_NODES,
         }
+    }
+
+    /// Score requests of at least `nodes` nodes on the rayon pool (default 256); the answer
+    /// is the same either way, only the time differs.
+    pub fn with_parallel_from(mut self, nodes: usize) -> Self {
+        self.parallel_from = nodes.max(1);
+        self
     }
 
     /// The DeviceClasses claims are read against.
@@ -345,7 +355,7 @@ where
             }
             (evaluated, unknown)
         };
-        if nodes.len() < PARALLEL_MIN_NODES {
+        if nodes.len() < self.parallel_from {
             return chunk(0, nodes);
         }
         let parts: Vec<(Vec<(usize, f64)>, usize)> = nodes
