@@ -317,7 +317,7 @@ where
                 Some(v) => format!("intolerant (unrecognized value {v:?})"),
                 None => inputs.policy.tolerance.to_string(),
             },
-            max_hourly_cost: format!("{:?}", inputs.policy.max_hourly_cost),
+            max_hourly_cost: inputs.policy.max_hourly_cost.to_string(),
             demand: inputs.demand,
             outcome: outcome.metric_label(),
             total_nodes: names.len(),
@@ -482,7 +482,7 @@ fn market_summary(
 ) -> String {
     match market {
         Ok(m) => format!(
-            "{}, {:.4} $/h for {} GPUs ({:?}), interruption probability {:.3e}/h",
+            "{}, {:.4} $/h for {} GPUs ({}), interruption probability {:.3e}/h",
             m.capacity, m.hourly_price_usd, m.gpus, m.source, m.hourly_interruption_probability
         ),
         Err(e) => format!(

@@ -31,6 +31,17 @@ pub enum MaxHourlyCost {
     Invalid(String),
 }
 
+/// As `/explain` shows it: `unlimited`, `3.0000 $/h`, or `invalid: "<value>"`.
+impl std::fmt::Display for MaxHourlyCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxHourlyCost::Unlimited => f.write_str("unlimited"),
+            MaxHourlyCost::Usd(usd) => write!(f, "{usd:.4} $/h"),
+            MaxHourlyCost::Invalid(value) => write!(f, "invalid: {value:?}"),
+        }
+    }
+}
+
 /// The placement annotations of a pod.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodPolicy {

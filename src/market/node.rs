@@ -35,6 +35,26 @@ pub enum PriceSource {
     Fallback,
 }
 
+impl PriceSource {
+    /// A stable, human-readable name (in `/explain` and logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceSource::Annotation => "node annotation",
+            PriceSource::CatalogOnDemand => "catalog on-demand",
+            PriceSource::CatalogSpot => "catalog spot",
+            PriceSource::SpotAdvisorEstimate => "spot advisor estimate",
+            PriceSource::CatalogOnDemandForSpot => "catalog on-demand, spot price unknown",
+            PriceSource::Fallback => "fallback price",
+        }
+    }
+}
+
+impl std::fmt::Display for PriceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a node's interruption probability came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RiskSource {

@@ -134,3 +134,20 @@ fn classic_gpu_requests_follow_effective_request_rules() {
         assert_eq!(pod_demand(&p, |_| None).unreadable.len(), 1, "{bad}");
     }
 }
+
+#[test]
+fn max_hourly_cost_reads_back_as_explain_shows_it() {
+    let read = |v: &str| {
+        PodPolicy::from_annotations(&annotations(&[(MAX_HOURLY_COST_ANNOTATION, v)]))
+            .max_hourly_cost
+            .to_string()
+    };
+    assert_eq!(read("2.5"), "2.5000 $/h");
+    assert_eq!(read("$3"), "invalid: \"$3\"");
+    assert_eq!(
+        PodPolicy::from_annotations(&BTreeMap::new())
+            .max_hourly_cost
+            .to_string(),
+        "unlimited"
+    );
+}
