@@ -18,13 +18,17 @@ use crate::market::{
     CapacityType, FALLBACK_USD_PER_GPU_HOUR, NodeMarket, PriceSource, RiskSource, capacity_type,
     node_market,
 };
-use crate::model::partition::PartitionGpu;
+use crate::model::NodeState;
+use crate::model::partition::{PartitionGpu, milli_view};
 
 mod partition;
 
 /// Most slices of our driver read per node; far above what a node publishes (one counters
 /// slice and a devices slice per four GPUs).
 pub const MAX_SLICES_PER_NODE: usize = 1024;
+/// CPU and host memory in [`NodeView::milli`]: the cache does not track them, so scoring
+/// sees them as never the limit.
+pub const UNTRACKED: u64 = u64::MAX / 4;
 
 /// Where a device sits in a [`NodeView`]: its slice in [`NodeView::slices`] and its index in
 /// that slice's devices.
@@ -147,6 +151,10 @@ pub struct NodeView {
     /// map to states is documented in `src/cluster/view/partition.rs`). `fit`'s assignment
     /// indexes point here; [`NodeView::gpu_of_partition`] maps them back.
     pub partitions: Box<[PartitionGpu]>,
+    /// The same GPUs in the simulator's milli-GPU terms, for the fragmentation measure (CPU
+    /// and host memory [`UNTRACKED`]). Built with the view: a scheduling request would
+    /// otherwise rebuild it for every node it scores.
+    pub milli: NodeState,
     /// Allocated devices and shares, sorted by device, then claim, then result.
     pub allocations: Box<[Allocation]>,
     /// Use of every counter set, in slice order.
@@ -349,11 +357,13 @@ pub fn assemble<'a>(
         slices: slices.into(),
         gpus,
         partitions: Box::default(),
+        milli: milli_view(&[], UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED),
         allocations: allocations.into(),
         counters,
         classic,
     };
     let (partitions, index) = partition::partition_gpus(&view);
+    view.milli = milli_view(&partitions, UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED);
     view.partitions = partitions.into();
     for (gpu, i) in view.gpus.iter_mut().zip(index) {
         gpu.partition = i;

@@ -17,7 +17,7 @@ use super::claim::{ClaimRequests, alternative_from, exact_count};
 use super::demand::PodDemand;
 use super::demand::{Count, DeviceClasses, GpuRequest};
 use super::evaluate::Scoring;
-use super::evaluate::{GpuLayout, GpuNode, NodeGpus, milli_view};
+use super::evaluate::{GpuLayout, GpuNode, NodeGpus};
 use super::pod::CLASSIC_GPU_RESOURCE;
 use super::view::{AllocatedShare, ClusterView, Detail, Evaluation, NodeScorer, ViewSource};
 use crate::cluster::claim::AllocationMode;
@@ -31,9 +31,6 @@ use crate::model::mig::{GpuProduct, profile};
 use crate::model::partition::COMPUTE_PERCENT;
 use crate::scoring::Tolerance;
 use crate::scoring::filter::NodeCondition;
-
-/// The cache does not track CPU or host memory: scoring sees them as never the limit.
-const UNTRACKED: u64 = u64::MAX / 4;
 
 /// A snapshot of the cache with the device classes its claims are read against.
 pub struct CacheView {
@@ -156,7 +153,7 @@ impl GpuNode for Arc<NodeView> {
     fn node_gpus(&self) -> NodeGpus<'_> {
         NodeGpus {
             gpus: &self.partitions,
-            milli: milli_view(&self.partitions, UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED),
+            milli: self.milli,
             in_use: self.in_use(),
             layout: self,
         }

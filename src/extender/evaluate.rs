@@ -8,8 +8,9 @@
 
 use crate::market::NodeMarket;
 use crate::model::mig::{GpuProduct, profile, smallest_adequate};
+pub use crate::model::partition::milli_view;
 use crate::model::partition::{Assignment, Partition, PartitionDemand, PartitionGpu, apply};
-use crate::model::{Demand, DeviceName, MAX_GPUS, MILLI_PER_GPU, ModelSet, NodeState};
+use crate::model::{Demand, DeviceName, MILLI_PER_GPU, ModelSet, NodeState};
 use crate::scoring::filter::NodeCondition;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use crate::scoring::frag::waste::placement_frag_gpus;
@@ -230,41 +231,6 @@ pub fn default_typical_pods() -> Result<TypicalPods, crate::trace::TraceError> {
         &demands,
         DEFAULT_POPULARITY_THRESHOLD_PCT,
     ))
-}
-
-/// A node's GPUs in milli-GPU: each GPU's unheld share, rounded to the nearest milli.
-pub fn milli_view(
-    gpus: &[PartitionGpu],
-    cpu_capacity_milli: u64,
-    cpu_free_milli: u64,
-    memory_capacity_mib: u64,
-    memory_free_mib: u64,
-) -> NodeState {
-    let count = gpus.len().min(MAX_GPUS);
-    // At most MAX_GPUS GPUs, so the count always fits and `new` cannot fail; the fallback
-    // only satisfies the type.
-    let mut state = NodeState::new(None, count as u32, cpu_capacity_milli, memory_capacity_mib)
-        .unwrap_or_else(|_| empty_state());
-    for (slot, gpu) in state.gpu_free_milli.iter_mut().zip(gpus) {
-        let free = (1.0 - gpu.used_fraction()).clamp(0.0, 1.0);
-        *slot = (free * f64::from(MILLI_PER_GPU)).round() as u16;
-    }
-    state.cpu_free = cpu_free_milli.min(cpu_capacity_milli);
-    state.memory_free = memory_free_mib.min(memory_capacity_mib);
-    state
-}
-
-fn empty_state() -> NodeState {
-    NodeState {
-        model: None,
-        gpus: 0,
-        cpu_capacity: 0,
-        cpu_free: 0,
-        memory_capacity: 0,
-        memory_free: 0,
-        gpu_free_milli: [0; MAX_GPUS],
-        pods_by_class: [0; MAX_GPUS + 1],
-    }
 }
 
 /// The placement's shape in milli-GPU: `n` whole GPUs, or one partial GPU (its share rounded

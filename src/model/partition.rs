@@ -29,7 +29,7 @@ pub use static_layout::StaticLayout;
 use serde::{Deserialize, Serialize};
 
 use super::mig::{GpuProduct, MigLayout, MigProfile, Placement};
-use super::node::{MAX_GPUS, MILLI_PER_GPU};
+use super::node::{MAX_GPUS, MILLI_PER_GPU, NodeState};
 
 /// Compute of a shared GPU, in percent of its SMs (the unit of the `compute` capacity).
 pub const COMPUTE_PERCENT: u8 = 100;
@@ -399,6 +399,41 @@ impl PartitionFit {
     /// Sum of the assignments' fractions: GPUs' worth of capacity the demand holds.
     pub fn gpu_fraction(&self) -> f64 {
         self.assignments.iter().map(|a| a.fraction).sum()
+    }
+}
+
+/// A node's GPUs in milli-GPU: each GPU's unheld share, rounded to the nearest milli.
+pub fn milli_view(
+    gpus: &[PartitionGpu],
+    cpu_capacity_milli: u64,
+    cpu_free_milli: u64,
+    memory_capacity_mib: u64,
+    memory_free_mib: u64,
+) -> NodeState {
+    let count = gpus.len().min(MAX_GPUS);
+    // At most MAX_GPUS GPUs, so the count always fits and `new` cannot fail; the fallback
+    // only satisfies the type.
+    let mut state = NodeState::new(None, count as u32, cpu_capacity_milli, memory_capacity_mib)
+        .unwrap_or_else(|_| empty_state());
+    for (slot, gpu) in state.gpu_free_milli.iter_mut().zip(gpus) {
+        let free = (1.0 - gpu.used_fraction()).clamp(0.0, 1.0);
+        *slot = (free * f64::from(MILLI_PER_GPU)).round() as u16;
+    }
+    state.cpu_free = cpu_free_milli.min(cpu_capacity_milli);
+    state.memory_free = memory_free_mib.min(memory_capacity_mib);
+    state
+}
+
+fn empty_state() -> NodeState {
+    NodeState {
+        model: None,
+        gpus: 0,
+        cpu_capacity: 0,
+        cpu_free: 0,
+        memory_capacity: 0,
+        memory_free: 0,
+        gpu_free_milli: [0; MAX_GPUS],
+        pods_by_class: [0; MAX_GPUS + 1],
     }
 }
 
