@@ -13,39 +13,23 @@
 // Benchmark setup fails loudly; there is no caller to report to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use criterion::{Criterion, Throughput};
 use http_body_util::BodyExt;
-use prometheus_client::registry::Registry;
+use serde_json::json;
 use tower::ServiceExt;
 
 use tessera::cluster::testing::synthetic_cluster;
 use tessera::cluster::{CacheConfig, Snapshot};
-use tessera::extender::cluster_view::{CacheView, MemoScoring};
-use tessera::extender::demand::DeviceClasses;
-use tessera::extender::evaluate::{Scoring, default_typical_pods};
-use tessera::extender::view::ViewSource;
-use tessera::extender::{Decider, ExtenderMetrics, router};
-use tessera::scoring::Weights;
+use tessera::extender::testing::{RouterOptions, reference_request, snapshot_router};
 
 /// Node names per request.
 const NAMES: usize = 500;
 /// Requests timed one by one for the latency distribution.
 const SAMPLES: usize = 3_000;
-
-/// One snapshot, handed out for every request.
-struct Fixed(Arc<CacheView>);
-
-impl ViewSource for Fixed {
-    type View = CacheView;
-    fn snapshot(&self) -> Arc<CacheView> {
-        Arc::clone(&self.0)
-    }
-}
 
 fn cluster() -> Snapshot {
     let started = Instant::now();
@@ -66,34 +50,15 @@ fn cluster() -> Snapshot {
     snapshot
 }
 
-/// A prioritize/filter body for the pending pod whose claim has the `firstAvailable` list,
-/// with every tenth node's name.
+/// The reference prioritize/filter body: the pending pod whose claim has the
+/// `firstAvailable` list, with every tenth node's name.
 fn body(snapshot: &Snapshot) -> Vec<u8> {
-    let mut pending: Vec<_> = snapshot.pods().filter(|p| p.node.is_none()).collect();
-    pending.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-    let pod = pending
-        .iter()
-        .find(|p| p.key.name().starts_with("pending-000002-"))
-        .expect("the synthetic cluster's third pending pod");
-    let claim = pod.claim_names().next().expect("its claim");
-    let mut names: Vec<String> = snapshot.nodes().map(|n| n.name.to_string()).collect();
-    names.sort_unstable();
-    let names: Vec<&String> = names
-        .iter()
-        .step_by(names.len() / NAMES)
-        .take(NAMES)
-        .collect();
-    serde_json::json!({
-        "Pod": {
-            "metadata": {"name": pod.key.name(), "namespace": pod.key.namespace(),
-                         "annotations": {"tessera.dev/interruption": "checkpointed"}},
-            "spec": {"containers": [{"name": "main", "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}],
-                     "resourceClaims": [{"name": "gpu", "resourceClaimName": claim}]},
-            "status": {}
-        },
-        "Nodes": null,
-        "NodeNames": names,
-    })
+    reference_request(
+        snapshot,
+        NAMES,
+        json!({"tessera.dev/interruption": "checkpointed"}),
+    )
+    .expect("the synthetic cluster's third pending pod")
     .to_string()
     .into_bytes()
 }
@@ -102,28 +67,11 @@ fn body(snapshot: &Snapshot) -> Vec<u8> {
 /// without (every node scored afresh on every request: the cost of a new pod shape or of a
 /// snapshot where every node changed).
 fn app(snapshot: Snapshot, warm: bool) -> axum::Router {
-    let classes = DeviceClasses::new("gpu.tessera.dev");
-    let config = CacheConfig::builtin("gpu.tessera.dev").unwrap();
-    let view = Fixed(Arc::new(CacheView::new(
-        snapshot,
-        Arc::new(classes.clone()),
-    )));
-    let scoring = Scoring::new(Weights::default(), default_typical_pods().unwrap());
-    let metrics = ExtenderMetrics::register(&mut Registry::default());
-    let limit = 128 * 1024 * 1024;
-    if warm {
-        let decider = Decider::new(
-            view,
-            MemoScoring::new(scoring),
-            classes,
-            config.catalog,
-            config.advisor,
-        );
-        router("/", Arc::new(decider), metrics, limit)
-    } else {
-        let decider = Decider::new(view, scoring, classes, config.catalog, config.advisor);
-        router("/", Arc::new(decider), metrics, limit)
-    }
+    let options = RouterOptions {
+        memo: warm,
+        parallel_from: None,
+    };
+    snapshot_router(snapshot, options).unwrap()
 }
 
 async fn call(app: &axum::Router, verb: &str, body: &[u8]) -> usize {

@@ -12,69 +12,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::registry::Registry;
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use tessera::cluster::CacheConfig;
 use tessera::cluster::testing::synthetic_cluster;
-use tessera::cluster::{CacheConfig, Snapshot};
-use tessera::extender::cluster_view::{CacheView, MemoScoring};
-use tessera::extender::demand::DeviceClasses;
-use tessera::extender::evaluate::{Scoring, default_typical_pods};
-use tessera::extender::view::ViewSource;
-use tessera::extender::{Bound, Decider, ExtenderMetrics, router};
-use tessera::scoring::Weights;
+use tessera::extender::Bound;
+use tessera::extender::testing::{RouterOptions, reference_request, snapshot_router};
 
 /// Node names per request.
 const NAMES: usize = 500;
-
-struct Fixed(Arc<CacheView>);
-
-impl ViewSource for Fixed {
-    type View = CacheView;
-    fn snapshot(&self) -> Arc<CacheView> {
-        Arc::clone(&self.0)
-    }
-}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The prioritize body: the third pending pod (its claim lists a MIG slice, a share and a
-/// whole GPU) and every tenth node's name.
-fn body(snapshot: &Snapshot) -> Vec<u8> {
-    let mut pending: Vec<_> = snapshot.pods().filter(|p| p.node.is_none()).collect();
-    pending.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-    let pod = pending
-        .iter()
-        .find(|p| p.key.name().starts_with("pending-000002-"))
-        .expect("the synthetic cluster's third pending pod");
-    let claim = pod.claim_names().next().expect("its claim");
-    let mut names: Vec<String> = snapshot.nodes().map(|n| n.name.to_string()).collect();
-    names.sort_unstable();
-    let names: Vec<&String> = names
-        .iter()
-        .step_by(names.len() / NAMES)
-        .take(NAMES)
-        .collect();
-    serde_json::json!({
-        "Pod": {
-            "metadata": {"name": pod.key.name(), "namespace": pod.key.namespace()},
-            "spec": {"containers": [{"name": "main", "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}],
-                     "resourceClaims": [{"name": "gpu", "resourceClaimName": claim}]},
-            "status": {}
-        },
-        "Nodes": null,
-        "NodeNames": names,
-    })
-    .to_string()
-    .into_bytes()
 }
 
 fn main() {
@@ -89,24 +44,14 @@ fn main() {
         .with_pending_pods(30)
         .snapshot(config.clone());
     let body_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(body_file.path(), body(&snapshot)).unwrap();
-
-    let classes = DeviceClasses::new("gpu.tessera.dev");
-    let decider = Decider::new(
-        Fixed(Arc::new(CacheView::new(
-            snapshot,
-            Arc::new(classes.clone()),
-        ))),
-        MemoScoring::new(Scoring::new(
-            Weights::default(),
-            default_typical_pods().unwrap(),
-        )),
-        classes,
-        config.catalog,
-        config.advisor,
-    );
-    let metrics = ExtenderMetrics::register(&mut Registry::default());
-    let app = router("/", Arc::new(decider), metrics, 128 * 1024 * 1024);
+    // The third pending pod: its claim lists a MIG slice, a share and a whole GPU.
+    let body = reference_request(&snapshot, NAMES, json!({})).unwrap();
+    std::fs::write(body_file.path(), body.to_string()).unwrap();
+    let options = RouterOptions {
+        memo: true,
+        parallel_from: None,
+    };
+    let app = snapshot_router(snapshot, options).unwrap();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -18,6 +18,7 @@ pub mod quantity;
 mod reason;
 pub mod routes;
 pub mod server;
+pub mod testing;
 pub mod view;
 
 use std::net::SocketAddr;

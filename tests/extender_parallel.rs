@@ -5,61 +5,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use tessera::cluster::testing::synthetic_cluster;
 use tessera::cluster::{CacheConfig, Snapshot};
-use tessera::extender::cluster_view::{CacheView, MemoScoring};
-use tessera::extender::demand::DeviceClasses;
-use tessera::extender::evaluate::{Scoring, default_typical_pods};
-use tessera::extender::view::ViewSource;
-use tessera::extender::{Decider, ExtenderMetrics, router};
-use tessera::scoring::Weights;
-
-const DRIVER: &str = "gpu.tessera.dev";
-
-struct Fixed(Arc<CacheView>);
-
-impl ViewSource for Fixed {
-    type View = CacheView;
-    fn snapshot(&self) -> Arc<CacheView> {
-        Arc::clone(&self.0)
-    }
-}
+use tessera::extender::testing::{DRIVER, RouterOptions, snapshot_router};
 
 /// The router over `snapshot`, going parallel from `parallel_from` nodes.
 fn app(snapshot: &Snapshot, parallel_from: usize, memo: bool) -> axum::Router {
-    let classes = DeviceClasses::new(DRIVER);
-    let config = CacheConfig::builtin(DRIVER).unwrap();
-    let view = Fixed(Arc::new(CacheView::new(
-        snapshot.clone(),
-        Arc::new(classes.clone()),
-    )));
-    let scoring = Scoring::new(Weights::default(), default_typical_pods().unwrap());
-    let metrics = ExtenderMetrics::register(&mut Registry::default());
-    let limit = 64 * 1024 * 1024;
-    if memo {
-        let decider = Decider::new(
-            view,
-            MemoScoring::new(scoring),
-            classes,
-            config.catalog,
-            config.advisor,
-        )
-        .with_parallel_from(parallel_from);
-        router("/", Arc::new(decider), metrics, limit)
-    } else {
-        let decider = Decider::new(view, scoring, classes, config.catalog, config.advisor)
-            .with_parallel_from(parallel_from);
-        router("/", Arc::new(decider), metrics, limit)
-    }
+    let options = RouterOptions {
+        memo,
+        parallel_from: Some(parallel_from),
+    };
+    snapshot_router(snapshot.clone(), options).unwrap()
 }
 
 async fn prioritize(app: &axum::Router, body: &Value) -> Value {
