@@ -689,8 +689,7 @@ fn monitors_keep_the_labels_the_dashboard_reads() {
                 let relabels = ep["relabelings"].as_array().unwrap();
                 assert!(
                     relabels.iter().any(|l| l["targetLabel"] == "node"
-                        && strings(&l["sourceLabels"])
-                            .contains("__meta_kubernetes_pod_node_name")),
+                        && strings(&l["sourceLabels"]).contains("__meta_kubernetes_pod_node_name")),
                     "{}: the plugin's series need a node label: {ep}",
                     r.name
                 );

@@ -338,7 +338,11 @@ fn label_uses(expr: &str) -> (BTreeSet<String>, Vec<(String, String)>) {
                 uses.extend(labels.iter().map(|l| (word.clone(), l.clone())));
             }
         } else if word == "by" || word == "without" {
-            assert_eq!(toks.get(i + 1), Some(&Tok::Open), "{expr}: {word} without (");
+            assert_eq!(
+                toks.get(i + 1),
+                Some(&Tok::Open),
+                "{expr}: {word} without ("
+            );
             let list_end = closing(&toks, i + 1);
             let grouped: Vec<&String> = toks[i + 2..list_end]
                 .iter()
@@ -386,7 +390,10 @@ fn queries() -> Vec<String> {
 
 /// `label_values(metric, label)` → `(metric, label)`.
 fn label_values(query: &str) -> Option<(String, String)> {
-    let args = query.trim().strip_prefix("label_values(")?.strip_suffix(')')?;
+    let args = query
+        .trim()
+        .strip_prefix("label_values(")?
+        .strip_suffix(')')?;
     let (metric, label) = args.split_once(',')?;
     let metric = metric.split('{').next()?.trim();
     Some((metric.to_owned(), label.trim().to_owned()))
@@ -470,10 +477,7 @@ fn query_reader_finds_selectors_and_groupings() {
         metrics,
         BTreeSet::from(["tessera_a_total".to_owned(), "tessera_b".to_owned()])
     );
-    let uses: BTreeSet<(&str, &str)> = uses
-        .iter()
-        .map(|(m, l)| (m.as_str(), l.as_str()))
-        .collect();
+    let uses: BTreeSet<(&str, &str)> = uses.iter().map(|(m, l)| (m.as_str(), l.as_str())).collect();
     assert_eq!(
         uses,
         BTreeSet::from([
