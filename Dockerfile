@@ -12,6 +12,8 @@
 ARG RUST_VERSION=1.95
 ARG CARGO_CHEF_VERSION=0.1.78
 
+# Builder and runtime must be the same Debian release (bookworm = Debian 12, glibc 2.36): a
+# binary linked on a newer glibc (e.g. a `-trixie` builder, 2.41) does not start on an older one.
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS chef
 ARG CARGO_CHEF_VERSION
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
@@ -25,7 +27,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --features nvml --bin tessera --recipe-path recipe.json
+# --locked: cook exactly the Cargo.lock versions the final `--locked` build uses; without it a
+# stale lock would be re-resolved here and the cached layer would hold other versions.
+RUN cargo chef cook --release --locked --features nvml --bin tessera --recipe-path recipe.json
 COPY . .
 # .proto files are compiled by protox (pure Rust) in build.rs: no protoc in the image.
 RUN cargo build --release --locked --features nvml --bin tessera \

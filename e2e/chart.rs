@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::{self, Scope};
-use serde_json::{Value, json};
+use kube::api::{Api, DeleteParams};
+use serde_json::Value;
 
-use crate::support::client_or_skip;
+use crate::support::{
+    apply, client_or_skip, create_namespace, gvk_of, helm_or_skip, repo, server_version,
+};
 
 /// Values files rendered and applied (deploy/helm/tessera/ci/<name>-values.yaml).
 const VALUES: [&str; 4] = ["default", "fake", "production", "all-flags"];
@@ -24,31 +24,6 @@ const VALUES: [&str; 4] = ["default", "fake", "production", "all-flags"];
 const OPTIONAL_GROUPS: [&str; 1] = ["monitoring.coreos.com"];
 /// Field manager of the dry-run applies.
 const MANAGER: &str = "tessera-e2e";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The Helm binary, or `None` with the reason printed.
-fn helm_or_skip(test: &str) -> Option<PathBuf> {
-    let out = Command::new(repo().join(".ci/install-helm")).output();
-    match out {
-        Ok(out) if out.status.success() => {
-            Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        }
-        Ok(out) => {
-            println!(
-                "skipped {test}: .ci/install-helm failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            None
-        }
-        Err(e) => {
-            println!("skipped {test}: cannot run .ci/install-helm: {e}");
-            None
-        }
-    }
-}
 
 /// `helm template` of one values file into `namespace`, as parsed objects.
 fn render(helm: &Path, values: &str, namespace: &str, kube_version: &str) -> Vec<Value> {
@@ -78,35 +53,6 @@ fn render(helm: &Path, values: &str, namespace: &str, kube_version: &str) -> Vec
     docs.into_iter().filter(|d| !d.is_null()).collect()
 }
 
-fn gvk_of(obj: &Value) -> GroupVersionKind {
-    let api_version = obj["apiVersion"].as_str().expect("apiVersion");
-    let kind = obj["kind"].as_str().expect("kind");
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    GroupVersionKind::gvk(group, version, kind)
-}
-
-/// Server-side apply of `obj` with dry-run; `Err` carries the server's message.
-async fn dry_run_apply(client: &kube::Client, obj: &Value, namespace: &str) -> Result<(), String> {
-    let gvk = gvk_of(obj);
-    let (resource, caps) = discovery::pinned_kind(client, &gvk)
-        .await
-        .map_err(|e| format!("not served: {e}"))?;
-    let name = obj["metadata"]["name"].as_str().expect("metadata.name");
-    let api: Api<DynamicObject> = match caps.scope {
-        Scope::Namespaced => {
-            let ns = obj["metadata"]["namespace"].as_str().unwrap_or(namespace);
-            Api::namespaced_with(client.clone(), ns, &resource)
-        }
-        Scope::Cluster => Api::all_with(client.clone(), &resource),
-    };
-    // force: a real install of the chart may already own these fields; a dry run changes nothing.
-    let params = PatchParams::apply(MANAGER).dry_run().force();
-    api.patch(name, &params, &Patch::Apply(obj))
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
 #[tokio::test]
 async fn every_rendered_chart_manifest_passes_server_side_dry_run() {
     let test = "every_rendered_chart_manifest_passes_server_side_dry_run";
@@ -116,23 +62,12 @@ async fn every_rendered_chart_manifest_passes_server_side_dry_run() {
     let Some(helm) = helm_or_skip(test) else {
         return;
     };
-    let version = client.apiserver_version().await.expect("server version");
-    let kube_version = format!(
-        "{}.{}.0",
-        version.major,
-        version.minor.trim_end_matches('+')
-    );
+    let (major, minor) = server_version(&client).await;
+    let kube_version = format!("{major}.{minor}.0");
 
     let namespace = format!("tessera-e2e-chart-{}", std::process::id());
+    create_namespace(&client, &namespace, &[]).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": namespace, "labels": {"app.kubernetes.io/part-of": "tessera-e2e"}}
-    }))
-    .unwrap();
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create scratch namespace");
 
     let mut applied = 0;
     let mut failures = Vec::new();
@@ -143,7 +78,7 @@ async fn every_rendered_chart_manifest_passes_server_side_dry_run() {
                 obj["kind"].as_str().unwrap_or("?"),
                 obj["metadata"]["name"].as_str().unwrap_or("?")
             );
-            match dry_run_apply(&client, &obj, &namespace).await {
+            match apply(&client, &obj, &namespace, MANAGER, true).await {
                 Ok(()) => applied += 1,
                 Err(e)
                     if e.starts_with("not served")
@@ -176,15 +111,8 @@ async fn every_example_manifest_passes_server_side_dry_run() {
         return;
     };
     let namespace = format!("tessera-e2e-examples-{}", std::process::id());
+    create_namespace(&client, &namespace, &[]).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": namespace, "labels": {"app.kubernetes.io/part-of": "tessera-e2e"}}
-    }))
-    .unwrap();
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create scratch namespace");
 
     let dir = repo().join("deploy/examples");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -199,7 +127,7 @@ async fn every_example_manifest_passes_server_side_dry_run() {
         let text = std::fs::read_to_string(file).expect("read example");
         let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("example YAML");
         for obj in docs.into_iter().filter(|d| !d.is_null()) {
-            match dry_run_apply(&client, &obj, &namespace).await {
+            match apply(&client, &obj, &namespace, MANAGER, true).await {
                 Ok(()) => applied += 1,
                 Err(e) => failures.push(format!(
                     "{}: {} {}: {e}",

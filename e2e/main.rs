@@ -15,3 +15,4 @@ mod cluster_cache;
 mod extender;
 mod plugin;
 mod publish;
+mod walkthrough;

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tessera::admin::Readiness;
@@ -38,10 +38,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::support::client_or_skip;
+use crate::support::{client_or_skip, report_delete, schedulable_node};
 
-/// Names the node to publish for and schedule on.
-const NODE_VAR: &str = "TESSERA_E2E_NODE";
 /// The driver the DeviceClass selects and the plugin serves.
 const DRIVER: &str = "gpu.tessera.dev";
 /// Where the claim and pod live.
@@ -50,35 +48,6 @@ const NAMESPACE: &str = "default";
 const ALLOCATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// The claim's one request.
 const REQUEST: &str = "gpu";
-
-/// `TESSERA_E2E_NODE`, else the first Ready node that accepts pods.
-async fn schedulable_node(client: &kube::Client) -> String {
-    if let Ok(name) = std::env::var(NODE_VAR) {
-        return name;
-    }
-    let nodes: Api<Node> = Api::all(client.clone());
-    let list = nodes
-        .list(&ListParams::default())
-        .await
-        .expect("list nodes");
-    list.items
-        .iter()
-        .find(|n| {
-            let spec_ok = !n
-                .spec
-                .as_ref()
-                .and_then(|s| s.unschedulable)
-                .unwrap_or(false);
-            let ready = n
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            spec_ok && ready
-        })
-        .and_then(|n| n.metadata.name.clone())
-        .expect("the cluster has a Ready, schedulable node")
-}
 
 /// The objects one run creates, named with a per-run suffix.
 struct Created {
@@ -177,14 +146,6 @@ impl Created {
             &self.class,
             classes.delete(&self.class, &now).await.err(),
         );
-    }
-}
-
-fn report_delete(what: &str, name: &str, error: Option<kube::Error>) {
-    match error {
-        None => {}
-        Some(kube::Error::Api(status)) if status.code == 404 => {}
-        Some(error) => eprintln!("clean-up: cannot delete {what} {name}: {error}"),
     }
 }
 

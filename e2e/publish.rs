@@ -19,10 +19,7 @@ use tessera::publish::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::client_or_skip;
-
-/// Names the node to publish for.
-const NODE_VAR: &str = "TESSERA_E2E_NODE";
+use crate::support::{NODE_VAR, client_or_skip};
 
 async fn node_name(client: &kube::Client) -> String {
     if let Ok(name) = std::env::var(NODE_VAR) {

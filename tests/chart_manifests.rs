@@ -667,6 +667,38 @@ fn container_args_are_flags_the_binary_knows_and_reach_every_flag() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The labels `deploy/grafana/tessera-dashboard.json` filters and groups by survive the scrape
+/// (`tests/dashboard_metrics.rs` checks them against the code's series, counting on this).
+#[test]
+fn monitors_keep_the_labels_the_dashboard_reads() {
+    let Some(renders) = renders("monitors_keep_the_labels_the_dashboard_reads") else {
+        return;
+    };
+    let mut seen = 0;
+    for r in &renders {
+        for sm in r.of_kind("ServiceMonitor") {
+            seen += 1;
+            for ep in sm["spec"]["endpoints"].as_array().unwrap() {
+                // Without it, the allocation's namespace/pod become exported_namespace/pod.
+                assert_eq!(ep["honorLabels"], true, "{}: {ep}", r.name);
+            }
+        }
+        for pm in r.of_kind("PodMonitor") {
+            seen += 1;
+            for ep in pm["spec"]["podMetricsEndpoints"].as_array().unwrap() {
+                let relabels = ep["relabelings"].as_array().unwrap();
+                assert!(
+                    relabels.iter().any(|l| l["targetLabel"] == "node"
+                        && strings(&l["sourceLabels"]).contains("__meta_kubernetes_pod_node_name")),
+                    "{}: the plugin's series need a node label: {ep}",
+                    r.name
+                );
+            }
+        }
+    }
+    assert!(seen >= 2, "no values file renders the monitors");
+}
+
 #[test]
 fn rendered_objects_match_the_kubernetes_api_types() {
     let Some(renders) = renders("rendered_objects_match_the_kubernetes_api_types") else {

@@ -1,0 +1,741 @@
+//! The newcomer walk-through of `docs/install.md` (section 5, "Verify with fake GPUs"), run
+//! step by step against a real cluster with the files the doc names:
+//!
+//! 2. mark a node as a fake GPU node (`tessera.dev/fake-gpus=true`) priced at $16/h
+//!    (`tessera.dev/hourly-price=16`);
+//! 3. `helm upgrade --install tessera deploy/helm/tessera -f …/ci/fake-values.yaml` (real Helm
+//!    from `.ci/install-helm`) with the image set, then wait for the plugin DaemonSet, the
+//!    extender Deployment and the second scheduler to roll out;
+//! 4. the four DeviceClasses exist and the node's ResourceSlices are exactly what
+//!    `tessera slices` prints offline for the same profile and feature level;
+//! 5. apply `deploy/examples/cheapest-slice.yaml`: the pod runs, its claim is allocated a `mig`
+//!    device of `gpu.tessera.dev` from the `gpu/mig` alternative with at least 16 GiB, and its log
+//!    is the one `NVIDIA_VISIBLE_DEVICES=<MIG UUID>` line the CDI spec injected;
+//! 6. the extender's `/metrics` has the pod's `allocation_cost_dollars_per_hour` line priced
+//!    $2 per GPU-hour times the partition's compute share, idle plus allocated cost is the node's
+//!    $16, and filter calls were answered (the scheduler really calls the extender);
+//! 7. `/explain?pod=NS/cheapest-slice` names the node, read at the annotated price, with outcome
+//!    `no_gpu_demand` (the claim is already allocated);
+//! 8. everything is deleted again, also when a step fails: the example first (so the plugin can
+//!    unprepare it), then the release, the namespaces, leftover slices and the node's marks
+//!    (restored to what they were).
+//!
+//! `/metrics` and `/explain` are read through the API server's service proxy, as the doc's
+//! `kubectl get --raw` commands do: no port-forward.
+//!
+//! Differences from the doc, all of naming: the release goes into a scratch namespace
+//! `tessera-e2e-walk-<id>` and the example into `tessera-e2e-walk-<id>-apps` (the doc: `tessera`
+//! and `default`); the node is `TESSERA_E2E_NODE` or the first Ready one (the doc:
+//! `tessera-control-plane`); the image is `TESSERA_E2E_IMAGE` (the doc: `tessera:dev` loaded
+//! into kind). On a server whose feature level is `ga` the test uses `h100x8-mig-static`, as the
+//! doc says to on 1.34/1.35 without alpha gates.
+//!
+//! Assumes: a throw-away 1.34+ cluster with no other tessera release (the DeviceClasses are
+//! cluster-wide and named after the driver); nodes that can pull `TESSERA_E2E_IMAGE`,
+//! `registry.k8s.io/kube-scheduler:v<server version>` (the chart's second scheduler) and
+//! `busybox:1.36`; a container runtime with CDI on; and the permission to label and annotate a
+//! node and to use the service proxy. The scheduler step is the doc's option (a), the second
+//! scheduler the chart deploys: it needs no control-plane access. Option (b), adding the
+//! extender to the default kube-scheduler's `--config`, changes a static pod on the control
+//! plane and is not something a test against an arbitrary cluster can do; its config file is
+//! checked offline (`tests/deploy_files.rs`) and by dry-run (`e2e/chart.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tessera::cluster::quantity::parse_quantity;
+use tessera::model::mig::{GpuProduct, profile};
+use tessera::publish::{FeatureLevel, level_for_version};
+
+use crate::support::{
+    KUBECONFIG_VAR, apply, client_or_skip, create_namespace, helm_or_skip, repo, report_delete,
+    schedulable_node, server_version, wait_for,
+};
+
+const TEST: &str = "walkthrough";
+/// The image reference (`REPOSITORY:TAG`) the cluster pulls tessera from.
+const IMAGE_VAR: &str = "TESSERA_E2E_IMAGE";
+/// The doc's release name; the chart names its objects after it (`tessera-extender`, …).
+const RELEASE: &str = "tessera";
+const DRIVER: &str = "gpu.tessera.dev";
+const CLASSES: [&str; 4] = [
+    "gpu.tessera.dev",
+    "mig.gpu.tessera.dev",
+    "share.gpu.tessera.dev",
+    "shared.gpu.tessera.dev",
+];
+const EXAMPLE: &str = "deploy/examples/cheapest-slice.yaml";
+const POD: &str = "cheapest-slice";
+/// The example asks for at least this much GPU memory.
+const MIN_MEMORY: u64 = 16 << 30;
+const FAKE_LABEL: &str = "tessera.dev/fake-gpus";
+const PRICE_ANNOTATION: &str = "tessera.dev/hourly-price";
+/// The doc's price: $16/h for the node's 8 fake GPUs, $2 per GPU-hour.
+const NODE_PRICE: f64 = 16.0;
+const FAKE_GPUS: f64 = 8.0;
+/// Marks this test's namespaces, so a crashed run's leftovers are removed by the next one.
+const WALK_LABEL: (&str, &str) = ("tessera.dev/e2e", "walkthrough");
+const MANAGER: &str = "tessera-e2e";
+/// Image pulls of a fresh cluster dominate these.
+const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(300);
+const POD_TIMEOUT: Duration = Duration::from_secs(180);
+/// The cost gauges are refreshed periodically from the extender's cache.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(90);
+const POLL: Duration = Duration::from_secs(2);
+
+/// One run's names and what it changed on the node.
+struct Walk {
+    client: kube::Client,
+    helm: PathBuf,
+    kubeconfig: OsString,
+    image: (String, String),
+    node: String,
+    namespace: String,
+    apps: String,
+    /// The node's fake-GPU label and price annotation before the run.
+    node_before: (Option<String>, Option<String>),
+}
+
+#[tokio::test]
+async fn walkthrough() {
+    let Some(client) = client_or_skip(TEST).await else {
+        return;
+    };
+    let Some(image) = std::env::var(IMAGE_VAR).ok().filter(|s| !s.is_empty()) else {
+        println!("skipped {TEST}: {IMAGE_VAR} not set");
+        return;
+    };
+    let Some(helm) = helm_or_skip(TEST) else {
+        return;
+    };
+    let kubeconfig = std::env::var_os(KUBECONFIG_VAR).expect("checked by client_or_skip");
+    let id = format!("{:x}", std::process::id());
+    let node = schedulable_node(&client).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let before = nodes.get(&node).await.expect("read the node").metadata;
+    let walk = Walk {
+        image: split_image(&image),
+        node_before: (
+            before.labels.and_then(|l| l.get(FAKE_LABEL).cloned()),
+            before
+                .annotations
+                .and_then(|a| a.get(PRICE_ANNOTATION).cloned()),
+        ),
+        node,
+        namespace: format!("tessera-e2e-walk-{id}"),
+        apps: format!("tessera-e2e-walk-{id}-apps"),
+        client,
+        helm,
+        kubeconfig,
+    };
+    walk.remove_leftovers().await;
+    let outcome = AssertUnwindSafe(walk.run()).catch_unwind().await;
+    walk.clean_up().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// `REPOSITORY:TAG` → the chart's `image.repository` and `image.tag` (it takes no digest).
+fn split_image(image: &str) -> (String, String) {
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rsplit_once(':') {
+        Some((name, tag)) if !image.contains('@') && !tag.is_empty() => {
+            (format!("{}{name}", &image[..slash]), tag.to_owned())
+        }
+        _ => panic!("{IMAGE_VAR}={image}: expected REPOSITORY:TAG (the chart takes no digest)"),
+    }
+}
+
+impl Walk {
+    async fn run(&self) {
+        let (major, minor) = server_version(&self.client).await;
+        let level = level_for_version(&major, &minor).expect("a 1.34+ API server");
+        // docs/install.md: on 1.34/1.35 without alpha gates, static MIG partitions.
+        let profile = if level == FeatureLevel::Ga {
+            "h100x8-mig-static"
+        } else {
+            "h100x8-mig-dynamic"
+        };
+        println!(
+            "{TEST}: node {}, level {level}, profile {profile}",
+            self.node
+        );
+
+        // Step 2: the fake GPU node and its price.
+        self.mark_node(Some("true"), Some(&NODE_PRICE.to_string()))
+            .await;
+
+        // Step 3: install and roll out.
+        create_namespace(&self.client, &self.namespace, &[WALK_LABEL]).await;
+        create_namespace(&self.client, &self.apps, &[WALK_LABEL]).await;
+        self.install(profile);
+        self.rolled_out().await;
+
+        // Step 4: the classes and the slices `tessera slices` prints offline.
+        let classes: Api<DeviceClass> = Api::all(self.client.clone());
+        for class in CLASSES {
+            classes
+                .get(class)
+                .await
+                .unwrap_or_else(|e| panic!("DeviceClass {class}: {e}"));
+        }
+        let slices = self.slices_as_offline(profile, level).await;
+
+        // Step 5: the example, its allocation and what the CDI spec injected.
+        self.apply_example().await;
+        let pod = self.running_pod().await;
+        let landed = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        assert_eq!(
+            landed.as_deref(),
+            Some(self.node.as_str()),
+            "only {} has fake GPUs",
+            self.node
+        );
+        let (claim, device) = self.allocated_mig_device(&pod, &slices).await;
+        self.pod_log_names_the_mig_device(&device).await;
+
+        // Step 6: its cost in /metrics.
+        self.cost_in_metrics(&claim, &device).await;
+
+        // Step 7: /explain.
+        self.explain_names_the_node().await;
+    }
+
+    fn helm(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.helm)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .output()
+            .map_err(|e| format!("cannot run helm: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "helm {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    fn install(&self, profile: &str) {
+        let chart = repo().join("deploy/helm/tessera");
+        let values = chart.join("ci/fake-values.yaml");
+        let (repository, tag) = &self.image;
+        let out = self
+            .helm(&[
+                "upgrade",
+                "--install",
+                RELEASE,
+                chart.to_str().unwrap(),
+                "--namespace",
+                &self.namespace,
+                "-f",
+                values.to_str().unwrap(),
+                // --set would turn a tag like `1` into a number, which the schema refuses.
+                "--set-string",
+                &format!("image.repository={repository}"),
+                "--set-string",
+                &format!("image.tag={tag}"),
+                "--set",
+                &format!("plugin.fakeGpus={profile}"),
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!("{TEST}: {}", out.lines().next().unwrap_or_default());
+    }
+
+    /// `kubectl rollout status` for the plugin DaemonSet and both Deployments.
+    async fn rolled_out(&self) {
+        let daemonsets: Api<DaemonSet> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = format!("{RELEASE}-plugin");
+        wait_for(
+            &format!("daemonset/{name}"),
+            ROLLOUT_TIMEOUT,
+            POLL,
+            || async {
+                let ds = daemonsets.get(&name).await.map_err(|e| e.to_string())?;
+                let s = ds.status.unwrap_or_default();
+                let current = s.observed_generation >= ds.metadata.generation;
+                let desired = s.desired_number_scheduled;
+                if current
+                    && desired >= 1
+                    && s.number_ready == desired
+                    && s.updated_number_scheduled == Some(desired)
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "desired {desired}, ready {}, updated {:?}",
+                        s.number_ready, s.updated_number_scheduled
+                    ))
+                }
+            },
+        )
+        .await;
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        for component in ["extender", "scheduler"] {
+            let name = format!("{RELEASE}-{component}");
+            wait_for(
+                &format!("deployment/{name}"),
+                ROLLOUT_TIMEOUT,
+                POLL,
+                || async {
+                    let d = deployments.get(&name).await.map_err(|e| e.to_string())?;
+                    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                    let s = d.status.unwrap_or_default();
+                    if s.observed_generation >= d.metadata.generation
+                        && s.ready_replicas == Some(want)
+                        && s.updated_replicas == Some(want)
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "want {want}, ready {:?}, updated {:?}",
+                            s.ready_replicas, s.updated_replicas
+                        ))
+                    }
+                },
+            )
+            .await;
+        }
+    }
+
+    /// The node's slices, once they are exactly (slice names, devices, slice count) what
+    /// `tessera slices --fake-gpus <profile> --features <level>` prints for the node.
+    async fn slices_as_offline(&self, profile: &str, level: FeatureLevel) -> Vec<ResourceSlice> {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["slices", "--fake-gpus", profile, "--node-name", &self.node])
+            .args(["--features", &level.to_string(), "--output", "json"])
+            .output()
+            .expect("run tessera slices");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let list: Value = serde_json::from_slice(&out.stdout).expect("tessera slices JSON");
+        let offline: Vec<ResourceSlice> =
+            serde_json::from_value(list["items"].clone()).expect("ResourceSlices");
+        let want = shape(&offline);
+        assert!(!want.1.is_empty(), "tessera slices printed no devices");
+
+        let api: Api<ResourceSlice> = Api::all(self.client.clone());
+        let fields = format!("spec.driver={DRIVER},spec.nodeName={}", self.node);
+        wait_for("the plugin's ResourceSlices", ROLLOUT_TIMEOUT, POLL, || async {
+            let items = api
+                .list(&ListParams::default().fields(&fields))
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let got = shape(&items);
+            if got == want {
+                Ok(items)
+            } else {
+                Err(format!(
+                    "slices {:?} with {} devices (count {:?}); tessera slices: {:?} with {} devices (count {:?})",
+                    got.0,
+                    got.1.len(),
+                    got.2,
+                    want.0,
+                    want.1.len(),
+                    want.2
+                ))
+            }
+        })
+        .await
+    }
+
+    async fn apply_example(&self) {
+        let text = std::fs::read_to_string(repo().join(EXAMPLE)).expect("read the example");
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("example YAML");
+        for obj in docs.iter().filter(|d| !d.is_null()) {
+            apply(&self.client, obj, &self.apps, MANAGER, false)
+                .await
+                .unwrap_or_else(|e| panic!("apply {EXAMPLE}: {e}"));
+        }
+    }
+
+    async fn running_pod(&self) -> Pod {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.apps);
+        wait_for(&format!("pod {POD} to run"), POD_TIMEOUT, POLL, || async {
+            let pod = pods.get(POD).await.map_err(|e| e.to_string())?;
+            let status = pod.status.clone().unwrap_or_default();
+            match status.phase.as_deref() {
+                Some("Running") => Ok(pod),
+                Some(phase @ ("Failed" | "Succeeded")) => panic!("pod {POD} ended: {phase}"),
+                phase => Err(format!(
+                    "phase {phase:?}, conditions {:?}, containers {:?}",
+                    status
+                        .conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| format!("{}={} {:?}", c.type_, c.status, c.message))
+                        .collect::<Vec<_>>(),
+                    status
+                        .container_statuses
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| format!("{:?}", c.state))
+                        .collect::<Vec<_>>(),
+                )),
+            }
+        })
+        .await
+    }
+
+    /// The pod's claim and its one device, checked to be a `mig` device of the driver on the
+    /// node with enough memory, from the example's `mig` alternative.
+    async fn allocated_mig_device(&self, pod: &Pod, slices: &[ResourceSlice]) -> (String, Value) {
+        let claim_name = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.resource_claim_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.resource_claim_name.clone())
+            .expect("the pod's generated claim name");
+        let claims: Api<ResourceClaim> = Api::namespaced(self.client.clone(), &self.apps);
+        let claim = claims.get(&claim_name).await.expect("read the claim");
+        let results = claim
+            .status
+            .and_then(|s| s.allocation)
+            .and_then(|a| a.devices)
+            .and_then(|d| d.results)
+            .unwrap_or_default();
+        assert_eq!(results.len(), 1, "claim {claim_name}: {results:?}");
+        let r = &results[0];
+        assert_eq!(r.driver, DRIVER);
+        assert_eq!(r.pool, self.node);
+        assert_eq!(
+            r.request, "gpu/mig",
+            "the first firstAvailable alternative fits"
+        );
+        let device = slices
+            .iter()
+            .flat_map(|s| s.spec.devices.iter().flatten())
+            .find(|d| d.name == r.device)
+            .unwrap_or_else(|| panic!("{} is not in the node's slices", r.device));
+        let device = serde_json::to_value(device).unwrap();
+        assert_eq!(device["attributes"]["type"]["string"], "mig", "{device}");
+        let memory = device["capacity"]["memory"]["value"].as_str().unwrap();
+        assert!(parse_quantity(memory).unwrap() >= MIN_MEMORY, "{device}");
+        println!("{TEST}: claim {claim_name} got {}", r.device);
+        (claim_name, device)
+    }
+
+    /// `kubectl logs cheapest-slice`: one line, the MIG device's UUID: its `uuid` attribute for
+    /// a static MIG device, `MIG-fake-<gpu>-<n>` for one the fake GPUs created on prepare.
+    async fn pod_log_names_the_mig_device(&self, device: &Value) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.apps);
+        let log = wait_for("the pod's log", POD_TIMEOUT, POLL, || async {
+            let log = pods
+                .logs(POD, &LogParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            if log.trim().is_empty() {
+                Err("empty".to_owned())
+            } else {
+                Ok(log)
+            }
+        })
+        .await;
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        if let Some(uuid) = device["attributes"]["uuid"]["string"].as_str() {
+            assert_eq!(lines[0], format!("NVIDIA_VISIBLE_DEVICES={uuid}"));
+            return;
+        }
+        let gpu = device["attributes"]["index"]["int"].as_i64().unwrap();
+        let prefix = format!("NVIDIA_VISIBLE_DEVICES=MIG-fake-{gpu}-");
+        let serial = lines[0].strip_prefix(&prefix);
+        assert!(
+            serial.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())),
+            "log {log:?}, expected {prefix}<n>"
+        );
+    }
+
+    /// GET through the API server's service proxy (`kubectl get --raw …`).
+    async fn proxy_get(&self, port: &str, path_and_query: &str) -> Result<String, String> {
+        let uri = format!(
+            "/api/v1/namespaces/{}/services/{RELEASE}-extender:{port}/proxy/{path_and_query}",
+            self.namespace
+        );
+        let request = axum::http::Request::get(uri).body(Vec::new()).unwrap();
+        self.client
+            .request_text(request)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn cost_in_metrics(&self, claim: &str, device: &Value) {
+        let text = wait_for("the pod's cost line", METRICS_TIMEOUT, POLL, || async {
+            let text = self.proxy_get("admin", "metrics").await?;
+            let found = samples(&text, "tessera_extender_allocation_cost_dollars_per_hour")
+                .iter()
+                .any(|(l, _)| l.get("pod").map(String::as_str) == Some(POD));
+            if found {
+                Ok(text)
+            } else {
+                Err(format!("no allocation line with pod=\"{POD}\""))
+            }
+        })
+        .await;
+        let costs = samples(&text, "tessera_extender_allocation_cost_dollars_per_hour");
+        let (labels, cost) = costs
+            .iter()
+            .find(|(l, _)| l.get("pod").map(String::as_str) == Some(POD))
+            .unwrap();
+        let want = BTreeMap::from(
+            [
+                ("namespace", self.apps.as_str()),
+                ("pod", POD),
+                ("claim", claim),
+                ("node", self.node.as_str()),
+                ("device", device["name"].as_str().unwrap()),
+                ("type", "mig"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(labels, &want);
+
+        // docs/cost-model.md: $ per GPU-hour times the MIG profile's share of the GPU's
+        // compute slices.
+        let attr = |name: &str| device["attributes"][name]["string"].as_str().unwrap();
+        let product = GpuProduct::from_product_name(attr("model")).expect("a catalogued GPU");
+        let mig = profile(product, attr("profile")).expect("a catalogued profile");
+        let fraction = f64::from(mig.compute_slices) / f64::from(product.total_compute_slices());
+        let expected = NODE_PRICE / FAKE_GPUS * fraction;
+        assert!(
+            (cost - expected).abs() < 1e-6,
+            "cost {cost}, expected {expected}"
+        );
+
+        let on_node = |(l, _): &&(BTreeMap<String, String>, f64)| {
+            l.get("node").map(String::as_str) == Some(self.node.as_str())
+        };
+        let idle: f64 = samples(&text, "tessera_extender_idle_gpu_cost_dollars_per_hour")
+            .iter()
+            .filter(on_node)
+            .map(|(_, v)| v)
+            .sum();
+        let allocated: f64 = costs.iter().filter(on_node).map(|(_, v)| v).sum();
+        assert!(
+            (idle + allocated - NODE_PRICE).abs() < 1e-6,
+            "idle {idle} + allocated {allocated} is not the node's {NODE_PRICE} $/h"
+        );
+
+        let filters: f64 = samples(&text, "tessera_extender_requests_total")
+            .iter()
+            .filter(|(l, _)| {
+                l.get("verb").map(String::as_str) == Some("filter")
+                    && l.get("code").map(String::as_str) == Some("200")
+            })
+            .map(|(_, v)| v)
+            .sum();
+        // fake-values.yaml runs one extender replica, so this is the one the scheduler called.
+        assert!(
+            filters >= 1.0,
+            "the extender answered no filter call:\n{text}"
+        );
+        println!("{TEST}: cost {cost} $/h, idle {idle} $/h, {filters} filter calls");
+    }
+
+    async fn explain_names_the_node(&self) {
+        let query = format!("explain?pod={}/{POD}&limit=15000", self.apps);
+        let answer = wait_for("/explain of the pod", METRICS_TIMEOUT, POLL, || async {
+            let text = self.proxy_get("http", &query).await?;
+            serde_json::from_str::<Value>(&text).map_err(|e| format!("{e}: {text}"))
+        })
+        .await;
+        assert_eq!(answer["pod"], format!("{}/{POD}", self.apps), "{answer}");
+        assert_eq!(answer["outcome"], "no_gpu_demand", "{answer}");
+        let row = answer["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == self.node.as_str())
+            .unwrap_or_else(|| panic!("/explain does not name {}: {answer}", self.node));
+        let market = row["market"].as_str().unwrap();
+        assert!(
+            market.contains("16.0000 $/h for 8 GPUs (Annotation)"),
+            "{market}"
+        );
+    }
+
+    /// Sets (`Some`) or removes (`None`) the fake-GPU label and the price annotation.
+    async fn mark_node(&self, label: Option<&str>, price: Option<&str>) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let patch = json!({"metadata": {
+            "labels": {FAKE_LABEL: label},
+            "annotations": {PRICE_ANNOTATION: price},
+        }});
+        nodes
+            .patch(&self.node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap_or_else(|e| panic!("patch node {}: {e}", self.node));
+    }
+
+    /// Removes what a crashed earlier run left: its releases and namespaces.
+    async fn remove_leftovers(&self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let selector = format!("{}={}", WALK_LABEL.0, WALK_LABEL.1);
+        let old = namespaces
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .expect("list namespaces");
+        for ns in old.items.into_iter().filter_map(|n| n.metadata.name) {
+            println!("{TEST}: removing a leftover namespace {ns}");
+            self.uninstall_and_delete(&ns).await;
+        }
+    }
+
+    async fn uninstall_and_delete(&self, namespace: &str) {
+        // "release: not found" is the normal answer for the apps namespace.
+        if let Err(e) = self.helm(&["uninstall", RELEASE, "--namespace", namespace])
+            && !e.contains("not found")
+        {
+            eprintln!("clean-up: {e}");
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        report_delete(
+            "namespace",
+            namespace,
+            namespaces
+                .delete(namespace, &DeleteParams::default())
+                .await
+                .err(),
+        );
+    }
+
+    async fn clean_up(&self) {
+        // The example first, while the plugin still runs to unprepare its claim; a pod whose
+        // claim cannot be unprepared would hold its namespace in Terminating.
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.apps);
+        report_delete(
+            "pod",
+            POD,
+            pods.delete(POD, &DeleteParams::default()).await.err(),
+        );
+        let gone = tokio::time::timeout(POD_TIMEOUT, async {
+            while pods.get_opt(POD).await.is_ok_and(|p| p.is_some()) {
+                tokio::time::sleep(POLL).await;
+            }
+        })
+        .await;
+        if gone.is_err() {
+            eprintln!("clean-up: pod {POD} still there after {POD_TIMEOUT:?}");
+        }
+        self.uninstall_and_delete(&self.apps).await;
+        self.uninstall_and_delete(&self.namespace).await;
+        // The kubelet drops an unregistered plugin's slices after a grace period; do not wait.
+        let slices: Api<ResourceSlice> = Api::all(self.client.clone());
+        let fields = format!("spec.driver={DRIVER},spec.nodeName={}", self.node);
+        if let Ok(list) = slices.list(&ListParams::default().fields(&fields)).await {
+            for name in list.items.into_iter().filter_map(|s| s.metadata.name) {
+                let err = slices.delete(&name, &DeleteParams::default()).await.err();
+                report_delete("slice", &name, err);
+            }
+        }
+        let (label, price) = &self.node_before;
+        self.mark_node(label.as_deref(), price.as_deref()).await;
+    }
+}
+
+/// Slice names, device names and `resourceSliceCount` of a pool.
+fn shape(slices: &[ResourceSlice]) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<i64>) {
+    let names = slices
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    let devices = slices
+        .iter()
+        .flat_map(|s| s.spec.devices.iter().flatten())
+        .map(|d| d.name.clone())
+        .collect();
+    let counts = slices
+        .iter()
+        .map(|s| s.spec.pool.resource_slice_count)
+        .collect();
+    (names, devices, counts)
+}
+
+/// The samples named `name` in an exposition: their labels and values.
+fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(r) => {
+                    let (labels, value) = r.rsplit_once('}')?;
+                    (parse_labels(labels), value)
+                }
+                None if rest.starts_with(' ') => (BTreeMap::new(), rest),
+                None => return None,
+            };
+            let value = value.split_whitespace().next()?.parse().ok()?;
+            Some((labels, value))
+        })
+        .collect()
+}
+
+/// `k="v",…` (values escaped as the exposition format escapes them).
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = text;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.insert(key.trim_start_matches(',').trim().to_owned(), value);
+        rest = &after[end..];
+    }
+    out
+}
+
+#[test]
+fn exposition_samples_and_image_references_are_read_as_written() {
+    let text = "# TYPE x gauge\nx{namespace=\"a\",pod=\"p\\\"q\"} 0.5\nx 2\nx_other 3\n";
+    let got = samples(text, "x");
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0["pod"], "p\"q");
+    assert_eq!(got[0].0["namespace"], "a");
+    assert_eq!(got[0].1, 0.5);
+    assert!(got[1].0.is_empty());
+    assert_eq!(
+        split_image("registry.example.com:5000/platform/tessera:0.1.0"),
+        (
+            "registry.example.com:5000/platform/tessera".to_owned(),
+            "0.1.0".to_owned()
+        )
+    );
+    assert_eq!(
+        split_image("tessera:dev"),
+        ("tessera".to_owned(), "dev".to_owned())
+    );
+    assert!(std::panic::catch_unwind(|| split_image("registry.example.com:5000/tessera")).is_err());
+}
