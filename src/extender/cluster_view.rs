@@ -444,23 +444,8 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
                 .scoring
                 .evaluate_node(node, market, condition, demand, tolerance, detail);
         }
-        let key = MemoKey {
-            node: Arc::as_ptr(node) as usize,
-            shape: demand.shape_key(),
-            tolerance,
-            notice: condition.interruption_notice.is_some(),
-            market: [
-                market.hourly_price_usd.to_bits(),
-                market.gpus.to_bits(),
-                market.hourly_interruption_probability.to_bits(),
-                capacity_bits(market.capacity),
-            ],
-        };
-        if let Some(entry) = self.memo.get(&key) {
-            // Same address and the entry's view still allocated: the same view.
-            if std::ptr::eq(entry.node.as_ptr(), Arc::as_ptr(node)) {
-                return entry.evaluation.clone();
-            }
+        if let Some(remembered) = self.recall(node, market, condition, demand, tolerance) {
+            return remembered;
         }
         let evaluation = self
             .scoring
@@ -469,7 +454,7 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
             self.memo.clear();
         }
         self.memo.insert(
-            key,
+            memo_key(node, market, condition, demand, tolerance),
             MemoEntry {
                 node: Arc::downgrade(node),
                 evaluation: evaluation.clone(),
@@ -478,12 +463,47 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
         evaluation
     }
 
+    fn recall(
+        &self,
+        node: &Arc<NodeView>,
+        market: &NodeMarket,
+        condition: &NodeCondition,
+        demand: &PodDemand,
+        tolerance: Tolerance,
+    ) -> Option<Option<Evaluation>> {
+        let key = memo_key(node, market, condition, demand, tolerance);
+        let entry = self.memo.get(&key)?;
+        // Same address and the entry's view still allocated: the same view.
+        std::ptr::eq(entry.node.as_ptr(), Arc::as_ptr(node)).then(|| entry.evaluation.clone())
+    }
+
     fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64> {
         NodeScorer::<Arc<NodeView>>::to_extender_scores(&self.scoring, raw)
     }
 
     fn hourly_cost(&self, market: &NodeMarket, gpus: f64) -> f64 {
         NodeScorer::<Arc<NodeView>>::hourly_cost(&self.scoring, market, gpus)
+    }
+}
+
+fn memo_key(
+    node: &Arc<NodeView>,
+    market: &NodeMarket,
+    condition: &NodeCondition,
+    demand: &PodDemand,
+    tolerance: Tolerance,
+) -> MemoKey {
+    MemoKey {
+        node: Arc::as_ptr(node) as usize,
+        shape: demand.shape_key(),
+        tolerance,
+        notice: condition.interruption_notice.is_some(),
+        market: [
+            market.hourly_price_usd.to_bits(),
+            market.gpus.to_bits(),
+            market.hourly_interruption_probability.to_bits(),
+            capacity_bits(market.capacity),
+        ],
     }
 }
 

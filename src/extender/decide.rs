@@ -25,11 +25,11 @@ use crate::scoring::filter::{self, CostCeiling, NodeCondition, PodConstraints, R
 /// without GPU demand): the middle of the range, so it neither attracts nor repels the pod.
 pub const NEUTRAL_SCORE: i64 = (MIN_EXTENDER_PRIORITY + MAX_EXTENDER_PRIORITY) / 2;
 
-/// Nodes per request from which prioritize scores on the rayon pool.
-const PARALLEL_MIN_NODES: usize = 256;
-/// Nodes per rayon task: large enough that a chunk of remembered scores (~0.25 µs a node)
-/// outweighs the hand-off, small enough to split 500 nodes over 2 cores evenly.
-const PARALLEL_CHUNK: usize = 64;
+/// Nodes to score afresh from which prioritize scores them on the rayon pool: ~250 µs of
+/// partition fits, well above the pool's hand-off.
+const PARALLEL_MIN_NODES: usize = 128;
+/// Fewest nodes per rayon task: ~60 µs of fits, enough to amortise a task.
+const PARALLEL_CHUNK: usize = 32;
 
 /// Why prioritize gave the scores it gave; a bounded metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,8 +159,8 @@ where
         }
     }
 
-    /// Score requests of at least `nodes` nodes on the rayon pool (default 256); the answer
-    /// is the same either way, only the time differs.
+    /// Score on the rayon pool when at least `nodes` nodes of a request have no remembered
+    /// score (default 128); the answer is the same either way, only the time differs.
     pub fn with_parallel_from(mut self, nodes: usize) -> Self {
         self.parallel_from = nodes.max(1);
         self
@@ -330,45 +330,50 @@ where
     /// Raw scores of the nodes that could be evaluated, as (index in `nodes`, score), and
     /// the count of nodes the cache does not know.
     ///
-    /// kube-scheduler sends one request at a time per profile, so a request that has to
-    /// score hundreds of nodes afresh (a pod shape not seen since those nodes changed) is
-    /// spread over the rayon pool in chunks; small requests, and chunks whose scores are
-    /// remembered, stay cheap because a chunk is large enough to amortise the hand-off.
+    /// Remembered scores are read first, in order. kube-scheduler sends one request at a
+    /// time per profile, so when many nodes are left to score afresh (a pod shape not seen
+    /// since those nodes changed: ~2 µs of partition fit each) they are spread over the
+    /// rayon pool; a request that is mostly remembered never touches the pool, whose
+    /// hand-off would then cost more than it saves and add a tail under CPU contention.
     fn evaluate_all(
         &self,
         view: &S::View,
         inputs: &PodInputs,
         nodes: &[RequestNode<'_>],
     ) -> (Vec<(usize, f64)>, usize) {
-        let chunk = |offset: usize, part: &[RequestNode<'_>]| {
-            let mut evaluated = Vec::with_capacity(part.len());
-            let mut unknown = 0;
-            for (i, request_node) in part.iter().enumerate() {
-                match self.facts(view, request_node) {
-                    None => unknown += 1,
-                    Some(facts) => {
-                        if let Some(e) = self.evaluate(&facts, inputs, Detail::Scores) {
-                            evaluated.push((offset + i, e.raw_score));
-                        }
-                    }
-                }
-            }
-            (evaluated, unknown)
-        };
-        if nodes.len() < self.parallel_from {
-            return chunk(0, nodes);
-        }
-        let parts: Vec<(Vec<(usize, f64)>, usize)> = nodes
-            .par_chunks(PARALLEL_CHUNK)
-            .enumerate()
-            .map(|(c, part)| chunk(c * PARALLEL_CHUNK, part))
-            .collect();
-        let mut evaluated = Vec::with_capacity(nodes.len());
+        let mut evaluated: Vec<(usize, f64)> = Vec::with_capacity(nodes.len());
         let mut unknown = 0;
-        for (part, u) in parts {
-            evaluated.extend(part);
-            unknown += u;
+        let mut misses = Vec::new();
+        for (index, request_node) in nodes.iter().enumerate() {
+            let Some(facts) = self.facts(view, request_node) else {
+                unknown += 1;
+                continue;
+            };
+            match self.recall(&facts, inputs) {
+                Some(Some(raw)) => evaluated.push((index, raw)),
+                Some(None) => {}
+                None => misses.push((index, facts)),
+            }
         }
+        let score = |(index, facts): &(usize, Facts<'_, _>)| {
+            self.evaluate(facts, inputs, Detail::Scores)
+                .map(|e| (*index, e.raw_score))
+        };
+        if misses.is_empty() {
+            return (evaluated, unknown);
+        }
+        if misses.len() < self.parallel_from {
+            evaluated.extend(misses.iter().filter_map(score));
+        } else {
+            let scored: Vec<(usize, f64)> = misses
+                .par_iter()
+                .with_min_len(PARALLEL_CHUNK)
+                .filter_map(score)
+                .collect();
+            evaluated.extend(scored);
+        }
+        // Remembered and fresh scores interleave: back to request order.
+        evaluated.sort_unstable_by_key(|(index, _)| *index);
         (evaluated, unknown)
     }
 
@@ -431,6 +436,28 @@ where
             market: market.map(Cow::Borrowed).map_err(Cow::Borrowed),
             cached: Some(node),
         })
+    }
+
+    /// The remembered raw score of the pod on a node: `Some(None)` when it is remembered
+    /// not to fit, `None` when nothing is remembered.
+    fn recall(
+        &self,
+        facts: &Facts<'_, <S::View as ClusterView>::Node>,
+        inputs: &PodInputs,
+    ) -> Option<Option<f64>> {
+        let (Some(node), Ok(market)) = (facts.cached, facts.market.as_ref()) else {
+            // Evaluating it is free: it scores nothing.
+            return Some(None);
+        };
+        self.scorer
+            .recall(
+                node,
+                market,
+                &facts.condition,
+                &inputs.demand,
+                inputs.policy.tolerance,
+            )
+            .map(|e| e.map(|e| e.raw_score))
     }
 
     fn evaluate(

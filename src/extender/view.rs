@@ -83,6 +83,20 @@ pub trait NodeScorer<N>: Send + Sync + 'static {
         detail: Detail,
     ) -> Option<Evaluation>;
 
+    /// What [`NodeScorer::evaluate`] remembers for these inputs at `Detail::Scores`, if it
+    /// remembers anything: `Some(None)` for "does not fit". Cheap; the default remembers
+    /// nothing.
+    fn recall(
+        &self,
+        _node: &N,
+        _market: &NodeMarket,
+        _condition: &NodeCondition,
+        _demand: &PodDemand,
+        _tolerance: Tolerance,
+    ) -> Option<Option<Evaluation>> {
+        None
+    }
+
     /// Maps raw scores of the evaluated nodes (higher is better) onto `0..=10`.
     fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64>;
 
