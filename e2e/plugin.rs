@@ -28,7 +28,7 @@ use tessera::model::Inventory;
 use tessera::plugin::proto::dra_v1 as v1;
 use tessera::plugin::proto::dra_v1::dra_plugin_client::DraPluginClient;
 use tessera::plugin::runtime::{self, PluginConfig, PluginParts, RuntimeError};
-use tessera::plugin::{READY_REGISTERED, READY_SOCKETS, SocketPaths};
+use tessera::plugin::{READY_CHECKPOINT, READY_REGISTERED, READY_SOCKETS, SocketPaths};
 use tessera::prepare::{FakeGpuControl, KubeClaimSource, PrepareMetrics};
 use tessera::publish::{
     FeatureChoice, FeatureLevel, Publisher, PublisherConfig, READINESS_CONDITION as READY_PUBLISHED,
@@ -178,7 +178,12 @@ impl Plugin {
             drain_grace: Duration::from_secs(5),
             serve_health: true,
         };
-        let readiness = Readiness::new(&[READY_SOCKETS, READY_REGISTERED, READY_PUBLISHED]);
+        let readiness = Readiness::new(&[
+            READY_SOCKETS,
+            READY_REGISTERED,
+            READY_PUBLISHED,
+            READY_CHECKPOINT,
+        ]);
         let shutdown = CancellationToken::new();
         let (_keep, inventory_rx) = tokio::sync::watch::channel(inventory.clone());
         let parts = PluginParts {

@@ -22,6 +22,9 @@ pub use socket::SocketPaths;
 
 /// Readiness condition: both sockets are listening.
 pub const READY_SOCKETS: &str = "sockets";
+/// Readiness condition: the last checkpoint recovery (at start-up, then periodic) could read
+/// the checkpoint. While it cannot, every prepare and unprepare fails.
+pub const READY_CHECKPOINT: &str = "checkpoint";
 
 /// Why the plugin's gRPC surface could not run.
 #[derive(Debug, Error)]

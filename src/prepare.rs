@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! ClaimRef ──▶ ClaimSource (API server) ──▶ claim::allocated_devices (this driver, this pool,
-//!   merged opaque config) ──▶ state::DeviceState::prepare:
-//!     checkpoint PrepareStarted ──▶ GpuControl (MIG, sharing) ──▶ CDI spec ──▶ PrepareCompleted
+//!   merged opaque config) ──▶ state::DeviceState::prepare_all (all claims of one call):
+//!     checkpoint PrepareStarted (all) ──▶ per claim: GpuControl (MIG, sharing) ──▶ CDI spec
+//!     ──▶ checkpoint PrepareCompleted (all that succeeded)
 //! ```
 //!
 //! [`DeviceState`] is the only sequencer; [`Preparer`] adds the claim fetch, per-claim
@@ -40,4 +41,4 @@ pub use fault::{Fault, FaultPlan, Step};
 pub use metrics::PrepareMetrics;
 pub use service::Preparer;
 pub use source::{ClaimSource, KubeClaimSource, MemoryClaimSource};
-pub use state::{DeviceState, RecoveryReport, StateConfig};
+pub use state::{DeviceState, Outcomes, RecoveryReport, StateConfig};

@@ -6,8 +6,11 @@
 
 mod plugin_support;
 
+use std::time::Duration;
+
 use plugin_support::{DRIVER, MockApiServer, NODE, RunningPlugin, TestNode};
 use serde_json::json;
+use tessera::plugin::READY_CHECKPOINT;
 use tessera::plugin::proto::dra_v1 as v1;
 use tessera::prepare::ClaimBuilder;
 use tonic::Code;
@@ -31,6 +34,24 @@ async fn prepare(
         .await
         .unwrap()
         .into_inner()
+}
+
+/// The `checkpoint` line of `/readyz`'s report, once it satisfies `want` (5 s at most).
+async fn checkpoint_readiness(plugin: &RunningPlugin, want: impl Fn(&str) -> bool) -> String {
+    let mut line = String::new();
+    for _ in 0..500 {
+        let report = plugin.readiness.report();
+        line = report
+            .lines()
+            .find(|l| l[3..].starts_with(&format!("{READY_CHECKPOINT}:")))
+            .unwrap_or_default()
+            .to_owned();
+        if want(&line) {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the checkpoint condition never became what was expected: {line:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +204,8 @@ async fn a_device_prepared_for_another_claim_is_refused_naming_that_claim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_or_foreign_checkpoint_fails_each_claim_and_is_left_alone() {
     let api = MockApiServer::start().await;
-    let node = TestNode::new(1);
+    let mut node = TestNode::new(1);
+    node.recovery_interval = Duration::from_millis(50);
     api.insert(
         ClaimBuilder::new("default", "c", "uid-c")
             .device("gpu", DRIVER, NODE, "gpu-0")
@@ -196,6 +218,12 @@ async fn a_corrupt_or_foreign_checkpoint_fails_each_claim_and_is_left_alone() {
     )
     .unwrap();
     let plugin = node.start(&api, None).await;
+    // Not ready, and /readyz says why, from start-up recovery on.
+    let line = plugin.readiness.report();
+    let line = line.lines().find(|l| l.contains(READY_CHECKPOINT)).unwrap();
+    assert!(line.starts_with("-- checkpoint: checkpoint "), "{line}");
+    assert!(line.contains("is corrupt (checksum mismatch"), "{line}");
+    assert!(!plugin.readiness.is_ready());
     let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
     let error = &response.claims["uid-c"].error;
     assert!(error.contains("is corrupt (checksum mismatch"), "{error}");
@@ -226,11 +254,26 @@ async fn a_corrupt_or_foreign_checkpoint_fails_each_claim_and_is_left_alone() {
             .contains("has version 9, this build reads version 1"),
         "{response:?}"
     );
+    // Periodic recovery keeps the reason current.
+    let line = checkpoint_readiness(&plugin, |l| l.contains("has version 9")).await;
+    assert!(line.starts_with("-- "), "{line}");
     assert_eq!(
         std::fs::read(node.checkpoint_path()).unwrap(),
         b"{\"version\":9,\"checksum\":0,\"data\":{}}"
     );
     assert!(!node.cdi_spec_path("uid-c").exists());
+
+    // The operator moves the file away: the next recovery makes the plugin ready again,
+    // without a restart, and the claim prepares.
+    std::fs::rename(
+        node.checkpoint_path(),
+        node.plugin_dir.join("checkpoint.json.bad"),
+    )
+    .unwrap();
+    let line = checkpoint_readiness(&plugin, |l| l.starts_with("ok ")).await;
+    assert!(line.contains("recovered: 0 claims prepared"), "{line}");
+    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    assert_eq!(response.claims["uid-c"].error, "");
     plugin.stop().await.unwrap();
 }
 

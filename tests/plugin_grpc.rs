@@ -73,6 +73,14 @@ async fn registration_announces_both_versions_and_health_and_the_kubelets_answer
         .await
         .unwrap();
     assert!(plugin.readiness.is_ready(), "{}", plugin.readiness.report());
+    assert!(
+        plugin
+            .readiness
+            .report()
+            .contains("ok checkpoint: recovered: 0 claims prepared"),
+        "{}",
+        plugin.readiness.report()
+    );
 
     let refused = registration
         .notify_registration_status(RegistrationStatus {

@@ -17,7 +17,7 @@ use super::{AdminArgs, KubeArgs};
 use crate::admin::{self, Readiness};
 use crate::discovery::{self, DeviceSource, SourceSpec};
 use crate::plugin::runtime::{self, PluginConfig, PluginParts};
-use crate::plugin::{READY_REGISTERED, READY_SOCKETS, SocketPaths};
+use crate::plugin::{READY_CHECKPOINT, READY_REGISTERED, READY_SOCKETS, SocketPaths};
 use crate::prepare::{FakeGpuControl, GpuControl, KubeClaimSource, PrepareMetrics};
 use crate::publish::{PublishMetrics, Publisher, READINESS_CONDITION as READY_PUBLISHED};
 use crate::shutdown;
@@ -155,7 +155,12 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal().context("cannot install signal handlers")?;
     let client = args.kube.client().await?;
-    let readiness = Readiness::new(&[READY_SOCKETS, READY_REGISTERED, READY_PUBLISHED]);
+    let readiness = Readiness::new(&[
+        READY_SOCKETS,
+        READY_REGISTERED,
+        READY_PUBLISHED,
+        READY_CHECKPOINT,
+    ]);
     let mut registry = Registry::default();
     let prepare_metrics = PrepareMetrics::register(&mut registry);
     let publish_metrics = PublishMetrics::register(&mut registry);

@@ -15,10 +15,12 @@ use tracing::{error, info, warn};
 
 use super::server::{self, BoundSockets};
 use super::socket::SocketPaths;
-use super::{DraService, HealthService, HealthTracker, PluginError};
+use super::{DraService, HealthService, HealthTracker, PluginError, READY_CHECKPOINT};
 use crate::admin::Readiness;
 use crate::model::Inventory;
-use crate::prepare::{ClaimSource, DeviceState, GpuControl, PrepareMetrics, Preparer, StateConfig};
+use crate::prepare::{
+    ClaimSource, DeviceState, GpuControl, PrepareMetrics, Preparer, RecoveryReport, StateConfig,
+};
 use crate::shutdown::drain_within;
 
 /// Why the plugin stopped.
@@ -101,7 +103,7 @@ pub async fn run(
         },
         parts.control,
     );
-    recover(&state).await;
+    recover(&state, &readiness).await;
     metrics.set_prepared(state.prepared_claims());
 
     // Stop accepting at the signal; in-flight calls get `drain_grace` to finish, and the
@@ -128,6 +130,7 @@ pub async fn run(
     let cleanup = tokio::spawn(periodic_recovery(
         Arc::clone(&preparer),
         config.recovery_interval,
+        readiness.clone(),
         shutdown.clone(),
     ));
 
@@ -173,27 +176,52 @@ pub async fn run(
     }
 }
 
-async fn recover(state: &DeviceState) {
+async fn recover(state: &DeviceState, readiness: &Readiness) {
     match state.recover().await {
-        Ok(report) => info!(
-            rolled_back = report.rolled_back.len(),
-            failed = report.failed.len(),
-            dropped_after_reboot = report.dropped_after_reboot.len(),
-            temps_removed = report.temps_removed,
-            prepared = report.prepared,
-            "checkpoint recovered"
-        ),
+        Ok(report) => {
+            info!(
+                rolled_back = report.rolled_back.len(),
+                failed = report.failed.len(),
+                dropped_after_reboot = report.dropped_after_reboot.len(),
+                temps_removed = report.temps_removed,
+                prepared = report.prepared,
+                "checkpoint recovered"
+            );
+            checkpoint_readable(readiness, &report);
+        }
         // Keep serving: every call then answers with this error per claim, which the kubelet
-        // shows in the pod's events, and the checkpoint is never overwritten.
+        // shows in the pod's events, and the checkpoint is never overwritten. Readiness says
+        // why until a periodic recovery can read it again.
         Err(error) => {
-            error!(%error, "checkpoint recovery failed; prepare and unprepare will fail until it is fixed")
+            error!(%error, "checkpoint recovery failed; prepare and unprepare will fail until it is fixed");
+            readiness.set(READY_CHECKPOINT, false, error.to_string());
         }
     }
 }
 
+fn checkpoint_readable(readiness: &Readiness, report: &RecoveryReport) {
+    readiness.set(
+        READY_CHECKPOINT,
+        true,
+        format!(
+            "recovered: {} claims prepared, {} rolled back, {} rollbacks to retry",
+            report.prepared,
+            report.rolled_back.len(),
+            report.failed.len()
+        ),
+    );
+}
+
 /// Roll back claims whose prepare failed and whose rollback failed too, once the kubelet
-/// stopped asking for them (NVIDIA driver issue #840: without this they pile up).
-async fn periodic_recovery(preparer: Arc<Preparer>, every: Duration, shutdown: CancellationToken) {
+/// stopped asking for them (NVIDIA driver issue #840: without this they pile up); and keep
+/// the `checkpoint` readiness condition current, so fixing a corrupt checkpoint makes the
+/// plugin ready again without a restart.
+async fn periodic_recovery(
+    preparer: Arc<Preparer>,
+    every: Duration,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await; // the first tick is immediate; start-up already recovered
     loop {
@@ -202,11 +230,16 @@ async fn periodic_recovery(preparer: Arc<Preparer>, every: Duration, shutdown: C
             () = shutdown.cancelled() => return,
         }
         match preparer.state().recover().await {
-            Ok(report) if !report.rolled_back.is_empty() || !report.failed.is_empty() => {
-                info!(rolled_back = ?report.rolled_back, failed = ?report.failed, "periodic recovery");
+            Ok(report) => {
+                if !report.rolled_back.is_empty() || !report.failed.is_empty() {
+                    info!(rolled_back = ?report.rolled_back, failed = ?report.failed, "periodic recovery");
+                }
+                checkpoint_readable(&readiness, &report);
             }
-            Ok(_) => {}
-            Err(error) => warn!(%error, "periodic recovery failed"),
+            Err(error) => {
+                warn!(%error, "periodic recovery failed");
+                readiness.set(READY_CHECKPOINT, false, error.to_string());
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Why preparing or unpreparing one claim failed. Each variant reads as a sentence the
 //! kubelet shows in the pod's events, and maps to one bounded metric label.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use super::cdi::CdiError;
@@ -140,6 +142,10 @@ pub enum PrepareError {
     /// A blocking task died (the runtime is shutting down).
     #[error("prepare task stopped: {0}")]
     Task(String),
+    /// A failure of the whole call (taking the lock, reading or writing the checkpoint),
+    /// reported for each of its claims: the claims of one call share those steps.
+    #[error(transparent)]
+    Call(Arc<PrepareError>),
     /// A fault injected by a test at a given step.
     #[error("injected failure at step {step:?}")]
     Injected {
@@ -149,6 +155,17 @@ pub enum PrepareError {
 }
 
 impl PrepareError {
+    /// `self` as the error of each of `claims` claims: itself for one claim, shared for more.
+    pub(crate) fn for_each_claim(self, claims: usize) -> Vec<PrepareError> {
+        if claims == 1 {
+            return vec![self];
+        }
+        let shared = Arc::new(self);
+        (0..claims)
+            .map(|_| PrepareError::Call(Arc::clone(&shared)))
+            .collect()
+    }
+
     /// A bounded, stable label for the `errors` metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -170,6 +187,7 @@ impl PrepareError {
             PrepareError::Lock { .. } => "lock",
             PrepareError::Task(_) => "task",
             PrepareError::Injected { .. } => "injected",
+            PrepareError::Call(inner) => inner.metric_label(),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::error::PrepareError;
 /// A point in prepare or unprepare just before something changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
-    /// Writing the checkpoint with the claim `PrepareStarted`.
+    /// Writing the checkpoint with the call's claims `PrepareStarted` (once per call).
     RecordPrepareStarted,
     /// Creating a MIG instance.
     CreateMig,
@@ -22,9 +22,10 @@ pub enum Step {
     ApplySharing,
     /// Writing the CDI spec.
     WriteCdi,
-    /// Writing the checkpoint with the claim `PrepareCompleted`.
+    /// Writing the checkpoint with the call's outcomes: `PrepareCompleted` for the claims
+    /// set up, the failed ones removed (once per call).
     RecordPrepareCompleted,
-    /// Writing the checkpoint with the claim `UnprepareStarted`.
+    /// Writing the checkpoint with the call's claims `UnprepareStarted` (once per call).
     RecordUnprepareStarted,
     /// Deleting the CDI spec.
     DeleteCdi,
@@ -32,7 +33,7 @@ pub enum Step {
     ClearSharing,
     /// Destroying a MIG instance.
     DestroyMig,
-    /// Writing the checkpoint without the claim.
+    /// Writing the checkpoint without the call's torn-down claims (once per call).
     RemoveRecord,
 }
 

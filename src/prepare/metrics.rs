@@ -53,12 +53,12 @@ impl PrepareMetrics {
         let registry = registry.sub_registry_with_prefix("tessera_plugin");
         registry.register(
             "prepare_duration_seconds",
-            "Time to prepare one claim, including reading it from the API server",
+            "Time to prepare one claim: the kubelet call that carried it, claim reads included",
             metrics.prepare.clone(),
         );
         registry.register(
             "unprepare_duration_seconds",
-            "Time to unprepare one claim",
+            "Time to unprepare one claim: the kubelet call that carried it",
             metrics.unprepare.clone(),
         );
         registry.register(

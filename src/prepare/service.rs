@@ -1,6 +1,7 @@
 //! [`Preparer`]: what the gRPC layer calls. Reads each claim from the API server (slow,
-//! concurrent, outside the lock), then hands it to [`DeviceState`] one at a time, keeping
-//! every claim's failure to that claim.
+//! concurrent, outside the lock), then hands all the claims it could read to [`DeviceState`]
+//! in one batch (one lock, two checkpoint writes for the whole call), keeping every claim's
+//! failure to that claim.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,37 +64,47 @@ impl Preparer {
 
     /// Prepare every claim; one entry per distinct UID.
     pub async fn prepare(&self, claims: &[ClaimRef]) -> PrepareResults {
+        let started = Instant::now();
         let claims: Vec<ClaimRef> = distinct(claims).into_iter().cloned().collect();
         let fetched: Vec<_> = futures::stream::iter(claims)
             .map(|claim: ClaimRef| async move {
-                let started = Instant::now();
                 let devices = self.fetch(&claim).await;
-                (claim, started, devices)
+                (claim, devices)
             })
             .buffered(FETCH_CONCURRENCY)
             .collect()
             .await;
-        let mut out = BTreeMap::new();
-        for (claim, started, devices) in fetched {
-            let span = info_span!("prepare", claim = %claim);
-            let outcome = async {
-                let devices = devices?;
-                // A copy, so discovery can publish a new inventory meanwhile.
-                let inventory = self.inventory.borrow().clone();
-                self.state.prepare(&claim, &devices, &inventory).await
+        let mut outcomes = Vec::with_capacity(fetched.len());
+        let mut readable = Vec::with_capacity(fetched.len());
+        for (claim, devices) in fetched {
+            match devices {
+                Ok(devices) => readable.push((claim, devices)),
+                Err(error) => outcomes.push((claim, Err(error))),
             }
-            .instrument(span.clone())
-            .await;
-            self.metrics.observe(
-                Operation::Prepare,
-                started.elapsed(),
-                outcome.as_ref().err(),
-            );
-            span.in_scope(|| match &outcome {
-                Ok(devices) => info!(devices = devices.len(), "prepared"),
-                Err(error) => warn!(%error, kind = error.metric_label(), "prepare failed"),
-            });
-            out.insert(claim.uid.clone(), outcome);
+        }
+        if !readable.is_empty() {
+            // A copy, so discovery can publish a new inventory meanwhile.
+            let inventory = self.inventory.borrow().clone();
+            let prepared = self
+                .state
+                .prepare_all(&readable, &inventory)
+                .instrument(info_span!("prepare", claims = readable.len()))
+                .await;
+            outcomes.extend(readable.into_iter().map(|(claim, _)| claim).zip(prepared));
+        }
+        // The claims of one call finish together: each one's latency is the call's.
+        let took = started.elapsed();
+        let mut out = BTreeMap::new();
+        for (claim, outcome) in outcomes {
+            self.metrics
+                .observe(Operation::Prepare, took, outcome.as_ref().err());
+            match &outcome {
+                Ok(devices) => info!(claim = %claim, devices = devices.len(), "prepared"),
+                Err(error) => {
+                    warn!(claim = %claim, %error, kind = error.metric_label(), "prepare failed");
+                }
+            }
+            out.insert(claim.uid, outcome);
         }
         self.metrics.set_prepared(self.state.prepared_claims());
         out
@@ -102,26 +113,35 @@ impl Preparer {
     /// Unprepare every claim; one entry per distinct UID. Nothing is fetched: the checkpoint
     /// holds all that is needed, and the claim may already be deleted.
     pub async fn unprepare(&self, claims: &[ClaimRef]) -> UnprepareResults {
-        let mut out = BTreeMap::new();
+        let started = Instant::now();
+        let mut outcomes = Vec::new();
+        let mut valid = Vec::new();
         for claim in distinct(claims) {
-            let started = Instant::now();
-            let span = info_span!("unprepare", claim = %claim);
-            let outcome = async {
-                claim.validate()?;
-                self.state.unprepare(claim).await
+            match claim.validate() {
+                Ok(()) => valid.push(claim.clone()),
+                Err(error) => outcomes.push((claim.clone(), Err(error))),
             }
-            .instrument(span.clone())
-            .await;
-            self.metrics.observe(
-                Operation::Unprepare,
-                started.elapsed(),
-                outcome.as_ref().err(),
-            );
-            span.in_scope(|| match &outcome {
-                Ok(()) => info!("unprepared"),
-                Err(error) => warn!(%error, kind = error.metric_label(), "unprepare failed"),
-            });
-            out.insert(claim.uid.clone(), outcome);
+        }
+        if !valid.is_empty() {
+            let unprepared = self
+                .state
+                .unprepare_all(&valid)
+                .instrument(info_span!("unprepare", claims = valid.len()))
+                .await;
+            outcomes.extend(valid.into_iter().zip(unprepared));
+        }
+        let took = started.elapsed();
+        let mut out = BTreeMap::new();
+        for (claim, outcome) in outcomes {
+            self.metrics
+                .observe(Operation::Unprepare, took, outcome.as_ref().err());
+            match &outcome {
+                Ok(()) => info!(claim = %claim, "unprepared"),
+                Err(error) => {
+                    warn!(claim = %claim, %error, kind = error.metric_label(), "unprepare failed");
+                }
+            }
+            out.insert(claim.uid, outcome);
         }
         self.metrics.set_prepared(self.state.prepared_claims());
         out

@@ -2,25 +2,25 @@
 //! then checkpoint again; undo in reverse. Calls are serialised in the process (a mutex) and
 //! across plugin instances (`serialize.lock`), and the checkpoint is re-read under the lock
 //! every time, so two instances during a rolling update never overwrite each other.
+//!
+//! The claims of one kubelet call go through together (`batch`): one lock, one read, two
+//! writes. `hardware` holds the per-claim device and CDI steps; this file planning, recovery
+//! and the checkpoint plumbing.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tracing::{info, warn};
 
-use super::cdi::{CdiDir, Spec};
-use super::checkpoint::{CheckpointData, CheckpointStore, ClaimRecord, ClaimState, DeviceRecord};
+use super::cdi::CdiDir;
+use super::checkpoint::{CheckpointData, CheckpointStore, ClaimState, DeviceRecord};
 use super::claim::{AllocatedDevice, ClaimRef, PreparedDevice};
 use super::control::GpuControl;
 use super::device::{self, DeviceKind};
 use super::error::PrepareError;
 use super::fault::{FaultPlan, Step};
-use super::holders::{
-    check_conflicts, created_mig_uuid, shared_instance_held_elsewhere, shared_instance_uuid,
-    sharing_held_elsewhere,
-};
+use super::holders::{check_conflicts, created_mig_uuid};
 use super::lock::StateLock;
 use super::spec;
 use crate::model::Inventory;
@@ -140,93 +140,45 @@ impl DeviceState {
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in unfinished {
-            match self.tear_down(&mut data, &uid).await {
+            match self.undo(&data, &uid).await {
                 Ok(()) => {
                     info!(claim = %uid, "rolled back a claim a crash left half-done");
+                    data.claims.remove(&uid);
                     report.rolled_back.push(uid);
                 }
                 Err(error) => {
                     warn!(claim = %uid, %error, "rollback failed; will retry");
                     report.failed.push(uid);
-                    // Continue from what is on disk, not from the half-updated copy.
-                    data = self.load().await?;
                 }
             }
+        }
+        if !report.rolled_back.is_empty() {
+            self.save(&data).await?;
         }
         report.prepared = data.completed();
         Ok(report)
     }
 
-    /// Prepare `claim`'s `allocated` devices. Idempotent: a prepared claim returns what it
-    /// returned before; a half-prepared one is rolled back and prepared again.
+    /// Prepare one claim: [`DeviceState::prepare_all`] with a call of one.
     pub async fn prepare(
         &self,
         claim: &ClaimRef,
         allocated: &[AllocatedDevice],
         inventory: &Inventory,
     ) -> Result<Vec<PreparedDevice>, PrepareError> {
-        let _serial = self.serial.lock().await;
-        let (_lock, mut data) = self.lock_and_load().await?;
-        match data.claims.get(&claim.uid) {
-            Some(record) if record.state == ClaimState::PrepareCompleted => {
-                return Ok(record.prepared_devices());
-            }
-            Some(record) => {
-                info!(claim = %claim, state = ?record.state, "rolling back an unfinished attempt first");
-                self.tear_down(&mut data, &claim.uid).await?;
-            }
-            None => {}
-        }
-        let devices = self.plan(claim, allocated, inventory, &data)?;
-        if data.boot_id.is_empty() {
-            data.boot_id.clone_from(&self.config.boot_id);
-        }
-        data.claims.insert(
-            claim.uid.clone(),
-            ClaimRecord {
-                namespace: claim.namespace.clone(),
-                name: claim.name.clone(),
-                state: ClaimState::PrepareStarted,
-                devices,
-            },
-        );
-        self.step(Step::RecordPrepareStarted).await?;
-        self.save(&data).await?;
-
-        let applied = self.apply(&mut data, &claim.uid).await;
-        let completed = match applied {
-            Ok(()) => {
-                set_state(&mut data, &claim.uid, ClaimState::PrepareCompleted);
-                match self.step(Step::RecordPrepareCompleted).await {
-                    Ok(()) => self.save(&data).await,
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(error) = completed {
-            // Disk says PrepareStarted; undo from there. If undoing fails too, the record
-            // stays and the next prepare or recovery finishes the job.
-            set_state(&mut data, &claim.uid, ClaimState::PrepareStarted);
-            if let Err(rollback) = self.tear_down(&mut data, &claim.uid).await {
-                warn!(claim = %claim, %rollback, "rollback after a failed prepare failed; will retry");
-            }
-            return Err(error);
-        }
-        data.claims
-            .get(&claim.uid)
-            .map(ClaimRecord::prepared_devices)
-            .ok_or_else(|| PrepareError::Task("claim vanished from the checkpoint".to_owned()))
+        let call = [(claim.clone(), allocated.to_vec())];
+        self.prepare_all(&call, inventory)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(PrepareError::Task("the claim got no outcome".to_owned())))
     }
 
-    /// Undo everything prepare did for `claim`. Idempotent: an unknown claim is a success.
+    /// Unprepare one claim: [`DeviceState::unprepare_all`] with a call of one.
     pub async fn unprepare(&self, claim: &ClaimRef) -> Result<(), PrepareError> {
-        let _serial = self.serial.lock().await;
-        let (_lock, mut data) = self.lock_and_load().await?;
-        if !data.claims.contains_key(&claim.uid) {
-            return Ok(());
-        }
-        self.tear_down(&mut data, &claim.uid).await
+        self.unprepare_all(std::slice::from_ref(claim))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(PrepareError::Task("the claim got no outcome".to_owned())))
     }
 
     // === planning ===
@@ -282,132 +234,6 @@ impl DeviceState {
         Ok(records)
     }
 
-    // === doing ===
-
-    /// Hardware changes, then the CDI spec. Records MIG UUIDs in `data` as they appear.
-    async fn apply(&self, data: &mut CheckpointData, uid: &str) -> Result<(), PrepareError> {
-        let devices = data
-            .claims
-            .get(uid)
-            .map(|r| r.devices.clone())
-            .unwrap_or_default();
-        let mut shared_gpus: HashSet<String> = HashSet::new();
-        let mut nodes = Vec::with_capacity(devices.len());
-        for (i, dev) in devices.iter().enumerate() {
-            if !dev.admin_access {
-                if let DeviceKind::DynamicMig { profile, placement } = &dev.kind {
-                    self.step(Step::CreateMig).await?;
-                    let (gpu, profile, placement) = (dev.gpu.clone(), profile.clone(), *placement);
-                    let uuid = self
-                        .control(move |c| c.create_mig(&gpu, &profile, placement))
-                        .await?;
-                    info!(claim = %uid, device = %dev.device, mig = %uuid, "created MIG instance");
-                    if let Some(record) = data.claims.get_mut(uid)
-                        && let Some(d) = record.devices.get_mut(i)
-                    {
-                        d.visible_uuid = Some(uuid);
-                    }
-                }
-                if let DeviceKind::SharedMig { profile, placement } = &dev.kind {
-                    // The shares of a dynamic-MIG GPU run on one full-size instance: the
-                    // first share creates it, the others use it.
-                    let uuid = match shared_instance_uuid(data, &dev.gpu.uuid) {
-                        Some(uuid) => uuid,
-                        None => {
-                            self.step(Step::CreateMig).await?;
-                            let (gpu, profile, placement) =
-                                (dev.gpu.clone(), profile.clone(), *placement);
-                            let uuid = self
-                                .control(move |c| c.create_mig(&gpu, &profile, placement))
-                                .await?;
-                            info!(claim = %uid, device = %dev.device, mig = %uuid, "created the shared full-size MIG instance");
-                            uuid
-                        }
-                    };
-                    if let Some(d) = data.claims.get_mut(uid).and_then(|r| r.devices.get_mut(i)) {
-                        d.visible_uuid = Some(uuid);
-                    }
-                }
-                if let Some(plan) = dev.sharing {
-                    let first_here = shared_gpus.insert(dev.gpu.uuid.clone());
-                    if first_here && !sharing_held_elsewhere(data, uid, &dev.gpu.uuid) {
-                        self.step(Step::ApplySharing).await?;
-                        let gpu = dev.gpu.clone();
-                        self.control(move |c| c.apply_sharing(&gpu, plan.gpu))
-                            .await?;
-                    }
-                }
-            }
-            let gpu = dev.gpu.clone();
-            let mig = match &dev.kind {
-                DeviceKind::StaticMig { placement, .. }
-                | DeviceKind::DynamicMig { placement, .. }
-                | DeviceKind::SharedMig { placement, .. } => Some(*placement),
-                _ => None,
-            };
-            nodes.push(self.control(move |c| c.device_nodes(&gpu, mig)).await?);
-        }
-        let record = data
-            .claims
-            .get(uid)
-            .ok_or_else(|| PrepareError::Task("claim vanished from the checkpoint".to_owned()))?;
-        let spec: Spec = spec::build(&self.cdi, uid, &record.devices, &nodes);
-        self.step(Step::WriteCdi).await?;
-        let cdi = self.cdi.clone();
-        let uid = uid.to_owned();
-        blocking(move || Ok(cdi.write(&uid, &spec)?)).await
-    }
-
-    /// Undo a claim from whatever state it is in, then drop its record.
-    async fn tear_down(&self, data: &mut CheckpointData, uid: &str) -> Result<(), PrepareError> {
-        let Some(record) = data.claims.get(uid).cloned() else {
-            return Ok(());
-        };
-        if record.state == ClaimState::PrepareCompleted {
-            set_state(data, uid, ClaimState::UnprepareStarted);
-            self.step(Step::RecordUnprepareStarted).await?;
-            self.save(data).await?;
-        }
-        // The spec goes first, so no new container can start with devices being taken away.
-        self.step(Step::DeleteCdi).await?;
-        let cdi = self.cdi.clone();
-        let spec_uid = uid.to_owned();
-        blocking(move || Ok(cdi.remove(&spec_uid)?)).await?;
-
-        let mut cleared: HashSet<String> = HashSet::new();
-        let mut destroyed: HashSet<String> = HashSet::new();
-        for dev in record.devices.iter().rev().filter(|d| !d.admin_access) {
-            if dev.sharing.is_some()
-                && cleared.insert(dev.gpu.uuid.clone())
-                && !sharing_held_elsewhere(data, uid, &dev.gpu.uuid)
-            {
-                self.step(Step::ClearSharing).await?;
-                let gpu = dev.gpu.clone();
-                self.control(move |c| c.clear_sharing(&gpu)).await?;
-            }
-            if let DeviceKind::SharedMig { profile, placement } = &dev.kind {
-                // Destroyed with the last share anywhere on the GPU.
-                if destroyed.insert(dev.gpu.uuid.clone())
-                    && !shared_instance_held_elsewhere(data, uid, &dev.gpu.uuid)
-                {
-                    self.step(Step::DestroyMig).await?;
-                    let (gpu, profile, placement) = (dev.gpu.clone(), profile.clone(), *placement);
-                    self.control(move |c| c.destroy_mig(&gpu, &profile, placement))
-                        .await?;
-                }
-            }
-            if let DeviceKind::DynamicMig { profile, placement } = &dev.kind {
-                self.step(Step::DestroyMig).await?;
-                let (gpu, profile, placement) = (dev.gpu.clone(), profile.clone(), *placement);
-                self.control(move |c| c.destroy_mig(&gpu, &profile, placement))
-                    .await?;
-            }
-        }
-        data.claims.remove(uid);
-        self.step(Step::RemoveRecord).await?;
-        self.save(data).await
-    }
-
     // === plumbing ===
 
     async fn step(&self, step: Step) -> Result<(), PrepareError> {
@@ -415,6 +241,12 @@ impl DeviceState {
             Some(plan) => plan.check(step).await,
             None => Ok(()),
         }
+    }
+
+    /// Pass `step`, then write `data` as the checkpoint.
+    async fn record(&self, step: Step, data: &CheckpointData) -> Result<(), PrepareError> {
+        self.step(step).await?;
+        self.save(data).await
     }
 
     /// Take the cross-instance lock and read the checkpoint under it, in one trip to the
@@ -429,13 +261,6 @@ impl DeviceState {
         .await?;
         self.prepared.store(data.completed(), Ordering::Relaxed);
         Ok((lock, data))
-    }
-
-    async fn load(&self) -> Result<CheckpointData, PrepareError> {
-        let store = self.store.clone();
-        let data = blocking(move || Ok(store.load()?)).await?;
-        self.prepared.store(data.completed(), Ordering::Relaxed);
-        Ok(data)
     }
 
     async fn save(&self, data: &CheckpointData) -> Result<(), PrepareError> {
@@ -472,6 +297,11 @@ fn set_state(data: &mut CheckpointData, uid: &str, state: ClaimState) {
         record.state = state;
     }
 }
+
+mod batch;
+mod hardware;
+
+pub use batch::Outcomes;
 
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,7 @@ use tessera::plugin::proto::dra_v1::dra_plugin_client::DraPluginClient as V1Clie
 use tessera::plugin::proto::dra_v1beta1::dra_plugin_client::DraPluginClient as V1beta1Client;
 use tessera::plugin::proto::registration::registration_client::RegistrationClient;
 use tessera::plugin::runtime::{self, PluginConfig, PluginParts, RuntimeError};
-use tessera::plugin::{READY_REGISTERED, READY_SOCKETS, SocketPaths};
+use tessera::plugin::{READY_CHECKPOINT, READY_REGISTERED, READY_SOCKETS, SocketPaths};
 use tessera::prepare::{FakeGpuControl, KubeClaimSource, PrepareMetrics};
 use tessera::publish::READINESS_CONDITION as READY_PUBLISHED;
 use tokio::net::{TcpListener, UnixStream};
@@ -192,6 +192,8 @@ pub struct TestNode {
     pub cdi_dir: PathBuf,
     pub control: Arc<FakeGpuControl>,
     pub inventory: Inventory,
+    /// How often a started plugin runs its periodic checkpoint recovery.
+    pub recovery_interval: Duration,
 }
 
 impl TestNode {
@@ -204,6 +206,7 @@ impl TestNode {
             dir,
             control: Arc::new(FakeGpuControl::with_device_nodes()),
             inventory: inventory(gpus),
+            recovery_interval: Duration::from_secs(3600),
         }
     }
 
@@ -246,11 +249,16 @@ impl TestNode {
             state_dir: self.plugin_dir.clone(),
             share_replicas: 4,
             boot_id: "boot-test".to_owned(),
-            recovery_interval: Duration::from_secs(3600),
+            recovery_interval: self.recovery_interval,
             drain_grace: Duration::from_secs(5),
             serve_health: true,
         };
-        let readiness = Readiness::new(&[READY_SOCKETS, READY_REGISTERED, READY_PUBLISHED]);
+        let readiness = Readiness::new(&[
+            READY_SOCKETS,
+            READY_REGISTERED,
+            READY_PUBLISHED,
+            READY_CHECKPOINT,
+        ]);
         let mut registry = Registry::default();
         let metrics = PrepareMetrics::register(&mut registry);
         let publisher_readiness = readiness.clone();

@@ -665,4 +665,5 @@ async fn recovery_removes_temp_files_a_crash_left() {
     assert!(node.cdi_specs().is_empty());
 }
 
+mod batch;
 mod crash;

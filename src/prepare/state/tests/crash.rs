@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+use super::batch::{call, refs};
 use super::*;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -160,6 +161,124 @@ fn a_failure_or_crash_at_every_unprepare_step_is_finished_by_a_retry_or_restart(
     }
 }
 
+/// The claims of [`call`] a first attempt may leave prepared: with a crash none are (the
+/// second write never happens); with a failure, exactly those answered as prepared.
+fn recorded_uids(node: &Node) -> BTreeSet<String> {
+    node.checkpoint().claims.into_keys().collect()
+}
+
+#[test]
+fn a_failure_or_crash_at_every_step_of_a_multi_claim_prepare_keeps_claims_apart() {
+    let rt = rt();
+    let call = call();
+    for fault in [Fault::Fail, Fault::Crash] {
+        let mut at = 0;
+        loop {
+            let node = Node::new();
+            let plan = Arc::new(FaultPlan::new(at, fault));
+            let fired = rt.block_on(async {
+                let state = node.start_with(plan.clone());
+                let out =
+                    until_crash(state.prepare_all(&call, &node.inventory), &plan, fault).await;
+                if !plan.has_fired() {
+                    return false;
+                }
+                let told: BTreeSet<String> = match &out {
+                    Some(outcomes) => call
+                        .iter()
+                        .zip(outcomes)
+                        .filter(|(_, o)| o.is_ok())
+                        .map(|((c, _), _)| c.uid.clone())
+                        .collect(),
+                    None => BTreeSet::new(),
+                };
+                if let Some(outcomes) = &out {
+                    assert!(
+                        outcomes.iter().any(Result::is_err),
+                        "{fault:?} at step {at} failed no claim"
+                    );
+                }
+                let restarted = node.start();
+                restarted.recover().await.unwrap();
+                node.assert_consistent();
+                assert_eq!(
+                    recorded_uids(&node),
+                    told,
+                    "{fault:?} at step {at}: {:?}",
+                    plan.seen()
+                );
+                // The kubelet retries the whole call: every claim but the refused one
+                // prepares; then unprepare cleans up.
+                let again = restarted.prepare_all(&call, &node.inventory).await;
+                let ok: Vec<bool> = again.iter().map(Result::is_ok).collect();
+                assert_eq!(ok, [true, true, false, true, true], "{again:?}");
+                node.assert_consistent();
+                let gone = restarted.unprepare_all(&refs(&call)).await;
+                assert!(gone.iter().all(Result::is_ok), "{gone:?}");
+                node.assert_consistent();
+                assert!(node.checkpoint().claims.is_empty());
+                true
+            });
+            if !fired {
+                let seen = plan.seen();
+                let count = |step| seen.iter().filter(|s| **s == step).count();
+                assert_eq!(count(Step::RecordPrepareStarted), 1, "{seen:?}");
+                assert_eq!(count(Step::RecordPrepareCompleted), 1, "{seen:?}");
+                assert_eq!(count(Step::WriteCdi), 4, "{seen:?}");
+                assert!(count(Step::CreateMig) >= 3 && count(Step::ApplySharing) == 1);
+                assert_eq!(at, seen.len());
+                break;
+            }
+            at += 1;
+        }
+    }
+}
+
+#[test]
+fn a_failure_or_crash_at_every_step_of_a_multi_claim_unprepare_is_finished_by_a_retry() {
+    let rt = rt();
+    let call = call();
+    for fault in [Fault::Fail, Fault::Crash] {
+        let mut at = 0;
+        loop {
+            let node = Node::new();
+            let plan = Arc::new(FaultPlan::new(at, fault));
+            let fired = rt.block_on(async {
+                let prepared = node.start().prepare_all(&call, &node.inventory).await;
+                assert_eq!(prepared.iter().filter(|o| o.is_ok()).count(), 4);
+                let state = node.start_with(plan.clone());
+                let out = until_crash(state.unprepare_all(&refs(&call)), &plan, fault).await;
+                if !plan.has_fired() {
+                    assert!(out.unwrap().iter().all(Result::is_ok));
+                    return false;
+                }
+                let restarted = node.start();
+                restarted.recover().await.unwrap();
+                node.assert_consistent();
+                // Each claim is still fully prepared or fully gone; the retry finishes it.
+                let gone = restarted.unprepare_all(&refs(&call)).await;
+                assert!(gone.iter().all(Result::is_ok), "{gone:?}");
+                node.assert_consistent();
+                assert!(
+                    node.checkpoint().claims.is_empty(),
+                    "{fault:?} at step {at}"
+                );
+                true
+            });
+            if !fired {
+                let seen = plan.seen();
+                let count = |step| seen.iter().filter(|s| **s == step).count();
+                assert_eq!(count(Step::RecordUnprepareStarted), 1, "{seen:?}");
+                assert_eq!(count(Step::RemoveRecord), 1, "{seen:?}");
+                assert_eq!(count(Step::DeleteCdi), 4, "{seen:?}");
+                assert_eq!(at, seen.len());
+                break;
+            }
+            at += 1;
+        }
+    }
+}
+
 // === property: random histories ===
 
 /// Claims that compete for the same hardware in every way the model allows.
@@ -190,30 +309,40 @@ fn pool(k: usize) -> Vec<AllocatedDevice> {
     }
 }
 
+/// One kubelet call naming 1 to 3 distinct claims of [`pool`] (in any order), maybe with
+/// a fault at one of its steps.
 #[derive(Debug, Clone)]
 enum Op {
-    Prepare(usize, Option<(usize, Fault)>),
-    Unprepare(usize, Option<(usize, Fault)>),
+    Prepare(Vec<usize>, Option<(usize, Fault)>),
+    Unprepare(Vec<usize>, Option<(usize, Fault)>),
     Restart,
+}
+
+fn claims_of_a_call() -> impl Strategy<Value = Vec<usize>> {
+    proptest::collection::vec(0usize..10, 1..=3).prop_map(|mut ks| {
+        let mut seen = BTreeSet::new();
+        ks.retain(|k| seen.insert(*k));
+        ks
+    })
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let fault = proptest::option::weighted(
         0.3,
         (
-            0usize..8,
+            0usize..14,
             prop_oneof![Just(Fault::Fail), Just(Fault::Crash)],
         ),
     );
     prop_oneof![
-        4 => (0usize..10, fault.clone()).prop_map(|(k, f)| Op::Prepare(k, f)),
-        3 => (0usize..10, fault).prop_map(|(k, f)| Op::Unprepare(k, f)),
+        4 => (claims_of_a_call(), fault.clone()).prop_map(|(ks, f)| Op::Prepare(ks, f)),
+        3 => (claims_of_a_call(), fault).prop_map(|(ks, f)| Op::Unprepare(ks, f)),
         1 => Just(Op::Restart),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn random_histories_never_lose_double_prepare_or_half_prepare(ops in proptest::collection::vec(op(), 1..14)) {
@@ -230,42 +359,45 @@ proptest! {
             for op in ops {
                 let mut crashed = false;
                 match op {
-                    Op::Prepare(k, fault) => {
-                        let c = claim(&format!("c{k}"));
-                        let devices = pool(k);
+                    Op::Prepare(ks, fault) => {
+                        let call: Vec<(ClaimRef, Vec<AllocatedDevice>)> =
+                            ks.iter().map(|&k| (claim(&format!("c{k}")), pool(k))).collect();
                         let result = match fault {
                             Some((at, f)) => {
                                 let plan = Arc::new(FaultPlan::new(at, f));
                                 let s = node.start_with(plan.clone());
-                                let out = until_crash(s.prepare(&c, &devices, &node.inventory), &plan, f).await;
+                                let out = until_crash(s.prepare_all(&call, &node.inventory), &plan, f).await;
                                 crashed = out.is_none();
                                 out
                             }
-                            None => Some(state.prepare(&c, &devices, &node.inventory).await),
+                            None => Some(state.prepare_all(&call, &node.inventory).await),
                         };
-                        if let Some(Ok(answer)) = result {
-                            prepared.insert(k);
-                            unpreparing.remove(&k);
-                            prop_assert_eq!(answer.len(), devices.len());
+                        for (i, outcome) in result.iter().flatten().enumerate() {
+                            if let Ok(answer) = outcome {
+                                prepared.insert(ks[i]);
+                                unpreparing.remove(&ks[i]);
+                                prop_assert_eq!(answer.len(), call[i].1.len());
+                            }
                         }
                     }
-                    Op::Unprepare(k, fault) => {
-                        let c = claim(&format!("c{k}"));
+                    Op::Unprepare(ks, fault) => {
+                        let call: Vec<ClaimRef> = ks.iter().map(|k| claim(&format!("c{k}"))).collect();
                         let result = match fault {
                             Some((at, f)) => {
                                 let plan = Arc::new(FaultPlan::new(at, f));
                                 let s = node.start_with(plan.clone());
-                                let out = until_crash(s.unprepare(&c), &plan, f).await;
+                                let out = until_crash(s.unprepare_all(&call), &plan, f).await;
                                 crashed = out.is_none();
                                 out
                             }
-                            None => Some(state.unprepare(&c).await),
+                            None => Some(state.unprepare_all(&call).await),
                         };
-                        prepared.remove(&k);
-                        if let Some(Ok(())) = result {
-                            unpreparing.remove(&k);
-                        } else {
-                            unpreparing.insert(k);
+                        for (i, &k) in ks.iter().enumerate() {
+                            prepared.remove(&k);
+                            match result.as_ref().and_then(|r| r.get(i)) {
+                                Some(Ok(())) => unpreparing.remove(&k),
+                                _ => unpreparing.insert(k),
+                            };
                         }
                     }
                     Op::Restart => crashed = true,
