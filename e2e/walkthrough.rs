@@ -15,7 +15,8 @@
 //!    $2 per GPU-hour times the partition's compute share, idle plus allocated cost is the node's
 //!    $16, and filter calls were answered (the scheduler really calls the extender);
 //! 7. `/explain?pod=NS/cheapest-slice` names the node, read at the annotated price, with outcome
-//!    `no_gpu_demand` (the claim is already allocated);
+//!    `no_gpu_demand` (the claim is already allocated), and lists the MIG device the pod holds
+//!    at the cost its `/metrics` line shows;
 //! 8. everything is deleted again, also when a step fails: the example first (so the plugin can
 //!    unprepare it), then the release, the namespaces, leftover slices and the node's marks
 //!    (restored to what they were).
@@ -54,6 +55,7 @@ use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tessera::cluster::quantity::parse_quantity;
+use tessera::market::PriceSource;
 use tessera::model::mig::{GpuProduct, profile};
 use tessera::publish::{FeatureLevel, level_for_version};
 
@@ -206,10 +208,10 @@ impl Walk {
         self.pod_log_names_the_mig_device(&device).await;
 
         // Step 6: its cost in /metrics.
-        self.cost_in_metrics(&claim, &device).await;
+        let cost = self.cost_in_metrics(&claim, &device).await;
 
-        // Step 7: /explain.
-        self.explain_names_the_node().await;
+        // Step 7: /explain, with the same cost.
+        self.explain_names_the_node(&claim, &device, cost).await;
     }
 
     fn helm(&self, args: &[&str]) -> Result<String, String> {
@@ -478,7 +480,8 @@ impl Walk {
             .map_err(|e| e.to_string())
     }
 
-    async fn cost_in_metrics(&self, claim: &str, device: &Value) {
+    /// The pod's cost line, checked; returns its cost, $/h.
+    async fn cost_in_metrics(&self, claim: &str, device: &Value) -> f64 {
         let text = wait_for("the pod's cost line", METRICS_TIMEOUT, POLL, || async {
             let text = self.proxy_get("admin", "metrics").await?;
             let found = samples(&text, "tessera_extender_allocation_cost_dollars_per_hour")
@@ -549,9 +552,10 @@ impl Walk {
             "the extender answered no filter call:\n{text}"
         );
         println!("{TEST}: cost {cost} $/h, idle {idle} $/h, {filters} filter calls");
+        *cost
     }
 
-    async fn explain_names_the_node(&self) {
+    async fn explain_names_the_node(&self, claim: &str, device: &Value, cost: f64) {
         let query = format!("explain?pod={}/{POD}&limit=15000", self.apps);
         let answer = wait_for("/explain of the pod", METRICS_TIMEOUT, POLL, || async {
             let text = self.proxy_get("http", &query).await?;
@@ -567,9 +571,20 @@ impl Walk {
             .find(|n| n["node"] == self.node.as_str())
             .unwrap_or_else(|| panic!("/explain does not name {}: {answer}", self.node));
         let market = row["market"].as_str().unwrap();
+        let priced = format!("16.0000 $/h for 8 GPUs ({})", PriceSource::Annotation);
+        assert!(market.contains(&priced), "{market}");
+        // What the pod holds, priced as its /metrics line.
+        let allocated = answer["allocated"].as_array().unwrap();
+        assert_eq!(allocated.len(), 1, "{answer}");
+        let held = &allocated[0];
+        assert_eq!(held["node"], self.node.as_str(), "{answer}");
+        assert_eq!(held["claim"], claim, "{answer}");
+        assert_eq!(held["device"], device["name"], "{answer}");
+        assert_eq!(held["type"], "mig", "{answer}");
+        let explained = held["hourlyCostUsd"].as_f64().unwrap();
         assert!(
-            market.contains("16.0000 $/h for 8 GPUs (Annotation)"),
-            "{market}"
+            (explained - cost).abs() < 1e-9,
+            "/explain {explained} $/h, /metrics {cost} $/h"
         );
     }
 

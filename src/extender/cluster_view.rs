@@ -112,6 +112,11 @@ impl ClusterView for CacheView {
         self.snapshot.pod(namespace, name).map(|p| pod_object(p))
     }
 
+    fn pod_node(&self, namespace: &str, name: &str) -> Option<String> {
+        let pod = self.snapshot.pod(namespace, name)?;
+        pod.node.as_deref().map(str::to_owned)
+    }
+
     fn node_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.snapshot.nodes().map(|n| n.name.to_string()).collect();
         names.sort_unstable();

@@ -88,6 +88,9 @@ pub struct Explanation {
     pub max_hourly_cost: String,
     /// How the scores were given.
     pub outcome: &'static str,
+    /// What the pod holds now, priced as the cost attribution gauges price it
+    /// (`tessera_extender_allocation_cost_dollars_per_hour`): empty while it holds nothing.
+    pub allocated: Vec<AllocatedCost>,
     /// Nodes in the cache.
     pub total_nodes: usize,
     /// The best nodes first (passing before refused), at most the requested limit.
@@ -108,6 +111,25 @@ pub struct NodeExplanation {
     pub market: String,
     /// Partitions and cost terms; `None` when nothing fits by the cache or the pod needs no GPU.
     pub evaluation: Option<Evaluation>,
+}
+
+/// One device or share a pod holds, and what it costs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocatedCost {
+    /// The node it is on.
+    pub node: String,
+    /// The ResourceClaim holding it.
+    pub claim: String,
+    /// The device (`gpu-0-mig-1g.10gb-6`, `gpu-3-shared`, …).
+    pub device: String,
+    /// `gpu`, `mig`, `shared` or `share`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Share of one physical GPU it takes.
+    pub gpu_fraction: f64,
+    /// Its price: the node's price per GPU-hour times `gpuFraction`, US dollars per hour.
+    pub hourly_cost_usd: f64,
 }
 
 /// Decides filter, prioritize and explain from a view source and a node scorer.
@@ -318,6 +340,7 @@ where
                 None => inputs.policy.tolerance.to_string(),
             },
             max_hourly_cost: inputs.policy.max_hourly_cost.to_string(),
+            allocated: self.allocated_costs(&*view, namespace, name),
             demand: inputs.demand,
             outcome: outcome.metric_label(),
             total_nodes: names.len(),
@@ -375,6 +398,31 @@ where
         // Remembered and fresh scores interleave: back to request order.
         evaluated.sort_unstable_by_key(|(index, _)| *index);
         (evaluated, unknown)
+    }
+
+    /// The pod's devices on its node, priced as the attribution gauges price them.
+    fn allocated_costs(&self, view: &S::View, namespace: &str, name: &str) -> Vec<AllocatedCost> {
+        let Some(node_name) = view.pod_node(namespace, name) else {
+            return Vec::new();
+        };
+        let Some(node) = view.node(&node_name) else {
+            return Vec::new();
+        };
+        let Ok(market) = view.node_market(node) else {
+            return Vec::new();
+        };
+        view.allocated_devices(node)
+            .into_iter()
+            .filter(|share| share.namespace == namespace && share.pod == name)
+            .map(|share| AllocatedCost {
+                node: node_name.clone(),
+                hourly_cost_usd: self.scorer.hourly_cost(market, share.gpus),
+                claim: share.claim,
+                device: share.device,
+                kind: share.kind,
+                gpu_fraction: share.gpus,
+            })
+            .collect()
     }
 
     fn pod_inputs(&self, view: &S::View, pod: &PodObject) -> PodInputs {

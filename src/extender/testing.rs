@@ -27,6 +27,16 @@ const MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
 /// One snapshot, handed out for every request.
 pub struct FixedView(Arc<CacheView>);
 
+impl FixedView {
+    /// `snapshot`, its claims read against [`DRIVER`]'s device classes.
+    pub fn new(snapshot: Snapshot) -> Self {
+        FixedView(Arc::new(CacheView::new(
+            snapshot,
+            Arc::new(DeviceClasses::new(DRIVER)),
+        )))
+    }
+}
+
 impl ViewSource for FixedView {
     type View = CacheView;
     fn snapshot(&self) -> Arc<CacheView> {
@@ -50,10 +60,7 @@ pub struct RouterOptions {
 pub fn snapshot_router(snapshot: Snapshot, options: RouterOptions) -> anyhow::Result<axum::Router> {
     let classes = DeviceClasses::new(DRIVER);
     let config = CacheConfig::builtin(DRIVER)?;
-    let view = FixedView(Arc::new(CacheView::new(
-        snapshot,
-        Arc::new(classes.clone()),
-    )));
+    let view = FixedView::new(snapshot);
     let scoring = Scoring::new(Weights::default(), default_typical_pods()?);
     let (catalog, advisor) = (config.catalog, config.advisor);
     let router_of = |decider: Arc<dyn Decide>| {

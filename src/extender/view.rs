@@ -35,6 +35,12 @@ pub trait ClusterView: Send + Sync {
     fn pod(&self, namespace: &str, name: &str) -> Option<PodObject>;
     /// Every cached node name, in a stable order (for `/explain` and cost attribution).
     fn node_names(&self) -> Vec<String>;
+
+    /// The node a cached pod is bound to; `None` when it is not cached, not bound, or the
+    /// view does not track binding.
+    fn pod_node(&self, _namespace: &str, _name: &str) -> Option<String> {
+        None
+    }
     /// The devices allocated on `node`, each with its claim, pod and share of a GPU.
     fn allocated_devices(&self, node: &Self::Node) -> Vec<AllocatedShare>;
     /// GPU capacity of `node` nobody holds, in whole GPUs.
