@@ -2,21 +2,36 @@
 //! who holds the full-size instance shares run on, which MIG UUID a placement has, and whether
 //! a new device collides with any of it. Pure functions over [`CheckpointData`].
 
-use super::checkpoint::{CheckpointData, ClaimState, DeviceRecord};
+use super::checkpoint::{CheckpointData, ClaimRecord, ClaimState, DeviceRecord};
 use super::claim::ClaimRef;
 use super::device::DeviceKind;
 use super::error::PrepareError;
 use crate::model::mig::Placement;
 
-/// Whether a claim other than `uid` keeps `gpu` in a sharing mode.
+/// Whether a claim other than `uid`, in any state, has `gpu` in a sharing plan: while one
+/// does, tearing down must not clear the mode (that claim may run on it, or its own
+/// teardown clears it last).
 pub(super) fn sharing_held_elsewhere(data: &CheckpointData, uid: &str, gpu: &str) -> bool {
+    data.claims
+        .iter()
+        .any(|(other, record)| other != uid && plans_sharing(record, gpu))
+}
+
+/// Whether a fully prepared claim other than `uid` has set `gpu`'s sharing mode, so setting
+/// it up again can be skipped. A claim half-way through prepare or teardown does not count:
+/// its teardown may already have cleared the mode (the setting is idempotent, so applying it
+/// again is harmless, while skipping it would leave the new share on an unshared GPU).
+pub(super) fn sharing_set_elsewhere(data: &CheckpointData, uid: &str, gpu: &str) -> bool {
     data.claims.iter().any(|(other, record)| {
-        other != uid
-            && record
-                .devices
-                .iter()
-                .any(|d| !d.admin_access && d.sharing.is_some() && d.gpu.uuid == gpu)
+        other != uid && record.state == ClaimState::PrepareCompleted && plans_sharing(record, gpu)
     })
+}
+
+fn plans_sharing(record: &ClaimRecord, gpu: &str) -> bool {
+    record
+        .devices
+        .iter()
+        .any(|d| !d.admin_access && d.sharing.is_some() && d.gpu.uuid == gpu)
 }
 
 /// The full-size instance the shares of dynamic-MIG `gpu` run on, if a share holds it.

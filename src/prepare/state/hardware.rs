@@ -14,6 +14,7 @@ use crate::prepare::error::PrepareError;
 use crate::prepare::fault::Step;
 use crate::prepare::holders::{
     shared_instance_held_elsewhere, shared_instance_uuid, sharing_held_elsewhere,
+    sharing_set_elsewhere,
 };
 use crate::prepare::spec;
 
@@ -68,7 +69,7 @@ impl DeviceState {
                 }
                 if let Some(plan) = dev.sharing {
                     let first_here = shared_gpus.insert(dev.gpu.uuid.clone());
-                    if first_here && !sharing_held_elsewhere(data, uid, &dev.gpu.uuid) {
+                    if first_here && !sharing_set_elsewhere(data, uid, &dev.gpu.uuid) {
                         self.step(Step::ApplySharing).await?;
                         let gpu = dev.gpu.clone();
                         self.control(move |c| c.apply_sharing(&gpu, plan.gpu))

@@ -583,6 +583,53 @@ async fn a_hardware_failure_rolls_everything_back() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_share_after_a_half_finished_teardown_sets_the_sharing_mode_again() {
+    let node = Node::new();
+    let state = node.start();
+    let gpu1 = node.inventory.gpus[1].uuid.clone();
+    let gpu = |node: &Node| node.control.snapshot()[&gpu1].clone();
+    state
+        .prepare(
+            &claim("a"),
+            &[share("gpu-1-shared", "a", mps())],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
+    assert!(gpu(&node).sharing.is_some());
+    // Teardown clears the sharing mode, then destroying the instance fails: a's record
+    // stays (UnprepareStarted) with its sharing plan, though the GPU no longer shares.
+    node.control.fail_next(FakeOp::DestroyMig, 1);
+    state.unprepare(&claim("a")).await.unwrap_err();
+    assert!(gpu(&node).sharing.is_none());
+    assert!(node.checkpoint().claims.contains_key("a"));
+
+    // A new share must set the mode again rather than trust the leftover record.
+    state
+        .prepare(
+            &claim("b"),
+            &[share("gpu-1-shared", "b", mps())],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
+    assert!(
+        gpu(&node).sharing.is_some(),
+        "b runs on a GPU in its sharing mode"
+    );
+    assert_eq!(gpu(&node).mig.len(), 1, "b reuses a's full-size instance");
+
+    // The retry finishes a's teardown without taking b's mode or instance away.
+    state.unprepare(&claim("a")).await.unwrap();
+    assert!(gpu(&node).sharing.is_some());
+    assert_eq!(gpu(&node).mig.len(), 1);
+    state.unprepare(&claim("b")).await.unwrap();
+    assert!(gpu(&node).sharing.is_none());
+    assert!(gpu(&node).mig.is_empty());
+    node.assert_consistent();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_cdi_dir_that_is_not_writable_is_a_per_claim_error_and_nothing_stays() {
     let node = Node::new();
     std::fs::remove_dir(&node.cdi_dir).unwrap();
