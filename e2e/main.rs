@@ -7,6 +7,7 @@
 // A test crate: failing loudly on a broken cluster is the point.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+mod release;
 mod support;
 
 mod chart;
