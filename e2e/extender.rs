@@ -90,7 +90,8 @@ async fn create_cluster(client: &kube::Client) {
             hourly_price,
             noticed,
         };
-        node.create(client, &[("tessera.dev/e2e", "extender")]).await;
+        node.create(client, &[("tessera.dev/e2e", "extender")])
+            .await;
         let options = SliceOptions {
             driver_name: DRIVER.to_owned(),
             ..SliceOptions::new(name.clone(), FeatureLevel::Ga)

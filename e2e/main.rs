@@ -14,6 +14,7 @@ mod chart;
 mod cluster;
 mod cluster_cache;
 mod extender;
+mod placement;
 mod plugin;
 mod publish;
 mod walkthrough;

@@ -8,12 +8,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
-use tessera::market::labels::{HOURLY_PRICE_ANNOTATION, KARPENTER_CAPACITY_TYPE};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, Scope};
 use serde_json::{Value, json};
+use tessera::market::labels::{HOURLY_PRICE_ANNOTATION, KARPENTER_CAPACITY_TYPE};
 
 /// The variable naming the kubeconfig of the cluster to test against.
 pub const KUBECONFIG_VAR: &str = "TESSERA_E2E_KUBECONFIG";
@@ -206,7 +206,10 @@ impl FakeNode {
     /// so those scores tie on every fake node.
     pub async fn create(&self, client: &kube::Client, labels: &[(&str, &str)]) {
         let mut all = serde_json::Map::new();
-        all.insert(KARPENTER_CAPACITY_TYPE.to_owned(), json!(self.capacity_type));
+        all.insert(
+            KARPENTER_CAPACITY_TYPE.to_owned(),
+            json!(self.capacity_type),
+        );
         for (k, v) in labels {
             all.insert((*k).to_owned(), json!(v));
         }
