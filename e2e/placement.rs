@@ -151,7 +151,6 @@ async fn pods_land_where_explain_says() {
 
 impl Placement {
     async fn run(&self) {
-        self.release.create_namespaces().await;
         self.release.install(PROFILE.name());
         // No node carries the plugin's node selector: the fake nodes get their slices from
         // this test, and no kubelet would run a plugin there.

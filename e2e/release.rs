@@ -12,7 +12,9 @@
 //!   namespace is active: another process is testing on this cluster, or a killed run left it
 //!   (delete it, and `helm uninstall tessera -n <it>`, then retry). One that is already
 //!   terminating is a finished run's clean-up and is waited for;
-//! - removes this test's own leftovers (a crashed earlier run of the same test).
+//! - removes this test's own leftovers (a crashed earlier run of the same test);
+//! - creates this run's namespaces and looks again, so that of two processes starting at the
+//!   same moment at least one fails rather than both going on.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -65,8 +67,9 @@ pub struct Release {
 
 impl Release {
     /// The release of chart test `test` (one of `walkthrough`, `placement`), in namespaces
-    /// `<prefix>-<pid>` and `<prefix>-<pid>-apps`; `None`, after printing why, when the cluster,
-    /// the image or Helm is missing. Waits for its turn on the cluster (see the module doc).
+    /// `<prefix>-<pid>` and `<prefix>-<pid>-apps`, created here; `None`, after printing why,
+    /// when the cluster, the image or Helm is missing. Waits for its turn on the cluster (see
+    /// the module doc).
     pub async fn start(test: &'static str, prefix: &str) -> Option<Release> {
         assert!(CHART_TESTS.contains(&test), "{test} is not a chart test");
         let client = client_or_skip(test).await?;
@@ -92,28 +95,15 @@ impl Release {
         Some(release)
     }
 
-    /// Fails on another chart test's active namespaces, waits for its terminating ones, and
-    /// removes this test's own leftovers.
+    /// Removes this test's own leftovers, waits for another chart test's terminating
+    /// namespaces, fails on its active ones, then creates this run's namespaces.
     async fn claim_cluster(&self) {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let selector = format!("{E2E_LABEL} in ({})", CHART_TESTS.join(","));
-        let found = namespaces
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .expect("list namespaces");
-        for ns in found.items {
-            let name = ns.metadata.name.clone().unwrap_or_default();
-            let owner = ns
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(E2E_LABEL))
-                .cloned()
-                .unwrap_or_default();
+        for (name, owner, terminating) in self.chart_namespaces().await {
             if owner == self.test {
                 println!("{}: removing a leftover namespace {name}", self.test);
                 self.uninstall_and_delete(&name).await;
-            } else if ns.metadata.deletion_timestamp.is_some() {
+            } else if terminating {
                 println!(
                     "{}: waiting for {owner}'s namespace {name} to go",
                     self.test
@@ -132,19 +122,62 @@ impl Release {
                 )
                 .await;
             } else {
-                panic!(
-                    "{}: namespace {name} of the {owner} e2e test exists: another run is using \
-                     this cluster (the chart tests cannot share one), or a killed run left it. \
-                     If no run is active: helm uninstall {RELEASE} -n {name}; kubectl delete \
-                     namespace {name}",
-                    self.test
-                );
+                self.refuse(&name, &owner);
             }
+        }
+        self.create_namespaces().await;
+        // Two runs starting together may both have passed the check above; each created its
+        // namespaces before looking again, so at least one of them sees the other.
+        let clash = self
+            .chart_namespaces()
+            .await
+            .into_iter()
+            .find(|(_, owner, terminating)| owner != self.test && !terminating);
+        if let Some((name, owner, _)) = clash {
+            self.remove().await;
+            self.refuse(&name, &owner);
         }
     }
 
+    /// Every chart test's scratch namespace: name, test, whether it is terminating.
+    async fn chart_namespaces(&self) -> Vec<(String, String, bool)> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let selector = format!("{E2E_LABEL} in ({})", CHART_TESTS.join(","));
+        let found = namespaces
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .expect("list namespaces");
+        found
+            .items
+            .into_iter()
+            .map(|ns| {
+                let owner = ns
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(E2E_LABEL))
+                    .cloned()
+                    .unwrap_or_default();
+                (
+                    ns.metadata.name.unwrap_or_default(),
+                    owner,
+                    ns.metadata.deletion_timestamp.is_some(),
+                )
+            })
+            .collect()
+    }
+
+    fn refuse(&self, namespace: &str, owner: &str) -> ! {
+        panic!(
+            "{}: namespace {namespace} of the {owner} e2e test exists: another run is using this \
+             cluster (the chart tests cannot share one), or a killed run left it. If no run is \
+             active: helm uninstall {RELEASE} -n {namespace}; kubectl delete namespace {namespace}",
+            self.test
+        );
+    }
+
     /// Creates the release and apps namespaces, labelled as this test's.
-    pub async fn create_namespaces(&self) {
+    async fn create_namespaces(&self) {
         let label = [(E2E_LABEL, self.test)];
         create_namespace(&self.client, &self.namespace, &label).await;
         create_namespace(&self.client, &self.apps, &label).await;

@@ -139,7 +139,6 @@ impl Walk {
             .await;
 
         // Step 3: install and roll out.
-        self.release.create_namespaces().await;
         self.release.install(profile);
         // The node marked in step 2 runs the plugin.
         self.release.rolled_out(1).await;
