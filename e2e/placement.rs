@@ -293,6 +293,15 @@ impl Placement {
             "{name}: /explain ties {ranked:?}; kube-scheduler would pick at random"
         );
         let explained = ranked[0].0.to_owned();
+        // …and /explain's own order agrees (its first passing fake node scores as high).
+        let score_of = |node: &str| rows.iter().find(|r| r["node"] == node).map(|r| &r["score"]);
+        let first = rows.iter().find(|r| r["filtered"].is_null()).unwrap();
+        assert_eq!(
+            Some(&first["score"]),
+            score_of(&explained),
+            "{name}: /explain lists {} first: {explanation}",
+            first["node"]
+        );
         let passing: Vec<&str> = ranked.iter().map(|(n, _)| *n).collect();
         self.scheduler_sees_one_best(name, &passing, &explained)
             .await;
