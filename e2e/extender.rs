@@ -32,7 +32,7 @@ use tessera::scoring::Weights;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::support::client_or_skip;
+use crate::support::{FakeNode, client_or_skip};
 
 const DRIVER: &str = "e2e-ext.gpu.tessera.dev";
 const NAMESPACE: &str = "tessera-e2e-extender";
@@ -81,27 +81,17 @@ async fn cleanup(client: &kube::Client) {
 }
 
 async fn create_cluster(client: &kube::Client) {
-    let nodes: Api<Node> = Api::all(client.clone());
     let slices: Api<ResourceSlice> = Api::all(client.clone());
-    for (suffix, capacity, price, noticed) in NODES {
+    for (suffix, capacity_type, hourly_price, noticed) in NODES {
         let name = node_name(suffix);
-        let taints = if noticed {
-            json!([{"key": "aws-node-termination-handler/spot-itn", "value": "e2e", "effect": "NoSchedule"}])
-        } else {
-            json!([])
+        let node = FakeNode {
+            name: name.clone(),
+            capacity_type,
+            hourly_price,
+            noticed,
         };
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": name,
-                         "labels": {"karpenter.sh/capacity-type": capacity,
-                                    "tessera.dev/e2e": "extender"},
-                         "annotations": {"tessera.dev/hourly-price": price}},
-            "spec": {"taints": taints}
-        }))
-        .unwrap();
-        nodes
-            .create(&PostParams::default(), &node)
-            .await
-            .expect("create node");
+        node.create(client, &[("tessera.dev/e2e", "extender")])
+            .await;
         let options = SliceOptions {
             driver_name: DRIVER.to_owned(),
             ..SliceOptions::new(name.clone(), FeatureLevel::Ga)

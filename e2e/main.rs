@@ -7,12 +7,14 @@
 // A test crate: failing loudly on a broken cluster is the point.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+mod release;
 mod support;
 
 mod chart;
 mod cluster;
 mod cluster_cache;
 mod extender;
+mod placement;
 mod plugin;
 mod publish;
 mod walkthrough;

@@ -1,6 +1,6 @@
 //! Shared e2e helpers: the gate on `TESSERA_E2E_KUBECONFIG`, client construction, Helm from
-//! `.ci/install-helm`, server-side apply of parsed manifests, scratch namespaces and the node to
-//! test on.
+//! `.ci/install-helm`, server-side apply of parsed manifests, scratch namespaces, the node to
+//! test on and fake GPU nodes.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, Scope};
 use serde_json::{Value, json};
+use tessera::market::labels::{HOURLY_PRICE_ANNOTATION, KARPENTER_CAPACITY_TYPE};
 
 /// The variable naming the kubeconfig of the cluster to test against.
 pub const KUBECONFIG_VAR: &str = "TESSERA_E2E_KUBECONFIG";
@@ -178,5 +179,61 @@ where
             panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// The taint aws-node-termination-handler sets on a spot node with an interruption notice.
+pub const NOTICE_TAINT: &str = "aws-node-termination-handler/spot-itn";
+
+/// A GPU node with nothing behind it: a Node object no kubelet reports for, priced by the
+/// `tessera.dev/hourly-price` annotation, spot or on-demand by Karpenter's capacity-type
+/// label, and under an interruption notice if `noticed`. Its GPUs are whatever ResourceSlices
+/// a test publishes for it.
+pub struct FakeNode {
+    pub name: String,
+    /// `on-demand` or `spot`.
+    pub capacity_type: &'static str,
+    /// The whole node's price, US dollars per hour.
+    pub hourly_price: &'static str,
+    /// Carries [`NOTICE_TAINT`].
+    pub noticed: bool,
+}
+
+impl FakeNode {
+    /// Creates the Node with `labels` added, and gives it room for pods (`status.allocatable`:
+    /// the scheduler refuses a node without `pods`). The room is so large that the few pods a
+    /// test places never change the scheduler's resource scores (integer percentages of it),
+    /// so those scores tie on every fake node.
+    pub async fn create(&self, client: &kube::Client, labels: &[(&str, &str)]) {
+        let mut all = serde_json::Map::new();
+        all.insert(
+            KARPENTER_CAPACITY_TYPE.to_owned(),
+            json!(self.capacity_type),
+        );
+        for (k, v) in labels {
+            all.insert((*k).to_owned(), json!(v));
+        }
+        let taints = if self.noticed {
+            json!([{"key": NOTICE_TAINT, "value": "e2e", "effect": "NoSchedule"}])
+        } else {
+            json!([])
+        };
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": self.name, "labels": all,
+                         "annotations": {HOURLY_PRICE_ANNOTATION: self.hourly_price}},
+            "spec": {"taints": taints}
+        }))
+        .unwrap();
+        let nodes: Api<Node> = Api::all(client.clone());
+        nodes
+            .create(&PostParams::default(), &node)
+            .await
+            .unwrap_or_else(|e| panic!("create node {}: {e}", self.name));
+        let room = json!({"cpu": "1000", "memory": "4Ti", "pods": "110"});
+        let status = json!({"status": {"capacity": room, "allocatable": room}});
+        nodes
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap_or_else(|e| panic!("set the room of node {}: {e}", self.name));
     }
 }

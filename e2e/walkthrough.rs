@@ -40,17 +40,19 @@
 //! extender to the default kube-scheduler's `--config`, changes a static pod on the control
 //! plane and is not something a test against an arbitrary cluster can do; its config file is
 //! checked offline (`tests/deploy_files.rs`) and by dry-run (`e2e/chart.rs`).
+//!
+//! The install, rollout, service proxy and removal are `e2e/release.rs`'s, shared with
+//! `e2e/placement.rs`; the two never overlap on a cluster: in one process they take turns, and
+//! either refuses to start (fails, naming the namespace) while the other's scratch namespace is
+//! active (see `release.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use futures::FutureExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -59,16 +61,10 @@ use tessera::market::PriceSource;
 use tessera::model::mig::{GpuProduct, profile};
 use tessera::publish::{FeatureLevel, level_for_version};
 
-use crate::support::{
-    KUBECONFIG_VAR, apply, client_or_skip, create_namespace, helm_or_skip, repo, report_delete,
-    schedulable_node, server_version, wait_for,
-};
+use crate::release::{POLL, ROLLOUT_TIMEOUT, Release, sample_sum, samples};
+use crate::support::{apply, repo, report_delete, schedulable_node, server_version, wait_for};
 
 const TEST: &str = "walkthrough";
-/// The image reference (`REPOSITORY:TAG`) the cluster pulls tessera from.
-const IMAGE_VAR: &str = "TESSERA_E2E_IMAGE";
-/// The doc's release name; the chart names its objects after it (`tessera-extender`, …).
-const RELEASE: &str = "tessera";
 const DRIVER: &str = "gpu.tessera.dev";
 const CLASSES: [&str; 4] = [
     "gpu.tessera.dev",
@@ -85,48 +81,28 @@ const PRICE_ANNOTATION: &str = "tessera.dev/hourly-price";
 /// The doc's price: $16/h for the node's 8 fake GPUs, $2 per GPU-hour.
 const NODE_PRICE: f64 = 16.0;
 const FAKE_GPUS: f64 = 8.0;
-/// Marks this test's namespaces, so a crashed run's leftovers are removed by the next one.
-const WALK_LABEL: (&str, &str) = ("tessera.dev/e2e", "walkthrough");
 const MANAGER: &str = "tessera-e2e";
-/// Image pulls of a fresh cluster dominate these.
-const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(300);
 const POD_TIMEOUT: Duration = Duration::from_secs(180);
 /// The cost gauges are refreshed periodically from the extender's cache.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(90);
-const POLL: Duration = Duration::from_secs(2);
 
-/// One run's names and what it changed on the node.
+/// One run's release and what it changed on the node.
 struct Walk {
-    client: kube::Client,
-    helm: PathBuf,
-    kubeconfig: OsString,
-    image: (String, String),
+    release: Release,
     node: String,
-    namespace: String,
-    apps: String,
     /// The node's fake-GPU label and price annotation before the run.
     node_before: (Option<String>, Option<String>),
 }
 
 #[tokio::test]
 async fn walkthrough() {
-    let Some(client) = client_or_skip(TEST).await else {
+    let Some(release) = Release::start(TEST, "tessera-e2e-walk").await else {
         return;
     };
-    let Some(image) = std::env::var(IMAGE_VAR).ok().filter(|s| !s.is_empty()) else {
-        println!("skipped {TEST}: {IMAGE_VAR} not set");
-        return;
-    };
-    let Some(helm) = helm_or_skip(TEST) else {
-        return;
-    };
-    let kubeconfig = std::env::var_os(KUBECONFIG_VAR).expect("checked by client_or_skip");
-    let id = format!("{:x}", std::process::id());
-    let node = schedulable_node(&client).await;
-    let nodes: Api<Node> = Api::all(client.clone());
+    let node = schedulable_node(&release.client).await;
+    let nodes: Api<Node> = Api::all(release.client.clone());
     let before = nodes.get(&node).await.expect("read the node").metadata;
     let walk = Walk {
-        image: split_image(&image),
         node_before: (
             before.labels.and_then(|l| l.get(FAKE_LABEL).cloned()),
             before
@@ -134,13 +110,8 @@ async fn walkthrough() {
                 .and_then(|a| a.get(PRICE_ANNOTATION).cloned()),
         ),
         node,
-        namespace: format!("tessera-e2e-walk-{id}"),
-        apps: format!("tessera-e2e-walk-{id}-apps"),
-        client,
-        helm,
-        kubeconfig,
+        release,
     };
-    walk.remove_leftovers().await;
     let outcome = AssertUnwindSafe(walk.run()).catch_unwind().await;
     walk.clean_up().await;
     if let Err(panic) = outcome {
@@ -148,20 +119,9 @@ async fn walkthrough() {
     }
 }
 
-/// `REPOSITORY:TAG` → the chart's `image.repository` and `image.tag` (it takes no digest).
-fn split_image(image: &str) -> (String, String) {
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rsplit_once(':') {
-        Some((name, tag)) if !image.contains('@') && !tag.is_empty() => {
-            (format!("{}{name}", &image[..slash]), tag.to_owned())
-        }
-        _ => panic!("{IMAGE_VAR}={image}: expected REPOSITORY:TAG (the chart takes no digest)"),
-    }
-}
-
 impl Walk {
     async fn run(&self) {
-        let (major, minor) = server_version(&self.client).await;
+        let (major, minor) = server_version(&self.release.client).await;
         let level = level_for_version(&major, &minor).expect("a 1.34+ API server");
         // docs/install.md: on 1.34/1.35 without alpha gates, static MIG partitions.
         let profile = if level == FeatureLevel::Ga {
@@ -179,13 +139,12 @@ impl Walk {
             .await;
 
         // Step 3: install and roll out.
-        create_namespace(&self.client, &self.namespace, &[WALK_LABEL]).await;
-        create_namespace(&self.client, &self.apps, &[WALK_LABEL]).await;
-        self.install(profile);
-        self.rolled_out().await;
+        self.release.install(profile);
+        // The node marked in step 2 runs the plugin.
+        self.release.rolled_out(1).await;
 
         // Step 4: the classes and the slices `tessera slices` prints offline.
-        let classes: Api<DeviceClass> = Api::all(self.client.clone());
+        let classes: Api<DeviceClass> = Api::all(self.release.client.clone());
         for class in CLASSES {
             classes
                 .get(class)
@@ -214,106 +173,6 @@ impl Walk {
         self.explain_names_the_node(&claim, &device, cost).await;
     }
 
-    fn helm(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(&self.helm)
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .output()
-            .map_err(|e| format!("cannot run helm: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "helm {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    }
-
-    fn install(&self, profile: &str) {
-        let chart = repo().join("deploy/helm/tessera");
-        let values = chart.join("ci/fake-values.yaml");
-        let (repository, tag) = &self.image;
-        let out = self
-            .helm(&[
-                "upgrade",
-                "--install",
-                RELEASE,
-                chart.to_str().unwrap(),
-                "--namespace",
-                &self.namespace,
-                "-f",
-                values.to_str().unwrap(),
-                // --set would turn a tag like `1` into a number, which the schema refuses.
-                "--set-string",
-                &format!("image.repository={repository}"),
-                "--set-string",
-                &format!("image.tag={tag}"),
-                "--set",
-                &format!("plugin.fakeGpus={profile}"),
-            ])
-            .unwrap_or_else(|e| panic!("{e}"));
-        println!("{TEST}: {}", out.lines().next().unwrap_or_default());
-    }
-
-    /// `kubectl rollout status` for the plugin DaemonSet and both Deployments.
-    async fn rolled_out(&self) {
-        let daemonsets: Api<DaemonSet> = Api::namespaced(self.client.clone(), &self.namespace);
-        let name = format!("{RELEASE}-plugin");
-        wait_for(
-            &format!("daemonset/{name}"),
-            ROLLOUT_TIMEOUT,
-            POLL,
-            || async {
-                let ds = daemonsets.get(&name).await.map_err(|e| e.to_string())?;
-                let s = ds.status.unwrap_or_default();
-                let current = s.observed_generation >= ds.metadata.generation;
-                let desired = s.desired_number_scheduled;
-                if current
-                    && desired >= 1
-                    && s.number_ready == desired
-                    && s.updated_number_scheduled == Some(desired)
-                {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "desired {desired}, ready {}, updated {:?}",
-                        s.number_ready, s.updated_number_scheduled
-                    ))
-                }
-            },
-        )
-        .await;
-        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        for component in ["extender", "scheduler"] {
-            let name = format!("{RELEASE}-{component}");
-            wait_for(
-                &format!("deployment/{name}"),
-                ROLLOUT_TIMEOUT,
-                POLL,
-                || async {
-                    let d = deployments.get(&name).await.map_err(|e| e.to_string())?;
-                    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    let s = d.status.unwrap_or_default();
-                    if s.observed_generation >= d.metadata.generation
-                        && s.ready_replicas == Some(want)
-                        && s.updated_replicas == Some(want)
-                    {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "want {want}, ready {:?}, updated {:?}",
-                            s.ready_replicas, s.updated_replicas
-                        ))
-                    }
-                },
-            )
-            .await;
-        }
-    }
-
     /// The node's slices, once they are exactly (slice names, devices, slice count) what
     /// `tessera slices --fake-gpus <profile> --features <level>` prints for the node.
     async fn slices_as_offline(&self, profile: &str, level: FeatureLevel) -> Vec<ResourceSlice> {
@@ -333,7 +192,7 @@ impl Walk {
         let want = shape(&offline);
         assert!(!want.1.is_empty(), "tessera slices printed no devices");
 
-        let api: Api<ResourceSlice> = Api::all(self.client.clone());
+        let api: Api<ResourceSlice> = Api::all(self.release.client.clone());
         let fields = format!("spec.driver={DRIVER},spec.nodeName={}", self.node);
         wait_for("the plugin's ResourceSlices", ROLLOUT_TIMEOUT, POLL, || async {
             let items = api
@@ -363,14 +222,20 @@ impl Walk {
         let text = std::fs::read_to_string(repo().join(EXAMPLE)).expect("read the example");
         let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("example YAML");
         for obj in docs.iter().filter(|d| !d.is_null()) {
-            apply(&self.client, obj, &self.apps, MANAGER, false)
-                .await
-                .unwrap_or_else(|e| panic!("apply {EXAMPLE}: {e}"));
+            apply(
+                &self.release.client,
+                obj,
+                &self.release.apps,
+                MANAGER,
+                false,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply {EXAMPLE}: {e}"));
         }
     }
 
     async fn running_pod(&self) -> Pod {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.apps);
+        let pods: Api<Pod> = Api::namespaced(self.release.client.clone(), &self.release.apps);
         wait_for(&format!("pod {POD} to run"), POD_TIMEOUT, POLL, || async {
             let pod = pods.get(POD).await.map_err(|e| e.to_string())?;
             let status = pod.status.clone().unwrap_or_default();
@@ -407,7 +272,8 @@ impl Walk {
             .and_then(|c| c.first())
             .and_then(|c| c.resource_claim_name.clone())
             .expect("the pod's generated claim name");
-        let claims: Api<ResourceClaim> = Api::namespaced(self.client.clone(), &self.apps);
+        let claims: Api<ResourceClaim> =
+            Api::namespaced(self.release.client.clone(), &self.release.apps);
         let claim = claims.get(&claim_name).await.expect("read the claim");
         let results = claim
             .status
@@ -439,7 +305,7 @@ impl Walk {
     /// `kubectl logs cheapest-slice`: one line, the MIG device's UUID: its `uuid` attribute for
     /// a static MIG device, `MIG-fake-<gpu>-<n>` for one the fake GPUs created on prepare.
     async fn pod_log_names_the_mig_device(&self, device: &Value) {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.apps);
+        let pods: Api<Pod> = Api::namespaced(self.release.client.clone(), &self.release.apps);
         let log = wait_for("the pod's log", POD_TIMEOUT, POLL, || async {
             let log = pods
                 .logs(POD, &LogParams::default())
@@ -467,23 +333,10 @@ impl Walk {
         );
     }
 
-    /// GET through the API server's service proxy (`kubectl get --raw …`).
-    async fn proxy_get(&self, port: &str, path_and_query: &str) -> Result<String, String> {
-        let uri = format!(
-            "/api/v1/namespaces/{}/services/{RELEASE}-extender:{port}/proxy/{path_and_query}",
-            self.namespace
-        );
-        let request = axum::http::Request::get(uri).body(Vec::new()).unwrap();
-        self.client
-            .request_text(request)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// The pod's cost line, checked; returns its cost, $/h.
     async fn cost_in_metrics(&self, claim: &str, device: &Value) -> f64 {
         let text = wait_for("the pod's cost line", METRICS_TIMEOUT, POLL, || async {
-            let text = self.proxy_get("admin", "metrics").await?;
+            let text = self.release.proxy_get("admin", "metrics").await?;
             let found = samples(&text, "tessera_extender_allocation_cost_dollars_per_hour")
                 .iter()
                 .any(|(l, _)| l.get("pod").map(String::as_str) == Some(POD));
@@ -501,7 +354,7 @@ impl Walk {
             .unwrap();
         let want = BTreeMap::from(
             [
-                ("namespace", self.apps.as_str()),
+                ("namespace", self.release.apps.as_str()),
                 ("pod", POD),
                 ("claim", claim),
                 ("node", self.node.as_str()),
@@ -538,14 +391,11 @@ impl Walk {
             "idle {idle} + allocated {allocated} is not the node's {NODE_PRICE} $/h"
         );
 
-        let filters: f64 = samples(&text, "tessera_extender_requests_total")
-            .iter()
-            .filter(|(l, _)| {
-                l.get("verb").map(String::as_str) == Some("filter")
-                    && l.get("code").map(String::as_str) == Some("200")
-            })
-            .map(|(_, v)| v)
-            .sum();
+        let filters = sample_sum(
+            &text,
+            "tessera_extender_requests_total",
+            &[("verb", "filter"), ("code", "200")],
+        );
         // fake-values.yaml runs one extender replica, so this is the one the scheduler called.
         assert!(
             filters >= 1.0,
@@ -556,13 +406,17 @@ impl Walk {
     }
 
     async fn explain_names_the_node(&self, claim: &str, device: &Value, cost: f64) {
-        let query = format!("explain?pod={}/{POD}&limit=15000", self.apps);
+        let query = format!("explain?pod={}/{POD}&limit=15000", self.release.apps);
         let answer = wait_for("/explain of the pod", METRICS_TIMEOUT, POLL, || async {
-            let text = self.proxy_get("http", &query).await?;
+            let text = self.release.proxy_get("http", &query).await?;
             serde_json::from_str::<Value>(&text).map_err(|e| format!("{e}: {text}"))
         })
         .await;
-        assert_eq!(answer["pod"], format!("{}/{POD}", self.apps), "{answer}");
+        assert_eq!(
+            answer["pod"],
+            format!("{}/{POD}", self.release.apps),
+            "{answer}"
+        );
         assert_eq!(answer["outcome"], "no_gpu_demand", "{answer}");
         let row = answer["nodes"]
             .as_array()
@@ -590,7 +444,7 @@ impl Walk {
 
     /// Sets (`Some`) or removes (`None`) the fake-GPU label and the price annotation.
     async fn mark_node(&self, label: Option<&str>, price: Option<&str>) {
-        let nodes: Api<Node> = Api::all(self.client.clone());
+        let nodes: Api<Node> = Api::all(self.release.client.clone());
         let patch = json!({"metadata": {
             "labels": {FAKE_LABEL: label},
             "annotations": {PRICE_ANNOTATION: price},
@@ -601,42 +455,10 @@ impl Walk {
             .unwrap_or_else(|e| panic!("patch node {}: {e}", self.node));
     }
 
-    /// Removes what a crashed earlier run left: its releases and namespaces.
-    async fn remove_leftovers(&self) {
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let selector = format!("{}={}", WALK_LABEL.0, WALK_LABEL.1);
-        let old = namespaces
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .expect("list namespaces");
-        for ns in old.items.into_iter().filter_map(|n| n.metadata.name) {
-            println!("{TEST}: removing a leftover namespace {ns}");
-            self.uninstall_and_delete(&ns).await;
-        }
-    }
-
-    async fn uninstall_and_delete(&self, namespace: &str) {
-        // "release: not found" is the normal answer for the apps namespace.
-        if let Err(e) = self.helm(&["uninstall", RELEASE, "--namespace", namespace])
-            && !e.contains("not found")
-        {
-            eprintln!("clean-up: {e}");
-        }
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        report_delete(
-            "namespace",
-            namespace,
-            namespaces
-                .delete(namespace, &DeleteParams::default())
-                .await
-                .err(),
-        );
-    }
-
     async fn clean_up(&self) {
         // The example first, while the plugin still runs to unprepare its claim; a pod whose
         // claim cannot be unprepared would hold its namespace in Terminating.
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.apps);
+        let pods: Api<Pod> = Api::namespaced(self.release.client.clone(), &self.release.apps);
         report_delete(
             "pod",
             POD,
@@ -651,10 +473,9 @@ impl Walk {
         if gone.is_err() {
             eprintln!("clean-up: pod {POD} still there after {POD_TIMEOUT:?}");
         }
-        self.uninstall_and_delete(&self.apps).await;
-        self.uninstall_and_delete(&self.namespace).await;
+        self.release.remove().await;
         // The kubelet drops an unregistered plugin's slices after a grace period; do not wait.
-        let slices: Api<ResourceSlice> = Api::all(self.client.clone());
+        let slices: Api<ResourceSlice> = Api::all(self.release.client.clone());
         let fields = format!("spec.driver={DRIVER},spec.nodeName={}", self.node);
         if let Ok(list) = slices.list(&ListParams::default().fields(&fields)).await {
             for name in list.items.into_iter().filter_map(|s| s.metadata.name) {
@@ -683,74 +504,4 @@ fn shape(slices: &[ResourceSlice]) -> (BTreeSet<String>, BTreeSet<String>, BTree
         .map(|s| s.spec.pool.resource_slice_count)
         .collect();
     (names, devices, counts)
-}
-
-/// The samples named `name` in an exposition: their labels and values.
-fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let (labels, value) = match rest.strip_prefix('{') {
-                Some(r) => {
-                    let (labels, value) = r.rsplit_once('}')?;
-                    (parse_labels(labels), value)
-                }
-                None if rest.starts_with(' ') => (BTreeMap::new(), rest),
-                None => return None,
-            };
-            let value = value.split_whitespace().next()?.parse().ok()?;
-            Some((labels, value))
-        })
-        .collect()
-}
-
-/// `k="v",…` (values escaped as the exposition format escapes them).
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        out.insert(key.trim_start_matches(',').trim().to_owned(), value);
-        rest = &after[end..];
-    }
-    out
-}
-
-#[test]
-fn exposition_samples_and_image_references_are_read_as_written() {
-    let text = "# TYPE x gauge\nx{namespace=\"a\",pod=\"p\\\"q\"} 0.5\nx 2\nx_other 3\n";
-    let got = samples(text, "x");
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0].0["pod"], "p\"q");
-    assert_eq!(got[0].0["namespace"], "a");
-    assert_eq!(got[0].1, 0.5);
-    assert!(got[1].0.is_empty());
-    assert_eq!(
-        split_image("registry.example.com:5000/platform/tessera:0.1.0"),
-        (
-            "registry.example.com:5000/platform/tessera".to_owned(),
-            "0.1.0".to_owned()
-        )
-    );
-    assert_eq!(
-        split_image("tessera:dev"),
-        ("tessera".to_owned(), "dev".to_owned())
-    );
-    assert!(std::panic::catch_unwind(|| split_image("registry.example.com:5000/tessera")).is_err());
 }
