@@ -423,6 +423,9 @@ async fn a_scheduled_claim_is_prepared_and_unprepared_over_the_dra_socket() {
     let Some(client) = client_or_skip(test).await else {
         return;
     };
+    // The chart tests run tessera's own plugin for this driver on a real node; publishing
+    // and deleting its slices here at the same time would break both.
+    let _turn = crate::release::exclusive_turn().await;
     let node = schedulable_node(&client).await;
     let config = PublisherConfig {
         // GA slices: accepted by every server from 1.34 on.

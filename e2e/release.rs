@@ -49,6 +49,13 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// Held by the chart test that owns the cluster in this process.
 static TURN: Mutex<()> = Mutex::const_new(());
 
+/// Waits until no chart test of this process uses the cluster, and keeps them out while the
+/// guard lives: for tests that put objects of the chart's driver (`gpu.tessera.dev`) on a
+/// real node, as the chart's plugin does (`e2e/plugin.rs`).
+pub async fn exclusive_turn() -> MutexGuard<'static, ()> {
+    TURN.lock().await
+}
+
 /// One run's release: where it goes and what it needs to install and remove it.
 pub struct Release {
     pub client: kube::Client,
