@@ -1,5 +1,5 @@
 //! Kubernetes resource quantities (`80Gi`, `1500Mi`, `100`, `2.5`, `1e3`) read as whole base
-//! units.
+//! units ([`parse_quantity`]) or thousandths of one ([`parse_quantity_milli`], for CPU).
 //!
 //! Capacities, counters, consumed capacity and extended-resource requests are all
 //! quantities. Like `Quantity.Value()` in Go, fractions round **up** (`0.5` → 1, `100m` → 1): a
@@ -17,6 +17,20 @@ const MAX_DIGITS: usize = 38;
 ///
 /// Errors on an empty, over-long, negative or malformed quantity and on one above `u64::MAX`.
 pub fn parse_quantity(text: &str) -> Result<u64, ClusterError> {
+    parse_scaled(text, 0)
+}
+
+/// The value of `text` in thousandths of the base unit (milli-cores for `cpu`: `500m` → 500,
+/// `2` → 2000), rounded up like Go's `Quantity.MilliValue()`, which the scheduler counts CPU
+/// in.
+///
+/// Errors as [`parse_quantity`] does, and on a value whose thousandths exceed `u64::MAX`.
+pub fn parse_quantity_milli(text: &str) -> Result<u64, ClusterError> {
+    parse_scaled(text, 3)
+}
+
+/// The value of `text` × 10^`shift`, rounded up.
+fn parse_scaled(text: &str, shift: u32) -> Result<u64, ClusterError> {
     let bad = |problem: &'static str| ClusterError::InvalidQuantity {
         value: text.chars().take(MAX_QUANTITY_LEN).collect(),
         problem,
@@ -44,7 +58,7 @@ pub fn parse_quantity(text: &str) -> Result<u64, ClusterError> {
     let (digits, fraction_digits) = mantissa(number).ok_or_else(|| bad("is not a number"))?;
     let scale = Scale::parse(suffix).ok_or_else(|| bad("has an unknown suffix"))?;
     scale
-        .apply(digits, fraction_digits)
+        .apply(digits, fraction_digits, shift)
         .ok_or_else(|| bad("is too large"))
 }
 
@@ -131,15 +145,18 @@ impl Scale {
         Some(scale)
     }
 
-    /// `digits × 10^-fraction_digits × scale`, rounded up; `None` above `u64::MAX`.
-    fn apply(self, digits: u128, fraction_digits: u32) -> Option<u64> {
+    /// `digits × 10^(shift - fraction_digits) × scale`, rounded up; `None` above `u64::MAX`.
+    fn apply(self, digits: u128, fraction_digits: u32, shift: u32) -> Option<u64> {
         let value = match self {
             Scale::Binary(power) => {
-                let scaled = digits.checked_mul(1024u128.checked_pow(power)?)?;
+                let scaled = digits
+                    .checked_mul(1024u128.checked_pow(power)?)?
+                    .checked_mul(10u128.checked_pow(shift)?)?;
                 div_ceil_pow10(scaled, fraction_digits)
             }
             Scale::Decimal(exponent) => {
-                let exponent = i64::from(exponent) - i64::from(fraction_digits);
+                let exponent =
+                    i64::from(exponent) + i64::from(shift) - i64::from(fraction_digits);
                 if exponent >= 0 {
                     let power = u32::try_from(exponent).ok()?;
                     if digits == 0 {
@@ -240,10 +257,69 @@ mod tests {
         );
     }
 
+    #[test]
+    fn milli_values_round_up_like_go_milli_value() {
+        for (text, want) in [
+            ("0", 0),
+            ("500m", 500),
+            ("2", 2000),
+            ("1.5", 1500),
+            ("0.1", 100),
+            ("250m", 250),
+            ("1n", 1),
+            ("1500u", 2),
+            ("0.0001", 1),
+            ("1k", 1_000_000),
+            ("1Ki", 1_024_000),
+            ("0.5Ki", 512_000),
+            ("1e-3", 1),
+            ("-0", 0),
+            (" 4 ", 4000),
+            // The largest whole-unit value whose thousandths still fit.
+            ("18446744073709551", 18_446_744_073_709_551_000),
+            ("18446744073709551615m", u64::MAX),
+        ] {
+            assert_eq!(parse_quantity_milli(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_milli_quantities_say_why() {
+        for (text, problem) in [
+            ("", "is empty"),
+            ("-500m", "is negative"),
+            ("cpu", "is not a number"),
+            ("1..5", "is not a number"),
+            ("2 cores", "has an unknown suffix"),
+            ("1mm", "has an unknown suffix"),
+            // Fits u64 as whole units, not as thousandths.
+            ("18446744073709552", "is too large"),
+            ("18446744073709551616m", "is too large"),
+            ("17Ei", "is too large"),
+            ("1e17", "is too large"),
+        ] {
+            let err = parse_quantity_milli(text).unwrap_err().to_string();
+            assert!(err.contains(problem), "{text:?}: {err}");
+        }
+        assert!(
+            parse_quantity_milli(&"9".repeat(100))
+                .unwrap_err()
+                .to_string()
+                .contains("too long")
+        );
+    }
+
     proptest! {
         #[test]
         fn arbitrary_text_never_panics(s in ".{0,80}") {
             let _ = parse_quantity(&s);
+            let _ = parse_quantity_milli(&s);
+        }
+
+        #[test]
+        fn milli_is_a_thousand_times_whole_for_integers(n in 0u64..1_000_000_000) {
+            prop_assert_eq!(parse_quantity_milli(&n.to_string()), Ok(n * 1000));
+            prop_assert_eq!(parse_quantity_milli(&format!("{n}m")), Ok(n));
         }
 
         #[test]
