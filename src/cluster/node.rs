@@ -1,5 +1,6 @@
 //! What the cache keeps of a Node: the labels and annotation the market reads, whether the
-//! node is going away, and its classic `nvidia.com/gpu` allocatable.
+//! node is going away, its classic `nvidia.com/gpu` allocatable, and its allocatable CPU and
+//! memory (for the fragmentation term's CPU stranding).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tracing::debug;
 
 use super::intern::Interners;
 use super::key::truncate;
-use super::quantity::parse_quantity;
+use super::quantity::{parse_quantity, parse_quantity_milli};
 use super::slice::{MAX_ATTRIBUTE_LEN, MAX_NAME_LEN};
 use crate::market::labels::{
     AKS_SCALESET_PRIORITY, EKS_CAPACITY_TYPE, GKE_PREEMPTIBLE, GKE_SPOT, HOURLY_PRICE_ANNOTATION,
@@ -31,6 +32,9 @@ pub const MARKET_LABELS: [&str; 7] = [
     GKE_PREEMPTIBLE,
     AKS_SCALESET_PRIORITY,
 ];
+
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
 
 /// Longest label or annotation value kept; longer ones are cut (a Kubernetes label value is
 /// at most 63 characters, so only an annotation can be this long).
@@ -57,6 +61,12 @@ pub struct NodeFacts {
     pub unschedulable: bool,
     /// `status.allocatable["nvidia.com/gpu"]`, 0 when absent or unreadable.
     pub classic_allocatable: u32,
+    /// `status.allocatable.cpu` in milli-cores; `None` when absent or unreadable (the view
+    /// then leaves CPU untracked).
+    pub cpu_allocatable_milli: Option<u64>,
+    /// `status.allocatable.memory` in MiB, rounded up (free memory is only ever
+    /// over-estimated); `None` when absent or unreadable.
+    pub memory_allocatable_mib: Option<u64>,
 }
 
 /// The compact form of `node`; `None` for a node without a name.
@@ -90,19 +100,16 @@ pub(crate) fn read_node(node: &Node, interners: &mut Interners) -> Option<NodeFa
         .flatten()
         .map(|t| Taint::new(t.key.as_str(), t.value.as_deref(), t.effect.as_str()))
         .collect();
-    let classic_allocatable = node
-        .status
-        .as_ref()
-        .and_then(|s| s.allocatable.as_ref())
-        .and_then(|a| a.get(CLASSIC_GPU_RESOURCE))
-        .and_then(|q| match parse_quantity(&q.0) {
-            Ok(v) => Some(u32::try_from(v).unwrap_or(u32::MAX)),
-            Err(error) => {
-                debug!(node = name, %error, "nvidia.com/gpu allocatable skipped");
-                None
-            }
-        })
-        .unwrap_or(0);
+    let allocatable = |resource: &str, parse: fn(&str) -> Result<u64, _>| {
+        let q = node.status.as_ref()?.allocatable.as_ref()?.get(resource)?;
+        parse(&q.0)
+            .inspect_err(|error| debug!(node = name, resource, %error, "allocatable skipped"))
+            .ok()
+    };
+    let classic_allocatable = allocatable(CLASSIC_GPU_RESOURCE, parse_quantity)
+        .map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX));
+    let cpu_allocatable_milli = allocatable("cpu", parse_quantity_milli);
+    let memory_allocatable_mib = allocatable("memory", parse_quantity).map(|b| b.div_ceil(MIB));
     Some(NodeFacts {
         name: interners.str(truncate(name, MAX_NAME_LEN)),
         market_labels,
@@ -113,6 +120,8 @@ pub(crate) fn read_node(node: &Node, interners: &mut Interners) -> Option<NodeFa
         deleting: node.metadata.deletion_timestamp.is_some(),
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         classic_allocatable,
+        cpu_allocatable_milli,
+        memory_allocatable_mib,
     })
 }
 
@@ -226,6 +235,54 @@ mod tests {
             let facts = read_node(&n, &mut Interners::default()).unwrap();
             assert_eq!(facts.classic_allocatable, want, "{value}");
         }
+    }
+
+    #[test]
+    fn cpu_and_memory_allocatable_are_read_and_bad_values_are_unknown() {
+        let read = |cpu: Option<&str>, memory: Option<&str>| {
+            let mut n = node(&[], &[]);
+            let mut allocatable = BTreeMap::new();
+            if let Some(cpu) = cpu {
+                allocatable.insert("cpu".to_owned(), Quantity(cpu.into()));
+            }
+            if let Some(memory) = memory {
+                allocatable.insert("memory".to_owned(), Quantity(memory.into()));
+            }
+            n.status = Some(NodeStatus {
+                allocatable: Some(allocatable),
+                ..NodeStatus::default()
+            });
+            let facts = read_node(&n, &mut Interners::default()).unwrap();
+            (facts.cpu_allocatable_milli, facts.memory_allocatable_mib)
+        };
+        assert_eq!(
+            read(Some("95690m"), Some("1055Gi")),
+            (Some(95_690), Some(1_080_320))
+        );
+        assert_eq!(
+            read(Some("96"), Some("2000Ki")),
+            (Some(96_000), Some(2)),
+            "MiB round up"
+        );
+        assert_eq!(read(None, Some("1Mi")), (None, Some(1)));
+        assert_eq!(read(Some("8"), None), (Some(8000), None));
+        assert_eq!(
+            read(Some("lots"), Some("-1Gi")),
+            (None, None),
+            "unreadable is unknown"
+        );
+        assert_eq!(
+            read(Some("1e17"), Some("1e30")),
+            (None, None),
+            "overflow is unknown"
+        );
+        assert_eq!(read(None, None), (None, None));
+        let bare = read_node(&node(&[], &[]), &mut Interners::default()).unwrap();
+        assert_eq!(
+            (bare.cpu_allocatable_milli, bare.memory_allocatable_mib),
+            (None, None),
+            "no status"
+        );
     }
 
     #[test]

@@ -1,18 +1,21 @@
-//! What the cache keeps of a Pod: where it runs, its classic `nvidia.com/gpu` request, the
-//! ResourceClaims it uses and its `tessera.dev/` annotations.
+//! What the cache keeps of a Pod: where it runs, its classic `nvidia.com/gpu`, CPU and memory
+//! requests, the ResourceClaims it uses and its `tessera.dev/` annotations.
 //!
 //! Only pods that matter to GPU placement are kept: not finished, and either using
 //! ResourceClaims or requesting `nvidia.com/gpu`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use tracing::debug;
 
+use super::error::ClusterError;
 use super::intern::Interners;
 use super::key::{ObjectKey, Uid, truncate};
 use super::node::CLASSIC_GPU_RESOURCE;
-use super::quantity::parse_quantity;
+use super::quantity::{parse_quantity, parse_quantity_milli};
 use super::slice::MAX_NAME_LEN;
 
 /// Annotation prefix of the pod settings the extender reads (`tessera.dev/interruption`,
@@ -26,6 +29,9 @@ pub const MAX_ANNOTATION_LEN: usize = 256;
 /// Most pod claims read (the API allows 32).
 pub const MAX_POD_CLAIMS: usize = 64;
 
+/// Bytes in a MiB.
+const MIB: u64 = 1024 * 1024;
+
 /// A Pod as the cache keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodView {
@@ -38,6 +44,11 @@ pub struct PodView {
     /// The pod's effective `nvidia.com/gpu` request (what the scheduler counts against the
     /// node's allocatable).
     pub gpu_request: u32,
+    /// The pod's effective `cpu` request in milli-cores, by the same rules.
+    pub cpu_request_milli: u64,
+    /// The pod's effective `memory` request in MiB, rounded **down** (a node's free memory is
+    /// only ever over-estimated, never under).
+    pub memory_request_mib: u64,
     /// `spec.resourceClaims`, resolved to ResourceClaim names where known.
     pub claims: Box<[PodClaim]>,
     /// `tessera.dev/*` annotations, sorted by key.
@@ -111,17 +122,22 @@ pub(crate) fn read_pod(pod: &Pod, interners: &mut Interners) -> Option<PodView> 
             }
         })
         .collect();
-    let gpu_request = effective_request(
-        &spec.containers,
-        spec.init_containers.as_deref().unwrap_or_default(),
-        spec.overhead
-            .as_ref()
-            .and_then(|o| o.get(CLASSIC_GPU_RESOURCE))
-            .map(|q| q.0.as_str()),
-    );
+    let request = |resource: &str, parse: fn(&str) -> Result<u64, ClusterError>| {
+        effective_request(
+            &spec.containers,
+            spec.init_containers.as_deref().unwrap_or_default(),
+            spec.overhead.as_ref(),
+            resource,
+            parse,
+        )
+    };
+    let gpu_request =
+        u32::try_from(request(CLASSIC_GPU_RESOURCE, parse_quantity)).unwrap_or(u32::MAX);
     if claims.is_empty() && gpu_request == 0 {
         return None;
     }
+    let cpu_request_milli = request("cpu", parse_quantity_milli);
+    let memory_request_mib = request("memory", parse_quantity) / MIB;
     let mut annotations: Vec<(Arc<str>, Box<str>)> = meta
         .annotations
         .iter()
@@ -147,61 +163,73 @@ pub(crate) fn read_pod(pod: &Pod, interners: &mut Interners) -> Option<PodView> 
             .filter(|n| !n.is_empty())
             .map(|n| interners.str(truncate(n, MAX_NAME_LEN))),
         gpu_request,
+        cpu_request_milli,
+        memory_request_mib,
         claims,
         annotations: annotations.into(),
         deleting: meta.deletion_timestamp.is_some(),
     })
 }
 
-/// The pod's `nvidia.com/gpu` request as the scheduler counts it: the larger of the app
-/// containers plus sidecars, and the peak during init (each init container plus the sidecars
-/// started before it), plus pod overhead.
-fn effective_request(containers: &[Container], init: &[Container], overhead: Option<&str>) -> u32 {
-    let app: u64 = containers
-        .iter()
-        .map(container_gpus)
-        .fold(0, u64::saturating_add);
+/// The pod's request of `resource` as the scheduler counts it, in the units `parse` reads:
+/// the larger of the app containers plus sidecars (restartable init containers), and the
+/// peak during init (each init container plus the sidecars started before it), plus pod
+/// overhead. An unreadable quantity counts as 0.
+fn effective_request(
+    containers: &[Container],
+    init: &[Container],
+    overhead: Option<&BTreeMap<String, Quantity>>,
+    resource: &str,
+    parse: fn(&str) -> Result<u64, ClusterError>,
+) -> u64 {
+    let amount = |c: &Container| container_request(c, resource, parse);
+    let app: u64 = containers.iter().map(amount).fold(0, u64::saturating_add);
     let mut sidecars: u64 = 0;
     let mut init_peak: u64 = 0;
     for c in init {
-        let gpus = container_gpus(c);
+        let request = amount(c);
         if c.restart_policy.as_deref() == Some("Always") {
-            sidecars = sidecars.saturating_add(gpus);
+            sidecars = sidecars.saturating_add(request);
             init_peak = init_peak.max(sidecars);
         } else {
-            init_peak = init_peak.max(sidecars.saturating_add(gpus));
+            init_peak = init_peak.max(sidecars.saturating_add(request));
         }
     }
-    let overhead = overhead.map_or(0, |q| quantity_or_zero(q, "overhead"));
-    let total = app
-        .saturating_add(sidecars)
+    let overhead = overhead
+        .and_then(|o| o.get(resource))
+        .map_or(0, |q| quantity_or_zero(&q.0, "overhead", resource, parse));
+    app.saturating_add(sidecars)
         .max(init_peak)
-        .saturating_add(overhead);
-    u32::try_from(total).unwrap_or(u32::MAX)
+        .saturating_add(overhead)
 }
 
-/// A container's `nvidia.com/gpu`: its request, else its limit (for extended resources a
-/// limit alone implies an equal request).
-fn container_gpus(c: &Container) -> u64 {
+/// A container's request of `resource`: its request, else its limit (the API server defaults
+/// a missing request to the limit, and for extended resources a limit alone implies an equal
+/// request).
+fn container_request(
+    c: &Container,
+    resource: &str,
+    parse: fn(&str) -> Result<u64, ClusterError>,
+) -> u64 {
     let Some(resources) = c.resources.as_ref() else {
         return 0;
     };
     let quantity = resources
         .requests
         .as_ref()
-        .and_then(|r| r.get(CLASSIC_GPU_RESOURCE))
-        .or_else(|| {
-            resources
-                .limits
-                .as_ref()
-                .and_then(|l| l.get(CLASSIC_GPU_RESOURCE))
-        });
-    quantity.map_or(0, |q| quantity_or_zero(&q.0, &c.name))
+        .and_then(|r| r.get(resource))
+        .or_else(|| resources.limits.as_ref().and_then(|l| l.get(resource)));
+    quantity.map_or(0, |q| quantity_or_zero(&q.0, &c.name, resource, parse))
 }
 
-fn quantity_or_zero(text: &str, container: &str) -> u64 {
-    parse_quantity(text).unwrap_or_else(|error| {
-        debug!(container = truncate(container, MAX_NAME_LEN), %error, "nvidia.com/gpu request skipped");
+fn quantity_or_zero(
+    text: &str,
+    container: &str,
+    resource: &str,
+    parse: fn(&str) -> Result<u64, ClusterError>,
+) -> u64 {
+    parse(text).unwrap_or_else(|error| {
+        debug!(container = truncate(container, MAX_NAME_LEN), resource, %error, "request skipped");
         0
     })
 }

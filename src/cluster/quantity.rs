@@ -155,8 +155,7 @@ impl Scale {
                 div_ceil_pow10(scaled, fraction_digits)
             }
             Scale::Decimal(exponent) => {
-                let exponent =
-                    i64::from(exponent) + i64::from(shift) - i64::from(fraction_digits);
+                let exponent = i64::from(exponent) + i64::from(shift) - i64::from(fraction_digits);
                 if exponent >= 0 {
                     let power = u32::try_from(exponent).ok()?;
                     if digits == 0 {

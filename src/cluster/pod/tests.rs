@@ -117,6 +117,88 @@ fn classic_gpu_requests_count_like_the_scheduler() {
     assert_eq!(read(&p).unwrap().gpu_request, 4);
 }
 
+fn cpu_memory(name: &str, requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Container {
+    let map = |pairs: &[(&str, &str)]| {
+        (!pairs.is_empty()).then(|| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Quantity((*v).into())))
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    Container {
+        name: name.into(),
+        resources: Some(ResourceRequirements {
+            requests: map(requests),
+            limits: map(limits),
+            ..ResourceRequirements::default()
+        }),
+        ..Container::default()
+    }
+}
+
+#[test]
+fn cpu_and_memory_requests_count_like_the_scheduler() {
+    let mut p = pod("ns", "p", "u", Some("n"), &[("gpu", Some("c"))], 0);
+    let spec = p.spec.as_mut().unwrap();
+    spec.containers = vec![
+        cpu_memory("a", &[("cpu", "1500m"), ("memory", "2Gi")], &[]),
+        // Limits alone stand for requests; a request beats a limit.
+        cpu_memory("b", &[("cpu", "500m")], &[("cpu", "4"), ("memory", "1Gi")]),
+    ];
+    let view = read(&p).unwrap();
+    assert_eq!(
+        (view.cpu_request_milli, view.memory_request_mib),
+        (2000, 3072)
+    );
+
+    // A plain init container asking more than the app runs alone: its peak counts.
+    let spec = p.spec.as_mut().unwrap();
+    spec.init_containers = Some(vec![cpu_memory(
+        "init",
+        &[("cpu", "3"), ("memory", "1Gi")],
+        &[],
+    )]);
+    let view = read(&p).unwrap();
+    assert_eq!(
+        (view.cpu_request_milli, view.memory_request_mib),
+        (3000, 3072)
+    );
+
+    // A sidecar runs next to the app: 2 + 0.25 CPUs; overhead adds on top.
+    let spec = p.spec.as_mut().unwrap();
+    let mut sidecar = cpu_memory("proxy", &[("cpu", "250m"), ("memory", "100Mi")], &[]);
+    sidecar.restart_policy = Some("Always".into());
+    spec.init_containers = Some(vec![sidecar]);
+    spec.overhead = Some(BTreeMap::from([
+        ("cpu".to_owned(), Quantity("100m".into())),
+        ("memory".to_owned(), Quantity("120Mi".into())),
+    ]));
+    let view = read(&p).unwrap();
+    assert_eq!(
+        (view.cpu_request_milli, view.memory_request_mib),
+        (2350, 3292)
+    );
+    assert_eq!(view.gpu_request, 0, "no GPU request appears");
+
+    // Unreadable quantities count as zero; memory rounds down to whole MiB.
+    let spec = p.spec.as_mut().unwrap();
+    spec.init_containers = None;
+    spec.overhead = None;
+    spec.containers = vec![
+        cpu_memory("a", &[("cpu", "lots"), ("memory", "1536Ki")], &[]),
+        cpu_memory("b", &[("cpu", "1e30"), ("memory", "-1")], &[]),
+    ];
+    let view = read(&p).unwrap();
+    assert_eq!((view.cpu_request_milli, view.memory_request_mib), (0, 1));
+}
+
+#[test]
+fn a_pod_without_requests_asks_for_no_cpu_or_memory() {
+    let view = read(&pod("ns", "p", "u", Some("n"), &[], 1)).unwrap();
+    assert_eq!((view.cpu_request_milli, view.memory_request_mib), (0, 0));
+}
+
 #[test]
 fn only_bounded_tessera_annotations_are_kept() {
     let mut p = pod("ns", "p", "u", Some("n"), &[("gpu", Some("c"))], 0);
