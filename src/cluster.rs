@@ -43,5 +43,7 @@ pub use pod::{PodClaim, PodView};
 pub use slice::{Amount, Device, DeviceKind, DeviceSpec, Slice};
 pub use snapshot::{CacheStats, Snapshot};
 pub use store::{ClusterEvent, ClusterObject, Kind, Store};
-pub use view::{Allocation, ClassicGpus, CounterUsage, DeviceRef, GpuDevices, NodeView};
+pub use view::{
+    Allocation, ClassicGpus, CounterUsage, DeviceRef, GpuDevices, NodeResources, NodeView,
+};
 pub use watch::{Cache, READINESS_CONDITIONS, WatchSource};

@@ -7,7 +7,8 @@
 //! are all kept in the indexes and show up in the view once the rest arrives.
 //!
 //! Indexes (what makes an event touch only the nodes it concerns):
-//! - node name → its Node facts, its slice names and its pods with classic GPU requests;
+//! - node name → its Node facts, its slice names and every kept pod bound to it (for the
+//!   classic GPU requests and the CPU and memory the node's view subtracts);
 //! - pool name → its slice names and the claims with results in it (claim → nodes goes
 //!   through the pools of its results);
 //! - slice name → slice; claim key → claim; pod key → pod (the pod's node is in the pod).
@@ -163,12 +164,13 @@ pub enum ClusterEvent {
 struct NodeEntry {
     node: Option<NodeFacts>,
     slices: BTreeSet<Arc<str>>,
-    classic_pods: BTreeSet<ObjectKey>,
+    /// Every kept pod whose `spec.nodeName` is this node.
+    pods: BTreeSet<ObjectKey>,
 }
 
 impl NodeEntry {
     fn is_empty(&self) -> bool {
-        self.node.is_none() && self.slices.is_empty() && self.classic_pods.is_empty()
+        self.node.is_none() && self.slices.is_empty() && self.pods.is_empty()
     }
 }
 
@@ -447,21 +449,23 @@ impl Store {
         self.unindex_pod(&old);
     }
 
+    /// Every bound pod is indexed, not only those with classic GPU requests: its CPU and
+    /// memory requests count against the node's.
     fn index_pod(&mut self, pod: &PodView) {
-        if let (Some(node), true) = (&pod.node, pod.gpu_request > 0) {
+        if let Some(node) = &pod.node {
             self.nodes
                 .entry(Arc::clone(node))
                 .or_default()
-                .classic_pods
+                .pods
                 .insert(pod.key.clone());
             self.touch(Arc::clone(node));
         }
     }
 
     fn unindex_pod(&mut self, pod: &PodView) {
-        if let (Some(node), true) = (&pod.node, pod.gpu_request > 0) {
+        if let Some(node) = &pod.node {
             if let Some(entry) = self.nodes.get_mut(node) {
-                entry.classic_pods.remove(&pod.key);
+                entry.pods.remove(&pod.key);
             }
             let node = self.gc_node(node);
             self.touch(node);
@@ -560,7 +564,7 @@ impl Store {
                 .filter_map(|p| self.pools.get(p))
                 .flat_map(|p| p.claims.iter())
                 .filter_map(|k| self.claims.get(k));
-            let pods = entry.classic_pods.iter().filter_map(|k| self.pods.get(k));
+            let pods = entry.pods.iter().filter_map(|k| self.pods.get(k));
             Some(assemble(&self.config, node, slices, claims, pods))
         });
         let old = match view {

@@ -26,8 +26,9 @@ mod partition;
 /// Most slices of our driver read per node; far above what a node publishes (one counters
 /// slice and a devices slice per four GPUs).
 pub const MAX_SLICES_PER_NODE: usize = 1024;
-/// CPU and host memory in [`NodeView::milli`]: the cache does not track them, so scoring
-/// sees them as never the limit.
+/// CPU or host memory in [`NodeView::milli`] of a node whose allocatable is unknown: scoring
+/// sees it as never the limit. Also the cap on a tracked allocatable, so sums in scoring
+/// cannot overflow.
 pub const UNTRACKED: u64 = u64::MAX / 4;
 
 /// Where a device sits in a [`NodeView`]: its slice in [`NodeView::slices`] and its index in
@@ -151,16 +152,60 @@ pub struct NodeView {
     /// map to states is documented in `src/cluster/view/partition.rs`). `fit`'s assignment
     /// indexes point here; [`NodeView::gpu_of_partition`] maps them back.
     pub partitions: Box<[PartitionGpu]>,
-    /// The same GPUs in the simulator's milli-GPU terms, for the fragmentation measure (CPU
-    /// and host memory [`UNTRACKED`]). Built with the view: a scheduling request would
+    /// The same GPUs in the simulator's milli-GPU terms, for the fragmentation measure, with
+    /// the node's CPU and host memory (see [`NodeView::resources`]; [`UNTRACKED`] when the
+    /// node's allocatable is unknown). Built with the view: a scheduling request would
     /// otherwise rebuild it for every node it scores.
     pub milli: NodeState,
+    /// Allocatable CPU and memory and what the cached pods bound to the node request.
+    pub resources: NodeResources,
     /// Allocated devices and shares, sorted by device, then claim, then result.
     pub allocations: Box<[Allocation]>,
     /// Use of every counter set, in slice order.
     pub counters: Box<[CounterUsage]>,
     /// Classic `nvidia.com/gpu` allocatable and requests.
     pub classic: ClassicGpus,
+}
+
+/// A node's allocatable CPU and memory and the requests of the pods the cache keeps on it.
+///
+/// Conservative by construction: the cache keeps only pods that use GPUs, so CPU and memory
+/// requested by the node's other pods (daemon sets, CPU-only work) are not subtracted. Free
+/// CPU is therefore over-estimated and CPU stranding under-estimated, never the other way
+/// round: the fragmentation term may miss stranding, never invent it, and is never worse
+/// than with CPU untracked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeResources {
+    /// `status.allocatable.cpu`, milli-cores; `None` when unknown.
+    pub cpu_allocatable_milli: Option<u64>,
+    /// Sum of the bound cached pods' effective CPU requests, milli-cores.
+    pub cpu_requested_milli: u64,
+    /// `status.allocatable.memory`, MiB rounded up; `None` when unknown.
+    pub memory_allocatable_mib: Option<u64>,
+    /// Sum of the bound cached pods' effective memory requests, MiB (each rounded down).
+    pub memory_requested_mib: u64,
+}
+
+impl NodeResources {
+    /// (capacity, free) CPU in milli-cores for the milli view: [`UNTRACKED`] when unknown.
+    pub fn cpu(&self) -> (u64, u64) {
+        capacity_and_free(self.cpu_allocatable_milli, self.cpu_requested_milli)
+    }
+
+    /// (capacity, free) memory in MiB for the milli view: [`UNTRACKED`] when unknown.
+    pub fn memory(&self) -> (u64, u64) {
+        capacity_and_free(self.memory_allocatable_mib, self.memory_requested_mib)
+    }
+}
+
+fn capacity_and_free(allocatable: Option<u64>, requested: u64) -> (u64, u64) {
+    match allocatable {
+        Some(total) => {
+            let total = total.min(UNTRACKED);
+            (total, total.saturating_sub(requested))
+        }
+        None => (UNTRACKED, UNTRACKED),
+    }
 }
 
 impl NodeView {
@@ -280,7 +325,8 @@ impl NodeView {
 }
 
 /// Builds the view of `node` from its slices (any generation, any order), the claims that
-/// may hold its devices and its pods with classic GPU requests.
+/// may hold its devices and the cached pods bound to it (their classic GPU, CPU and memory
+/// requests).
 ///
 /// Claims may include ones for other nodes or pools; only results of our driver naming a
 /// device of the node's newest slices are taken.
@@ -289,7 +335,7 @@ pub fn assemble<'a>(
     node: &NodeFacts,
     slices: impl IntoIterator<Item = &'a Arc<Slice>>,
     claims: impl IntoIterator<Item = &'a Arc<ClaimView>>,
-    classic_pods: impl IntoIterator<Item = &'a Arc<PodView>>,
+    pods: impl IntoIterator<Item = &'a Arc<PodView>>,
 ) -> NodeView {
     let slices = newest_slices(slices);
     let by_name = device_index(&slices);
@@ -322,20 +368,33 @@ pub fn assemble<'a>(
 
     let counters = counter_usage(&slices, &allocations);
 
-    let mut pods: Vec<Arc<PodView>> = classic_pods
+    let mut pods: Vec<&Arc<PodView>> = pods.into_iter().collect();
+    pods.sort_by(|a, b| a.key.cmp(&b.key));
+    pods.dedup_by(|a, b| a.key == b.key);
+    let resources = NodeResources {
+        cpu_allocatable_milli: node.cpu_allocatable_milli,
+        cpu_requested_milli: pods
+            .iter()
+            .map(|p| p.cpu_request_milli)
+            .fold(0, u64::saturating_add),
+        memory_allocatable_mib: node.memory_allocatable_mib,
+        memory_requested_mib: pods
+            .iter()
+            .map(|p| p.memory_request_mib)
+            .fold(0, u64::saturating_add),
+    };
+    let classic_pods: Vec<Arc<PodView>> = pods
         .into_iter()
         .filter(|p| p.gpu_request > 0)
         .cloned()
         .collect();
-    pods.sort_by(|a, b| a.key.cmp(&b.key));
-    pods.dedup_by(|a, b| a.key == b.key);
     let classic = ClassicGpus {
         allocatable: node.classic_allocatable,
-        requested: pods
+        requested: classic_pods
             .iter()
             .map(|p| p.gpu_request)
             .fold(0, u32::saturating_add),
-        pods: pods.into(),
+        pods: classic_pods.into(),
     };
 
     let gpus_on_node = if gpus.is_empty() {
@@ -358,12 +417,21 @@ pub fn assemble<'a>(
         gpus,
         partitions: Box::default(),
         milli: milli_view(&[], UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED),
+        resources,
         allocations: allocations.into(),
         counters,
         classic,
     };
     let (partitions, index) = partition::partition_gpus(&view);
-    view.milli = milli_view(&partitions, UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED);
+    let ((cpu_capacity, cpu_free), (memory_capacity, memory_free)) =
+        (resources.cpu(), resources.memory());
+    view.milli = milli_view(
+        &partitions,
+        cpu_capacity,
+        cpu_free,
+        memory_capacity,
+        memory_free,
+    );
     view.partitions = partitions.into();
     for (gpu, i) in view.gpus.iter_mut().zip(index) {
         gpu.partition = i;

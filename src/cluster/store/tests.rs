@@ -8,9 +8,10 @@ use super::*;
 use crate::cluster::DEFAULT_DRIVER;
 use crate::cluster::testing::objects::{
     Given, GpuFacts, SlicePlace, Want, allocate, annotate_node, claim, consume, counter_set,
-    counter_slice, device_slice, mig_device, node, pod, reserve, set_allocatable, share_device,
-    shared_gpu, taint_node, whole_gpu,
+    counter_slice, device_slice, mig_device, node, pod, request_resources, reserve,
+    set_allocatable, share_device, shared_gpu, taint_node, whole_gpu,
 };
+use crate::cluster::view::UNTRACKED;
 use crate::market::labels::{
     HOURLY_PRICE_ANNOTATION, INSTANCE_TYPE, KARPENTER_CAPACITY_TYPE, REGION,
 };
@@ -68,6 +69,21 @@ fn test_node(idx: usize, v: u8) -> Node {
         taint_node(&mut n, "aws-node-termination-handler/spot-itn", Some("i-1"));
     }
     set_allocatable(&mut n, "nvidia.com/gpu", &((v >> 4) % 3).to_string());
+    // Every bit of `v` is taken: CPU and memory vary with a scramble of it (absent, readable,
+    // unreadable).
+    match v.wrapping_mul(37) % 5 {
+        0 => {}
+        1 => set_allocatable(&mut n, "cpu", "8"),
+        2 => set_allocatable(&mut n, "cpu", "95690m"),
+        3 => set_allocatable(&mut n, "cpu", "lots"),
+        _ => set_allocatable(&mut n, "cpu", "2500m"),
+    }
+    match v.wrapping_mul(53) % 4 {
+        0 => {}
+        1 => set_allocatable(&mut n, "memory", "64Gi"),
+        2 => set_allocatable(&mut n, "memory", "2000Ki"),
+        _ => set_allocatable(&mut n, "memory", "-1"),
+    }
     match (v >> 6) % 3 {
         1 => annotate_node(&mut n, HOURLY_PRICE_ANNOTATION, "12.5"),
         2 => annotate_node(&mut n, HOURLY_PRICE_ANNOTATION, "cheap"),
@@ -187,6 +203,12 @@ fn test_pod(idx: usize, v: u8) -> Pod {
     );
     if v & 0x60 == 0x60 {
         p.status.get_or_insert_with(PodStatus::default).phase = Some("Succeeded".into());
+    }
+    // CPU and memory requests, some larger than a node's allocatable (free saturates at 0).
+    if v & 0x80 != 0 {
+        let cpu = ["500m", "4", "1500m", "100"][usize::from(v.wrapping_mul(37) % 4)];
+        let memory = ["1Gi", "1536Ki", "200Gi"][usize::from(v.wrapping_mul(53) % 3)];
+        request_resources(&mut p, &[("cpu", cpu), ("memory", memory)]);
     }
     p
 }
@@ -367,6 +389,16 @@ proptest! {
         prop_assert_eq!(nodes.keys().collect::<Vec<_>>(), want_nodes.keys().collect::<Vec<_>>());
         for (name, view) in &want_nodes {
             prop_assert_eq!(&nodes[name], view, "node {}", name);
+            // CPU and memory: the bound kept pods' requests, straight from the pod map.
+            let bound = want_pods.values().filter(|p| p.node.as_deref() == Some(name.as_str()));
+            let (cpu, memory) = bound.fold((0u64, 0u64), |(c, m), p| {
+                (c + p.cpu_request_milli, m + p.memory_request_mib)
+            });
+            let r = &nodes[name].resources;
+            prop_assert_eq!((r.cpu_requested_milli, r.memory_requested_mib), (cpu, memory));
+            let milli = &nodes[name].milli;
+            prop_assert_eq!((milli.cpu_capacity, milli.cpu_free), r.cpu());
+            prop_assert_eq!((milli.memory_capacity, milli.memory_free), r.memory());
         }
         let stats = snapshot.stats();
         prop_assert_eq!(stats.nodes, want_nodes.len());
@@ -512,4 +544,79 @@ fn a_finished_pod_leaves_the_cache() {
     let snapshot = store.snapshot();
     assert!(snapshot.pod("a", "p0").is_none());
     assert_eq!(snapshot.node("n0").unwrap().classic.requested, 0);
+}
+
+#[test]
+fn bound_pods_use_up_the_nodes_cpu_and_memory_as_they_come_and_go() {
+    let mut store = Store::new(config());
+    let mut n = node("n0", &[]);
+    set_allocatable(&mut n, "cpu", "8");
+    set_allocatable(&mut n, "memory", "64Gi");
+    store.apply(applied(n));
+    let free = |store: &mut Store| {
+        let snapshot = store.snapshot();
+        let v = snapshot.node("n0").unwrap();
+        (v.milli.cpu_capacity, v.milli.cpu_free, v.milli.memory_free)
+    };
+    assert_eq!(free(&mut store), (8000, 8000, 65_536));
+
+    // A pending pod holds nothing; once bound it does, whether it uses claims or classic GPUs.
+    let mut claims_pod = pod("a", "p0", "u0", None, &[("gpu", Some("c0"))], 0);
+    request_resources(&mut claims_pod, &[("cpu", "6"), ("memory", "16Gi")]);
+    store.apply(applied(claims_pod.clone()));
+    assert_eq!(free(&mut store), (8000, 8000, 65_536));
+    claims_pod.spec.as_mut().unwrap().node_name = Some("n0".into());
+    store.apply(applied(claims_pod.clone()));
+    assert_eq!(free(&mut store), (8000, 2000, 49_152));
+    let mut classic = pod("a", "p1", "u1", Some("n0"), &[], 1);
+    request_resources(&mut classic, &[("cpu", "3"), ("memory", "64Gi")]);
+    store.apply(applied(classic.clone()));
+    assert_eq!(
+        free(&mut store),
+        (8000, 0, 0),
+        "over-committed saturates at 0"
+    );
+    {
+        let snapshot = store.snapshot();
+        let v = snapshot.node("n0").unwrap();
+        assert_eq!(v.resources.cpu_requested_milli, 9000);
+        assert_eq!(v.classic.requested, 1);
+        assert_eq!(
+            v.classic.pods.len(),
+            1,
+            "only the classic pod is a classic pod"
+        );
+    }
+
+    // Leaving: finished, deleted.
+    claims_pod
+        .status
+        .get_or_insert_with(PodStatus::default)
+        .phase = Some("Succeeded".into());
+    store.apply(applied(claims_pod));
+    assert_eq!(free(&mut store), (8000, 5000, 0));
+    store.apply(deleted(classic));
+    assert_eq!(free(&mut store), (8000, 8000, 65_536));
+}
+
+#[test]
+fn a_node_without_readable_allocatable_leaves_cpu_untracked() {
+    let mut store = Store::new(config());
+    let mut n = node("n0", &[]);
+    set_allocatable(&mut n, "cpu", "many");
+    store.apply(applied(n));
+    let mut p = pod("a", "p0", "u0", Some("n0"), &[], 1);
+    request_resources(&mut p, &[("cpu", "6"), ("memory", "16Gi")]);
+    store.apply(applied(p));
+    let snapshot = store.snapshot();
+    let v = snapshot.node("n0").unwrap();
+    assert_eq!(
+        (v.milli.cpu_capacity, v.milli.cpu_free),
+        (UNTRACKED, UNTRACKED)
+    );
+    assert_eq!(
+        (v.milli.memory_capacity, v.milli.memory_free),
+        (UNTRACKED, UNTRACKED)
+    );
+    assert_eq!(v.resources.cpu_requested_milli, 6000);
 }

@@ -546,3 +546,19 @@ pub fn pod(
         }),
     }
 }
+
+/// Sets `requests` (`cpu`, `memory`, …) on `pod`'s first container, keeping its other
+/// resources.
+pub fn request_resources(pod: &mut Pod, requests: &[(&str, &str)]) {
+    let Some(container) = pod.spec.as_mut().and_then(|s| s.containers.first_mut()) else {
+        return;
+    };
+    let map = container
+        .resources
+        .get_or_insert_with(ResourceRequirements::default)
+        .requests
+        .get_or_insert_with(BTreeMap::new);
+    for (resource, quantity) in requests {
+        map.insert((*resource).to_owned(), Quantity((*quantity).to_owned()));
+    }
+}
