@@ -5,10 +5,13 @@
 //! `p4d.24xlarge` (A100 40GB, static MIG `2g.10gb@0 1g.5gb@2 1g.5gb@3 3g.20gb@4`),
 //! `p4de.24xlarge` (A100 80GB) and `g6.48xlarge` (L4), both whole + shared, and
 //! `g6e.48xlarge` (L40S, four time-sliced shares per GPU). 30 % of nodes are spot, 1 % of
-//! those carry an AWS spot interruption notice, 2 % of nodes have a price annotation.
+//! those carry an AWS spot interruption notice, 2 % of nodes have a price annotation. Each
+//! node has its instance type's allocatable CPU and memory.
 //!
 //! Allocated claims are spread evenly over nodes (each held by one running pod): whole GPUs,
-//! MIG instances, shares of shared devices with consumed capacity, time-sliced replicas.
+//! MIG instances, shares of shared devices with consumed capacity, time-sliced replicas. Each
+//! running pod requests CPU and memory in proportion to its share of a GPU, so some nodes run
+//! short of CPU before they run out of GPUs (what the fragmentation term calls stranding).
 //! Objects are produced node by node, so even the 5,000-node cluster never has to exist as
 //! API objects all at once.
 
@@ -21,7 +24,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::objects::{
     Given, GpuFacts, SlicePlace, Want, allocate, annotate_node, claim, claim_first_available,
-    counter_set, counter_slice, device_slice, node, pod, reserve, taint_node,
+    counter_set, counter_slice, device_slice, node, pod, request_resources, reserve,
+    set_allocatable, taint_node,
 };
 use crate::cluster::config::{CacheConfig, DEFAULT_DRIVER};
 use crate::cluster::snapshot::Snapshot;
@@ -209,6 +213,8 @@ impl Objects<'_> {
                 ),
             ],
         );
+        set_allocatable(&mut n, "cpu", node_type.allocatable_cpu);
+        set_allocatable(&mut n, "memory", node_type.allocatable_memory);
         if rng.random_bool(0.02) {
             annotate_node(&mut n, HOURLY_PRICE_ANNOTATION, "20.0");
         }
@@ -348,8 +354,17 @@ impl Objects<'_> {
         reserve(&mut object, &pod_name, &pod_uid);
         self.buffer.push_back(object.into());
         let claims = [("gpu", Some(claim_name.as_str()))];
-        self.buffer
-            .push_back(pod(&namespace, &pod_name, &pod_uid, Some(node), &claims, 0).into());
+        let mut running = pod(&namespace, &pod_name, &pod_uid, Some(node), &claims, 0);
+        // A stream of its own: the requests leave every other random choice as it was.
+        let (cpu, memory) = grant.pod_requests(&mut self.rng(3, n));
+        request_resources(
+            &mut running,
+            &[
+                ("cpu", &format!("{cpu}m")),
+                ("memory", &format!("{memory}Gi")),
+            ],
+        );
+        self.buffer.push_back(running.into());
     }
 
     fn generate_pending(&mut self, j: usize) {

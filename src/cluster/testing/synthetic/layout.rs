@@ -26,6 +26,11 @@ pub(super) struct NodeType {
     pub(super) model: &'static str,
     pub(super) memory_gib: u64,
     pub(super) flavor: Flavor,
+    /// `status.allocatable.cpu`: the instance's vCPUs less what the kubelet and system
+    /// reserve, as EKS reports it.
+    pub(super) allocatable_cpu: &'static str,
+    /// `status.allocatable.memory`: host memory less reservations and eviction threshold.
+    pub(super) allocatable_memory: &'static str,
 }
 
 pub(super) const NODE_TYPES: [NodeType; 5] = [
@@ -34,30 +39,40 @@ pub(super) const NODE_TYPES: [NodeType; 5] = [
         model: "NVIDIA H100 80GB HBM3",
         memory_gib: 80,
         flavor: Flavor::DynamicMig,
+        allocatable_cpu: "191450m",
+        allocatable_memory: "2011Gi",
     },
     NodeType {
         instance_type: "p4d.24xlarge",
         model: "NVIDIA A100-SXM4-40GB",
         memory_gib: 40,
         flavor: Flavor::StaticMig,
+        allocatable_cpu: "95690m",
+        allocatable_memory: "1106Gi",
     },
     NodeType {
         instance_type: "p4de.24xlarge",
         model: "NVIDIA A100-SXM4-80GB",
         memory_gib: 80,
         flavor: Flavor::WholeShared,
+        allocatable_cpu: "95690m",
+        allocatable_memory: "1106Gi",
     },
     NodeType {
         instance_type: "g6.48xlarge",
         model: "NVIDIA L4",
         memory_gib: 24,
         flavor: Flavor::WholeShared,
+        allocatable_cpu: "191450m",
+        allocatable_memory: "741Gi",
     },
     NodeType {
         instance_type: "g6e.48xlarge",
         model: "NVIDIA L40S",
         memory_gib: 48,
         flavor: Flavor::TimeSliced,
+        allocatable_cpu: "191450m",
+        allocatable_memory: "1490Gi",
     },
 ];
 
@@ -68,11 +83,27 @@ pub(super) const STATIC_LAYOUT: [(&str, u8); 4] =
 pub(super) const SHARES_PER_GPU: u32 = 4;
 
 /// What one claim gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Grant {
     Whole,
     Mig { profile: &'static str },
     Shared { memory_gib: u64, compute: u32 },
     Replica,
+}
+
+impl Grant {
+    /// The CPU (milli-cores) and memory (GiB) a pod holding this grant requests: ranges
+    /// around the openb trace's ~11 cores per GPU for whole GPUs, less for a part of one.
+    pub(super) fn pod_requests(&self, rng: &mut ChaCha8Rng) -> (u64, u64) {
+        let (cpu, memory) = match self {
+            Grant::Whole => (8_000..=16_000, 64..=160),
+            Grant::Mig { .. } | Grant::Shared { .. } => (2_000..=8_000, 8..=48),
+            Grant::Replica => (1_000..=4_000, 4..=24),
+        };
+        // Whole 500m steps, as people write them.
+        let cpu = rng.random_range(cpu) / 500 * 500;
+        (cpu, rng.random_range(memory))
+    }
 }
 
 // === devices ===

@@ -81,3 +81,31 @@ fn the_requested_claim_count_is_met_for_any_seed() {
         assert_eq!(snapshot.stats().allocations, 600, "seed {seed}");
     }
 }
+
+#[test]
+fn nodes_have_allocatable_cpu_and_running_pods_use_some_of_it() {
+    let snapshot = synthetic_cluster(100, 8, 2_000, 5).snapshot(config());
+    let mut short = 0;
+    for view in snapshot.nodes() {
+        let r = &view.resources;
+        let cpu = r.cpu_allocatable_milli.unwrap();
+        assert!([95_690, 191_450].contains(&cpu), "{}", view.name);
+        assert!(r.memory_allocatable_mib.unwrap() >= 741 * 1024);
+        assert!(r.cpu_requested_milli > 0, "{} runs pods", view.name);
+        assert_eq!(view.milli.cpu_capacity, cpu);
+        assert_eq!(
+            view.milli.cpu_free,
+            cpu.saturating_sub(r.cpu_requested_milli)
+        );
+        // Less CPU left than 8 idle GPUs' worth at the trace's ~11 cores each.
+        if view.milli.cpu_free < 88_000 {
+            short += 1;
+        }
+    }
+    assert!(short > 0, "some nodes are short of CPU");
+    let pods: Vec<_> = snapshot.pods().collect();
+    assert!(
+        pods.iter()
+            .all(|p| p.cpu_request_milli >= 1_000 && p.memory_request_mib >= 4096)
+    );
+}
