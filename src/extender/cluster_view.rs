@@ -259,14 +259,21 @@ fn pod_object(pod: &PodView) -> PodObject {
             });
         }
     }
-    if pod.gpu_request > 0 {
+    // The cached effective requests, as one container: what the pod asks of the node.
+    let requests: BTreeMap<String, QuantityText> = [
+        (CLASSIC_GPU_RESOURCE, u64::from(pod.gpu_request), ""),
+        ("cpu", pod.cpu_request_milli, "m"),
+        ("memory", pod.memory_request_mib, "Mi"),
+    ]
+    .into_iter()
+    .filter(|(_, value, _)| *value > 0)
+    .map(|(name, value, unit)| (name.to_owned(), QuantityText(format!("{value}{unit}"))))
+    .collect();
+    if !requests.is_empty() {
         spec.containers.push(Container {
             restart_policy: None,
             resources: Resources {
-                requests: BTreeMap::from([(
-                    CLASSIC_GPU_RESOURCE.to_owned(),
-                    QuantityText(pod.gpu_request.to_string()),
-                )]),
+                requests,
                 limits: BTreeMap::new(),
             },
         });

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use super::*;
 use crate::cluster::testing::objects::{
     Given, GpuFacts, SlicePlace, Want, allocate, annotate_node, claim, claim_first_available,
-    device_slice, node, pod, reserve, whole_gpu,
+    device_slice, node, pod, request_resources, reserve, set_allocatable, whole_gpu,
 };
 use crate::cluster::{CacheConfig, ClusterObject, Store};
 use crate::extender::claim::ClaimRequests;
@@ -16,10 +16,19 @@ const H100: &str = "NVIDIA H100 80GB HBM3";
 
 /// Node `name` with two whole H100s, priced `price` $/h.
 fn gpu_node(store: &mut Store, name: &str, price: &str) {
+    gpu_node_with(store, name, price, 2, None);
+}
+
+/// Node `name` with `gpus` whole H100s, priced `price` $/h, with `cpu` allocatable.
+fn gpu_node_with(store: &mut Store, name: &str, price: &str, gpus: u32, cpu: Option<&str>) {
     let mut n = node(name, &[("karpenter.sh/capacity-type", "on-demand")]);
     annotate_node(&mut n, "tessera.dev/hourly-price", price);
+    if let Some(cpu) = cpu {
+        set_allocatable(&mut n, "cpu", cpu);
+        set_allocatable(&mut n, "memory", "1000Gi");
+    }
     store.applied(&ClusterObject::from(n));
-    let devices = (0..2)
+    let devices = (0..gpus)
         .map(|i| {
             whole_gpu(GpuFacts {
                 index: i,
@@ -53,6 +62,11 @@ fn whole() -> Want<'static> {
 
 /// Claim `name` holding `device` on `node`, reserved by pod `name`.
 fn running(store: &mut Store, name: &str, node_name: &str, device: &str) {
+    running_with(store, name, node_name, device, None);
+}
+
+/// [`running`], the pod requesting `cpu`.
+fn running_with(store: &mut Store, name: &str, node_name: &str, device: &str, cpu: Option<&str>) {
     let mut c = claim("ml", name, &format!("uid-{name}"), whole());
     allocate(
         &mut c,
@@ -67,7 +81,7 @@ fn running(store: &mut Store, name: &str, node_name: &str, device: &str) {
     );
     reserve(&mut c, name, &format!("pod-{name}"));
     store.applied(&ClusterObject::from(c));
-    let p = pod(
+    let mut p = pod(
         "ml",
         name,
         &format!("pod-{name}"),
@@ -75,6 +89,9 @@ fn running(store: &mut Store, name: &str, node_name: &str, device: &str) {
         &[("gpu", Some(name))],
         0,
     );
+    if let Some(cpu) = cpu {
+        request_resources(&mut p, &[("cpu", cpu), ("memory", "64Gi")]);
+    }
     store.applied(&ClusterObject::from(p));
 }
 
@@ -164,6 +181,92 @@ fn cached_pods_read_back_as_their_claims_and_classic_gpus() {
     );
     assert_eq!(demand.requests[1].source, "nvidia.com/gpu");
     assert!(v.pod("ml", "nobody").is_none());
+}
+
+/// Issue: the extender saw every node's CPU as unlimited. Two nodes alike but for the CPU
+/// their running pods hold: a pod needing more CPU per GPU than the typical pod strands the
+/// tight node's remaining GPUs, so that node now scores worse; with CPU untracked (no
+/// allocatable) the same nodes tie.
+#[test]
+fn a_node_short_of_cpu_scores_worse_than_one_with_cpu_to_spare() {
+    let mut store = Store::new(CacheConfig::builtin(DRIVER).unwrap());
+    for (name, cpu, held) in [
+        ("tight", Some("96"), "80"),
+        ("roomy", Some("96"), "4"),
+        ("tight-untracked", None, "80"),
+        ("roomy-untracked", None, "4"),
+    ] {
+        gpu_node_with(&mut store, name, "40", 4, cpu);
+        running_with(
+            &mut store,
+            &format!("{name}-job"),
+            name,
+            "gpu-0",
+            Some(held),
+        );
+    }
+    store.applied(&ClusterObject::from(claim(
+        "ml",
+        "next-gpu",
+        "uid-n",
+        whole(),
+    )));
+    let mut next = pod(
+        "ml",
+        "next",
+        "pod-next",
+        None,
+        &[("gpu", Some("next-gpu"))],
+        0,
+    );
+    request_resources(&mut next, &[("cpu", "16"), ("memory", "64Gi")]);
+    store.applied(&ClusterObject::from(next));
+
+    let v = view(&mut store);
+    let tight = v.node("tight").unwrap();
+    assert_eq!(
+        (tight.milli.cpu_capacity, tight.milli.cpu_free),
+        (96_000, 16_000)
+    );
+    assert_eq!(v.node("roomy").unwrap().milli.cpu_free, 92_000);
+
+    let p = v.pod("ml", "next").unwrap();
+    let demand = crate::extender::pod::pod_demand(&p, |id| v.claim(id));
+    assert_eq!(
+        (demand.cpu_milli, demand.memory_mib),
+        (16_000, 65_536),
+        "read back"
+    );
+    let scoring = Scoring::new(Weights::default(), default_typical_pods().unwrap());
+    let score = |name: &str| {
+        let node = v.node(name).unwrap();
+        let evaluation = scoring
+            .evaluate_node(
+                node,
+                v.node_market(node).unwrap(),
+                &v.node_condition(node),
+                &demand,
+                Tolerance::Checkpointed,
+                Detail::Scores,
+            )
+            .unwrap();
+        (evaluation.raw_score, evaluation.fragmentation)
+    };
+    let (tight, roomy) = (score("tight"), score("roomy"));
+    assert!(tight.0 < roomy.0, "tight {tight:?} roomy {roomy:?}");
+    assert!(tight.1 > roomy.1, "the difference is fragmentation");
+    assert_eq!(
+        score("tight-untracked"),
+        score("roomy-untracked"),
+        "untracked CPU ties"
+    );
+    assert_eq!(
+        score("roomy-untracked"),
+        roomy,
+        "CPU to spare is as if untracked"
+    );
+    let ranked = crate::scoring::to_extender_range(&[tight.0, roomy.0]);
+    assert!(ranked[0] < ranked[1], "{ranked:?}");
 }
 
 #[test]
