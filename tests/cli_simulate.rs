@@ -5,14 +5,13 @@
 // reach; a failing unwrap here is a failing test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod simulate_support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use simulate_support::{assert_one_line_error, simulate, simulate_on, stderr, stdout};
 use tempfile::TempDir;
-
-/// Exit code of bad flags, bad values and bad files.
-const EXIT_USAGE: i32 = 2;
 
 /// The files every successful run writes.
 const REPORT_FILES: [&str; 5] = [
@@ -36,67 +35,6 @@ const FLAGS: [&str; 10] = [
     "--typical-threshold",
     "--no-progress",
 ];
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// `tessera simulate` on the fixture trace with `extra` flags, writing into `out`.
-fn simulate(out: &Path, extra: &[&str]) -> Output {
-    simulate_on("nodes.csv", "pods.csv", out, extra)
-}
-
-/// `tessera simulate` on the fixture files `nodes` and `pods` (which need not exist).
-///
-/// The logging variables are cleared so a developer's `RUST_LOG` cannot add lines to stderr.
-fn simulate_on(nodes: &str, pods: &str, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("simulate")
-        .arg("--nodes")
-        .arg(fixture(nodes))
-        .arg("--pods")
-        .arg(fixture(pods))
-        .arg("--out")
-        .arg(out)
-        .arg("--no-progress")
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
-
-/// Asserts a run failed with the usage exit code and exactly one stderr line holding every
-/// piece of `needles`; returns that line.
-fn assert_one_line_error(output: &Output, needles: &[&str]) -> String {
-    let err = stderr(output);
-    assert_eq!(
-        output.status.code(),
-        Some(EXIT_USAGE),
-        "exit status; stderr: {err}"
-    );
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one stderr line, got: {err:?}");
-    for needle in needles {
-        assert!(
-            lines[0].contains(needle),
-            "stderr {:?} should mention {needle:?}",
-            lines[0]
-        );
-    }
-    assert!(stdout(output).is_empty(), "nothing on stdout on error");
-    lines[0].to_owned()
-}
 
 /// Runs with one seed into a fresh directory; returns the directory (kept alive by the caller).
 fn run_seed(seed: &str) -> TempDir {

@@ -5,14 +5,13 @@
 // reach; a failing unwrap here is a failing test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod simulate_support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use simulate_support::{assert_one_line_error, simulate, stderr, stdout};
 use tempfile::TempDir;
-
-/// Exit code of bad flags, bad values and bad files.
-const EXIT_USAGE: i32 = 2;
 
 /// The files every successful `--cost` run writes.
 const COST_FILES: [&str; 7] = [
@@ -25,53 +24,10 @@ const COST_FILES: [&str; 7] = [
     "unallocated.svg",
 ];
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// `tessera simulate --cost` on the fixture trace with `extra` flags, writing into `out`.
-fn simulate_cost(out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("simulate")
-        .arg("--nodes")
-        .arg(fixture("nodes.csv"))
-        .arg("--pods")
-        .arg(fixture("pods.csv"))
-        .arg("--out")
-        .arg(out)
-        .arg("--no-progress")
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
-
-/// Asserts a usage failure with one stderr line mentioning every needle.
-fn assert_one_line_error(output: &Output, needles: &[&str]) {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(EXIT_USAGE), "stderr: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one stderr line, got {err:?}");
-    for needle in needles {
-        assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
-    }
-}
-
 #[test]
 fn cost_run_prints_every_policy_and_writes_its_report() {
     let dir = TempDir::new().unwrap();
-    let output = simulate_cost(dir.path(), &["--cost", "--seeds", "1..4"]);
+    let output = simulate(dir.path(), &["--cost", "--seeds", "1..4"]);
     assert!(output.status.success(), "stderr: {}", stderr(&output));
     let table = stdout(&output);
     assert!(
@@ -124,7 +80,7 @@ fn cost_runs_are_deterministic() {
     let runs: Vec<String> = (0..2)
         .map(|_| {
             let dir = TempDir::new().unwrap();
-            let output = simulate_cost(dir.path(), &["--cost", "--seeds", "7", "--format", "json"]);
+            let output = simulate(dir.path(), &["--cost", "--seeds", "7", "--format", "json"]);
             assert!(output.status.success(), "stderr: {}", stderr(&output));
             fs::read_to_string(dir.path().join("cost.csv")).unwrap() + &stdout(&output)
         })
@@ -139,7 +95,7 @@ fn spot_share_and_prices_change_the_result() {
         let dir = TempDir::new().unwrap();
         let mut args = vec!["--cost", "--seeds", "3", "--policy", "fgd"];
         args.extend_from_slice(extra);
-        let output = simulate_cost(dir.path(), &args);
+        let output = simulate(dir.path(), &args);
         assert!(output.status.success(), "stderr: {}", stderr(&output));
         fs::read_to_string(dir.path().join("cost.csv")).unwrap()
     };
@@ -163,27 +119,27 @@ fn bad_cost_inputs_are_one_line_errors() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("out");
     assert_one_line_error(
-        &simulate_cost(&out, &["--spot-share", "0.5"]),
+        &simulate(&out, &["--spot-share", "0.5"]),
         &["--spot-share needs --cost"],
     );
     assert_one_line_error(
-        &simulate_cost(&out, &["--cost", "--spot-share", "1.5"]),
+        &simulate(&out, &["--cost", "--spot-share", "1.5"]),
         &["--spot-share", "1.5"],
     );
     assert_one_line_error(
-        &simulate_cost(&out, &["--cost", "--policy", "random"]),
+        &simulate(&out, &["--cost", "--policy", "random"]),
         &["random", "not supported"],
     );
 
     let weights = dir.path().join("weights.yaml");
     fs::write(&weights, "cost: 1\nrisc: 2\n").unwrap();
     assert_one_line_error(
-        &simulate_cost(&out, &["--cost", "--weights", weights.to_str().unwrap()]),
+        &simulate(&out, &["--cost", "--weights", weights.to_str().unwrap()]),
         &["weights.yaml:2:1", "unknown field `risc`"],
     );
     fs::write(&weights, "frag: -3\n").unwrap();
     assert_one_line_error(
-        &simulate_cost(&out, &["--cost", "--weights", weights.to_str().unwrap()]),
+        &simulate(&out, &["--cost", "--weights", weights.to_str().unwrap()]),
         &["weights.yaml", "`frag`", "negative"],
     );
 
@@ -197,7 +153,7 @@ fn bad_cost_inputs_are_one_line_errors() {
     )
     .unwrap();
     assert_one_line_error(
-        &simulate_cost(&out, &["--cost", "--prices", prices.to_str().unwrap()]),
+        &simulate(&out, &["--cost", "--prices", prices.to_str().unwrap()]),
         &["prices.csv:2:7", "`od_usd_hr`", "negative"],
     );
     assert!(

@@ -6,10 +6,13 @@
 // reach; a failing unwrap here is a failing test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod simulate_support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use simulate_support::simulate;
 use tempfile::TempDir;
 
 /// The MIG experiment's policies, in report order.
@@ -29,27 +32,11 @@ const REPORT_FILES: [&str; 5] = [
     "unallocated.svg",
 ];
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 /// `tessera simulate --cluster mig` on the fixture node and pod lists, writing into `out`.
 fn simulate_mig(out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["simulate", "--cluster", "mig", "--no-progress"])
-        .arg("--nodes")
-        .arg(fixture("nodes.csv"))
-        .arg("--pods")
-        .arg(fixture("pods.csv"))
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .output()
-        .unwrap()
+    let mut args = vec!["--cluster", "mig"];
+    args.extend_from_slice(extra);
+    simulate(out, &args)
 }
 
 fn text(bytes: &[u8]) -> String {
