@@ -23,19 +23,6 @@ fn claim(name: &str, uid: &str) -> v1::Claim {
     }
 }
 
-async fn prepare(
-    plugin: &RunningPlugin,
-    claims: Vec<v1::Claim>,
-) -> v1::NodePrepareResourcesResponse {
-    plugin
-        .v1()
-        .await
-        .node_prepare_resources(v1::NodePrepareResourcesRequest { claims })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 /// The `checkpoint` line of `/readyz`'s report, once it satisfies `want` (5 s at most).
 async fn checkpoint_readiness(plugin: &RunningPlugin, want: impl Fn(&str) -> bool) -> String {
     let mut line = String::new();
@@ -96,19 +83,17 @@ async fn every_bad_claim_gets_its_own_clear_error_and_good_ones_still_prepare() 
             .build(),
     );
     let plugin = node.start(&api, None).await;
-    let response = prepare(
-        &plugin,
-        vec![
-            claim("good", "uid-good"),
-            claim("missing", "uid-missing"),
-            claim("replaced", "uid-old"),
-            claim("pending", "uid-pending"),
-            claim("nic", "uid-nic"),
-            claim("ghost", "uid-ghost"),
-            claim("config", "uid-config"),
-        ],
-    )
-    .await;
+    let response = plugin
+        .prepare_v1(&[
+            ("default", "good", "uid-good"),
+            ("default", "missing", "uid-missing"),
+            ("default", "replaced", "uid-old"),
+            ("default", "pending", "uid-pending"),
+            ("default", "nic", "uid-nic"),
+            ("default", "ghost", "uid-ghost"),
+            ("default", "config", "uid-config"),
+        ])
+        .await;
     assert_eq!(response.claims.len(), 7, "every claim has an entry");
     assert_eq!(response.claims["uid-good"].error, "");
     assert_eq!(response.claims["uid-good"].devices.len(), 1);
@@ -184,10 +169,10 @@ async fn a_device_prepared_for_another_claim_is_refused_naming_that_claim() {
     );
     let plugin = node.start(&api, None).await;
     assert_eq!(
-        prepare(&plugin, vec![claim("a", "uid-a")]).await.claims["uid-a"].error,
+        plugin.prepare_v1(&[("default", "a", "uid-a")]).await.claims["uid-a"].error,
         ""
     );
-    let refused = prepare(&plugin, vec![claim("b", "uid-b")]).await;
+    let refused = plugin.prepare_v1(&[("default", "b", "uid-b")]).await;
     assert_eq!(
         refused.claims["uid-b"].error,
         "device gpu-1-mig-1g10gb-1 is already prepared for claim default/a (uid-a) through overlapping device gpu-1-mig-2g20gb-0"
@@ -224,19 +209,11 @@ async fn a_corrupt_or_foreign_checkpoint_fails_each_claim_and_is_left_alone() {
     assert!(line.starts_with("-- checkpoint: checkpoint "), "{line}");
     assert!(line.contains("is corrupt (checksum mismatch"), "{line}");
     assert!(!plugin.readiness.is_ready());
-    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    let response = plugin.prepare_v1(&[("default", "c", "uid-c")]).await;
     let error = &response.claims["uid-c"].error;
     assert!(error.contains("is corrupt (checksum mismatch"), "{error}");
     assert!(error.contains("left untouched"), "{error}");
-    let unprepare = plugin
-        .v1()
-        .await
-        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
-            claims: vec![claim("c", "uid-c")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let unprepare = plugin.unprepare_v1(&[("default", "c", "uid-c")]).await;
     assert!(
         unprepare.claims["uid-c"].error.contains("corrupt"),
         "{unprepare:?}"
@@ -247,7 +224,7 @@ async fn a_corrupt_or_foreign_checkpoint_fails_each_claim_and_is_left_alone() {
         b"{\"version\":9,\"checksum\":0,\"data\":{}}",
     )
     .unwrap();
-    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    let response = plugin.prepare_v1(&[("default", "c", "uid-c")]).await;
     assert!(
         response.claims["uid-c"]
             .error
@@ -272,7 +249,7 @@ async fn a_corrupt_or_foreign_checkpoint_fails_each_claim_and_is_left_alone() {
     .unwrap();
     let line = checkpoint_readiness(&plugin, |l| l.starts_with("ok ")).await;
     assert!(line.contains("recovered: 0 claims prepared"), "{line}");
-    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    let response = plugin.prepare_v1(&[("default", "c", "uid-c")]).await;
     assert_eq!(response.claims["uid-c"].error, "");
     plugin.stop().await.unwrap();
 }
@@ -290,7 +267,7 @@ async fn a_cdi_dir_that_cannot_be_written_fails_the_claim_and_undoes_the_mig_ins
     // Replace the CDI directory by a file: not writable even for root.
     std::fs::remove_dir(&node.cdi_dir).unwrap();
     std::fs::write(&node.cdi_dir, b"").unwrap();
-    let response = prepare(&plugin, vec![claim("c", "uid-c")]).await;
+    let response = plugin.prepare_v1(&[("default", "c", "uid-c")]).await;
     let error = &response.claims["uid-c"].error;
     assert!(
         error.starts_with(&format!(
@@ -337,7 +314,7 @@ async fn malformed_requests_are_refused_as_a_whole() {
     );
 
     // A UID that would escape the CDI directory is that claim's error, before any fetch.
-    let escape = prepare(&plugin, vec![claim("c", "../../etc/x")]).await;
+    let escape = plugin.prepare_v1(&[("default", "c", "../../etc/x")]).await;
     assert!(
         escape.claims["../../etc/x"]
             .error

@@ -14,14 +14,6 @@ use tessera::plugin::proto::dra_v1beta1 as v1beta1;
 use tessera::plugin::proto::registration::{InfoRequest, RegistrationStatus};
 use tessera::prepare::ClaimBuilder;
 
-fn v1_claim(namespace: &str, name: &str, uid: &str) -> v1::Claim {
-    v1::Claim {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        uid: uid.to_owned(),
-    }
-}
-
 fn v1beta1_claim(namespace: &str, name: &str, uid: &str) -> v1beta1::Claim {
     v1beta1::Claim {
         namespace: namespace.to_owned(),
@@ -132,18 +124,13 @@ async fn v1_prepares_a_share_and_a_mig_device_then_unprepares_them() {
             .build(),
     );
     let plugin = node.start(&api, None).await;
-    let mut client = plugin.v1().await;
 
-    let response = client
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![
-                v1_claim("team-a", "shared", "uid-shared"),
-                v1_claim("team-a", "mig", "uid-mig"),
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = plugin
+        .prepare_v1(&[
+            ("team-a", "shared", "uid-shared"),
+            ("team-a", "mig", "uid-mig"),
+        ])
+        .await;
     assert_eq!(response.claims.len(), 2);
     let shared = &response.claims["uid-shared"];
     assert_eq!(shared.error, "");
@@ -224,13 +211,7 @@ async fn v1_prepares_a_share_and_a_mig_device_then_unprepares_them() {
     );
 
     // The kubelet asks again (it restarted): the same answer, no new MIG instance.
-    let again = client
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim("team-a", "mig", "uid-mig")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = plugin.prepare_v1(&[("team-a", "mig", "uid-mig")]).await;
     assert_eq!(again.claims["uid-mig"], *mig);
     assert_eq!(
         node.control.snapshot()[&node.inventory.gpus[1].uuid]
@@ -239,17 +220,13 @@ async fn v1_prepares_a_share_and_a_mig_device_then_unprepares_them() {
         1
     );
 
-    let response = client
-        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
-            claims: vec![
-                v1_claim("team-a", "shared", "uid-shared"),
-                v1_claim("team-a", "mig", "uid-mig"),
-                v1_claim("team-a", "never-prepared", "uid-unknown"),
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = plugin
+        .unprepare_v1(&[
+            ("team-a", "shared", "uid-shared"),
+            ("team-a", "mig", "uid-mig"),
+            ("team-a", "never-prepared", "uid-unknown"),
+        ])
+        .await;
     assert_eq!(response.claims.len(), 3, "every claim has an entry");
     assert!(
         response.claims.values().all(|c| c.error.is_empty()),
@@ -317,14 +294,9 @@ async fn v1beta1_serves_the_same_claims_without_share_ids() {
         )
     );
     // Prepared through v1beta1, seen the same through v1.
-    let mut v1_client = plugin.v1().await;
-    let through_v1 = v1_client
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim("default", "old-kubelet", "uid-beta")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let through_v1 = plugin
+        .prepare_v1(&[("default", "old-kubelet", "uid-beta")])
+        .await;
     assert_eq!(
         through_v1.claims["uid-beta"].devices[0].share_id.as_deref(),
         Some("share-1")
@@ -352,15 +324,7 @@ async fn a_restarted_plugin_finds_what_the_last_one_prepared() {
             .build(),
     );
     let first = node.start(&api, None).await;
-    let prepared = first
-        .v1()
-        .await
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim("default", "c", "uid-c")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let prepared = first.prepare_v1(&[("default", "c", "uid-c")]).await;
     assert_eq!(prepared.claims["uid-c"].error, "");
     first.stop().await.unwrap();
     assert!(
@@ -372,14 +336,7 @@ async fn a_restarted_plugin_finds_what_the_last_one_prepared() {
     );
 
     let second = node.start(&api, None).await;
-    let mut client = second.v1().await;
-    let again = client
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim("default", "c", "uid-c")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = second.prepare_v1(&[("default", "c", "uid-c")]).await;
     assert_eq!(again, prepared);
     let whole_gpu_instances = &node.control.snapshot()[&node.inventory.gpus[1].uuid].mig;
     assert_eq!(
@@ -387,13 +344,7 @@ async fn a_restarted_plugin_finds_what_the_last_one_prepared() {
         1,
         "the full-size instance was created once"
     );
-    let response = client
-        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
-            claims: vec![v1_claim("default", "c", "uid-c")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = second.unprepare_v1(&[("default", "c", "uid-c")]).await;
     assert_eq!(response.claims["uid-c"].error, "");
     assert!(
         node.control.snapshot()[&node.inventory.gpus[1].uuid]
@@ -426,26 +377,10 @@ async fn two_instances_of_a_rolling_update_share_one_checkpoint() {
     assert_ne!(old.sockets, new.sockets);
     assert!(old.sockets.registration.exists() && new.sockets.registration.exists());
 
-    let prepared = old
-        .v1()
-        .await
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim("default", "c", "uid-c")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let prepared = old.prepare_v1(&[("default", "c", "uid-c")]).await;
     assert_eq!(prepared.claims["uid-c"].error, "");
     // The other instance sees the claim holding gpu-0.
-    let refused = new
-        .v1()
-        .await
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim("default", "d", "uid-d")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let refused = new.prepare_v1(&[("default", "d", "uid-d")]).await;
     assert!(
         refused.claims["uid-d"]
             .error
@@ -453,15 +388,7 @@ async fn two_instances_of_a_rolling_update_share_one_checkpoint() {
         "{refused:?}"
     );
     old.stop().await.unwrap();
-    let unprepared = new
-        .v1()
-        .await
-        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
-            claims: vec![v1_claim("default", "c", "uid-c")],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let unprepared = new.unprepare_v1(&[("default", "c", "uid-c")]).await;
     assert_eq!(unprepared.claims["uid-c"].error, "");
     assert_eq!(node.checkpoint()["data"]["claims"], json!({}));
     let new_sockets = new.sockets.clone();

@@ -24,6 +24,7 @@ use tessera::admin::Readiness;
 use tessera::model::mig::Placement;
 use tessera::model::{Gpu, Inventory, MigDevice, MigState};
 use tessera::plugin::proto::dra_health_v1alpha1::dra_resource_health_client::DraResourceHealthClient as HealthClient;
+use tessera::plugin::proto::dra_v1 as v1;
 use tessera::plugin::proto::dra_v1::dra_plugin_client::DraPluginClient as V1Client;
 use tessera::plugin::proto::dra_v1beta1::dra_plugin_client::DraPluginClient as V1beta1Client;
 use tessera::plugin::proto::registration::registration_client::RegistrationClient;
@@ -341,6 +342,37 @@ impl RunningPlugin {
         V1Client::new(Self::channel(self.sockets.dra.clone()).await)
     }
 
+    /// v1 NodePrepareResources for `claims` (namespace, name, UID) on a fresh connection, as
+    /// the kubelet sends it; the call itself must succeed (per-claim errors are in the answer).
+    pub async fn prepare_v1(
+        &self,
+        claims: &[(&str, &str, &str)],
+    ) -> v1::NodePrepareResourcesResponse {
+        self.v1()
+            .await
+            .node_prepare_resources(v1::NodePrepareResourcesRequest {
+                claims: v1_claims(claims),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// v1 NodeUnprepareResources for `claims` (namespace, name, UID), like [`Self::prepare_v1`].
+    pub async fn unprepare_v1(
+        &self,
+        claims: &[(&str, &str, &str)],
+    ) -> v1::NodeUnprepareResourcesResponse {
+        self.v1()
+            .await
+            .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
+                claims: v1_claims(claims),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub async fn v1beta1(&self) -> V1beta1Client<Channel> {
         V1beta1Client::new(Self::channel(self.sockets.dra.clone()).await)
     }
@@ -361,4 +393,16 @@ impl RunningPlugin {
             .expect("the plugin did not stop")
             .unwrap()
     }
+}
+
+/// The v1 claim references of (namespace, name, UID) triples.
+pub fn v1_claims(claims: &[(&str, &str, &str)]) -> Vec<v1::Claim> {
+    claims
+        .iter()
+        .map(|(namespace, name, uid)| v1::Claim {
+            namespace: (*namespace).to_owned(),
+            name: (*name).to_owned(),
+            uid: (*uid).to_owned(),
+        })
+        .collect()
 }
