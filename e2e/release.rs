@@ -403,7 +403,9 @@ fn split_image(image: &str) -> Result<ImageRef, String> {
         Some((name, digest)) => {
             let hex = digest.strip_prefix("sha256:").unwrap_or_default();
             if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("{image}: the digest must be sha256:<64 hex digits>"));
+                return Err(format!(
+                    "{image}: the digest must be sha256:<64 hex digits>"
+                ));
             }
             (name, digest.to_owned())
         }
@@ -431,7 +433,8 @@ fn split_image(image: &str) -> Result<ImageRef, String> {
 fn chart_default_repository() -> String {
     let path = repo().join("deploy/helm/tessera/values.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let values: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("values.yaml: {e}"));
+    let values: Value =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("values.yaml: {e}"));
     values["image"]["repository"]
         .as_str()
         .unwrap_or_else(|| panic!("values.yaml has no image.repository"))
@@ -517,7 +520,11 @@ fn exposition_samples_and_image_references_are_read_as_written() {
     let digest = format!("sha256:{}", "ab".repeat(32));
     assert_eq!(
         split_image("registry.example.com:5000/platform/tessera:0.1.0"),
-        Ok(image("registry.example.com:5000/platform/tessera", "0.1.0", ""))
+        Ok(image(
+            "registry.example.com:5000/platform/tessera",
+            "0.1.0",
+            ""
+        ))
     );
     assert_eq!(split_image("tessera:dev"), Ok(image("tessera", "dev", "")));
     assert_eq!(

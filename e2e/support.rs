@@ -27,7 +27,9 @@ pub const PART_OF: &str = "tessera-e2e";
 /// instead of letting it pass without having run.
 pub async fn cluster_client(test: &str) -> kube::Client {
     let Some(path) = std::env::var_os(KUBECONFIG_VAR) else {
-        panic!("{test}: {KUBECONFIG_VAR} is not set; it names the kubeconfig of the cluster to test");
+        panic!(
+            "{test}: {KUBECONFIG_VAR} is not set; it names the kubeconfig of the cluster to test"
+        );
     };
     let file = Kubeconfig::read_from(&path)
         .unwrap_or_else(|e| panic!("{KUBECONFIG_VAR}={}: {e}", path.to_string_lossy()));

@@ -54,7 +54,9 @@ pub fn init(args: &LogArgs) -> Result<(), TelemetryError> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = match args.log_format {
-        LogFormat::Plain => builder.with_ansi(ansi(std::io::stderr().is_terminal())).try_init(),
+        LogFormat::Plain => builder
+            .with_ansi(ansi(std::io::stderr().is_terminal()))
+            .try_init(),
         LogFormat::Json => builder
             .json()
             .with_current_span(false)

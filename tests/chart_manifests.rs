@@ -780,10 +780,17 @@ fn mounted_secret_keys(r: &Render) -> Vec<(String, String, String)> {
                     if m["name"] != volume["name"] {
                         continue;
                     }
-                    let dir = format!("{}/", m["mountPath"].as_str().unwrap().trim_end_matches('/'));
-                    let words = args(c)
-                        .into_iter()
-                        .chain(c["command"].as_array().into_iter().flatten().map(|v| v.as_str().unwrap().to_owned()));
+                    let dir = format!(
+                        "{}/",
+                        m["mountPath"].as_str().unwrap().trim_end_matches('/')
+                    );
+                    let words = args(c).into_iter().chain(
+                        c["command"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|v| v.as_str().unwrap().to_owned()),
+                    );
                     for arg in words {
                         if let Some(at) = arg.find(&dir) {
                             keys.insert(arg[at + dir.len()..].to_owned());
@@ -870,8 +877,8 @@ fn second_scheduler_has_a_pdb_anti_affinity_and_priority_where_configured() {
         );
         let spec = pod_spec(deployment);
         assert_eq!(
-            spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
-                ["podAffinityTerm"]["topologyKey"],
+            spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+                [0]["podAffinityTerm"]["topologyKey"],
             "kubernetes.io/hostname",
             "{}",
             r.name
@@ -882,7 +889,9 @@ fn second_scheduler_has_a_pdb_anti_affinity_and_priority_where_configured() {
     }
     let default = renders.iter().find(|r| r.name == "default").unwrap();
     assert!(
-        default.find("Deployment", &format!("{RELEASE}-scheduler")).is_some(),
+        default
+            .find("Deployment", &format!("{RELEASE}-scheduler"))
+            .is_some(),
         "the default install deploys the second scheduler the examples name"
     );
 }

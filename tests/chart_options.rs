@@ -70,7 +70,11 @@ fn enumerated_chart_values_are_exactly_what_the_binary_accepts() {
     let schema = schema();
     let pairs = [
         (&["plugin", "fakeGpus"][..], Some("plugin"), "fake-gpus"),
-        (&["plugin", "migStrategy"][..], Some("plugin"), "mig-strategy"),
+        (
+            &["plugin", "migStrategy"][..],
+            Some("plugin"),
+            "mig-strategy",
+        ),
         (&["plugin", "features"][..], Some("plugin"), "features"),
         (&["logging", "format"][..], None, "log-format"),
     ];

@@ -41,7 +41,14 @@ fn tessera_alone_prints_usage_and_exits_2() {
     let out = tessera(&[], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    for want in ["Usage: tessera", "Commands:", "simulate", "plugin", "extender", "slices"] {
+    for want in [
+        "Usage: tessera",
+        "Commands:",
+        "simulate",
+        "plugin",
+        "extender",
+        "slices",
+    ] {
         assert!(err.contains(want), "no {want:?} in:\n{err}");
     }
     assert!(out.stdout.is_empty());
@@ -55,7 +62,11 @@ fn a_missing_kube_config_is_said_once() {
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(err.matches("failed to infer config").count(), 1, "{err}");
-    assert!(repeated_parts(&err).is_empty(), "{:?} in {err}", repeated_parts(&err));
+    assert!(
+        repeated_parts(&err).is_empty(),
+        "{:?} in {err}",
+        repeated_parts(&err)
+    );
     assert!(err.len() < 400, "{} characters: {err}", err.len());
 }
 
@@ -68,8 +79,16 @@ fn a_bad_kubeconfig_is_shown_once() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.matches("cannot read kubeconfig").count(), 1, "{err}");
-    assert_eq!(err.matches("failed to parse kubeconfig").count(), 1, "{err}");
-    assert!(repeated_parts(&err).is_empty(), "{:?} in {err}", repeated_parts(&err));
+    assert_eq!(
+        err.matches("failed to parse kubeconfig").count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        repeated_parts(&err).is_empty(),
+        "{:?} in {err}",
+        repeated_parts(&err)
+    );
 }
 
 /// A kubeconfig for a server that is not there: enough to get the plugin to its directories.
@@ -123,10 +142,17 @@ fn plugin_refuses_missing_parent_directories_and_logs_plain_without_colour() {
         err.contains("does not exist") && err.contains(missing.to_str().unwrap()),
         "{err}"
     );
-    assert!(!missing.exists(), "the plugin created {}", missing.display());
+    assert!(
+        !missing.exists(),
+        "the plugin created {}",
+        missing.display()
+    );
     // Logged lines before the error, none with ANSI escapes (stderr is a pipe here).
     assert!(err.contains(" INFO "), "{err}");
-    assert!(!err.contains('\u{1b}'), "ANSI escape in plain logs:\n{err:?}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escape in plain logs:\n{err:?}"
+    );
 }
 
 #[test]
@@ -145,5 +171,8 @@ fn mig_strategy_with_fake_gpus_is_refused() {
     );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("--mig-strategy") && err.contains("--fake-gpus"), "{err}");
+    assert!(
+        err.contains("--mig-strategy") && err.contains("--fake-gpus"),
+        "{err}"
+    );
 }

@@ -58,6 +58,9 @@ mod tests {
     #[test]
     fn a_cause_that_adds_something_is_kept() {
         let e = anyhow::Error::new(Low).context("reading /etc/x");
-        assert_eq!(error_line(e.as_ref()), "reading /etc/x: low level: disk on fire");
+        assert_eq!(
+            error_line(e.as_ref()),
+            "reading /etc/x: low level: disk on fire"
+        );
     }
 }

@@ -169,7 +169,10 @@ mod tests {
         let err = create_dir(&deep).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("nonexistent"), "{err}");
-        assert!(!tmp.path().join("nonexistent").exists(), "no parent was created");
+        assert!(
+            !tmp.path().join("nonexistent").exists(),
+            "no parent was created"
+        );
     }
 
     #[test]
