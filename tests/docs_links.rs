@@ -49,11 +49,8 @@ fn resolves_inside(base: &Path, target: &str) -> bool {
     let mut path = base.to_path_buf();
     for part in Path::new(target).components() {
         match part {
-            std::path::Component::ParentDir => {
-                if !path.pop() {
-                    return false;
-                }
-            }
+            std::path::Component::ParentDir if !path.pop() => return false,
+            std::path::Component::ParentDir => {}
             std::path::Component::Normal(p) => path.push(p),
             _ => {}
         }

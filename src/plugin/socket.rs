@@ -98,17 +98,17 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "its parent {} does not exist (tessera creates only the last component: \
-                     check the flag, and that the host path is mounted)",
-                    parent.display()
-                ),
-            ));
-        }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "its parent {} does not exist (tessera creates only the last component: \
+                 check the flag, and that the host path is mounted)",
+                parent.display()
+            ),
+        ));
     }
     match fs::create_dir(dir) {
         // Another instance (rolling update) may have made it in between.
