@@ -21,7 +21,7 @@ use crate::support::{
 /// Values files rendered and applied (deploy/helm/tessera/ci/<name>-values.yaml).
 const VALUES: [&str; 4] = ["default", "fake", "production", "all-flags"];
 /// API groups of optional add-ons: their objects are skipped when the cluster lacks the CRDs.
-const OPTIONAL_GROUPS: [&str; 1] = ["monitoring.coreos.com"];
+const OPTIONAL_GROUPS: [&str; 2] = ["monitoring.coreos.com", "cert-manager.io"];
 /// Field manager of the dry-run applies.
 const MANAGER: &str = "tessera-e2e";
 
