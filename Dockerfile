@@ -5,6 +5,10 @@
 #
 #   docker build -t <registry>/tessera:0.1.0 .
 #
+# Releases: .github/workflows/release.yml builds it natively on amd64 and arm64 runners (no
+# emulation: the Rust toolchain image exists for both) and pushes one multi-arch index with SBOM
+# and provenance attestations to ghcr.io.
+#
 # Stages: chef (toolchain + cargo-chef) → planner (dependency recipe) → builder (dependencies
 # cooked in their own cached layer, then the crate) → a minimal glibc runtime. glibc, not musl:
 # the plugin loads the host's libnvidia-ml.so (NVML) at run time, which is linked against glibc.
@@ -37,6 +41,18 @@ RUN cargo build --release --locked --features nvml --bin tessera \
 
 # distroless/cc: glibc, libgcc and CA certificates, no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
+# OCI annotations (https://github.com/opencontainers/image-spec, annotations.md). The release
+# workflow passes VERSION and REVISION and adds created/url labels of its own.
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="tessera" \
+      org.opencontainers.image.description="Cost-aware GPU partitioning and placement for Kubernetes: DRA kubelet plugin and scheduler extender" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/tessera-dev/tessera" \
+      org.opencontainers.image.documentation="https://github.com/tessera-dev/tessera/blob/main/docs/install.md" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
 COPY --from=builder /out/tessera /usr/local/bin/tessera
 # Non-root by default (the extender). The plugin's DaemonSet runs it privileged as root through
 # its securityContext: it writes kubelet sockets and CDI specs on the host and changes MIG.

@@ -1,13 +1,11 @@
 //! Preconditions every other e2e test relies on: a 1.34+ API server serving resource.k8s.io/v1.
 
-use crate::support::client_or_skip;
+use crate::support::cluster_client;
 
 #[tokio::test]
+#[ignore = "needs a cluster: TESSERA_E2E_KUBECONFIG=<file> cargo test --test e2e -- --ignored"]
 async fn api_server_is_1_34_or_later_and_serves_resource_v1() {
-    let Some(client) = client_or_skip("api_server_is_1_34_or_later_and_serves_resource_v1").await
-    else {
-        return;
-    };
+    let client = cluster_client("api_server_is_1_34_or_later_and_serves_resource_v1").await;
     let version = client.apiserver_version().await.expect("server version");
     let minor: u32 = version
         .minor

@@ -12,7 +12,7 @@ use tessera::cluster::testing::objects::{Want, claim};
 use tessera::cluster::{Cache, CacheConfig, DEFAULT_DRIVER, READINESS_CONDITIONS};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::client_or_skip;
+use crate::support::cluster_client;
 
 /// Polls `check` every 100 ms for up to 30 s.
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -26,10 +26,9 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 #[tokio::test]
+#[ignore = "needs a cluster: TESSERA_E2E_KUBECONFIG=<file> cargo test --test e2e -- --ignored"]
 async fn cache_syncs_every_node_and_follows_a_claim() {
-    let Some(client) = client_or_skip("cache_syncs_every_node_and_follows_a_claim").await else {
-        return;
-    };
+    let client = cluster_client("cache_syncs_every_node_and_follows_a_claim").await;
     let readiness = Readiness::new(&READINESS_CONDITIONS);
     let shutdown = CancellationToken::new();
     let config = CacheConfig::builtin(DEFAULT_DRIVER).expect("market data");

@@ -32,7 +32,7 @@ use tessera::scoring::Weights;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::support::{FakeNode, client_or_skip};
+use crate::support::{FakeNode, cluster_client};
 
 const DRIVER: &str = "e2e-ext.gpu.tessera.dev";
 const NAMESPACE: &str = "tessera-e2e-extender";
@@ -151,11 +151,10 @@ fn names() -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cluster: TESSERA_E2E_KUBECONFIG=<file> cargo test --test e2e -- --ignored"]
 async fn explain_and_prioritize_rank_the_cheapest_adequate_node_first() {
     let test = "explain_and_prioritize_rank_the_cheapest_adequate_node_first";
-    let Some(client) = client_or_skip(test).await else {
-        return;
-    };
+    let client = cluster_client(test).await;
     cleanup(&client).await;
     create_cluster(&client).await;
 

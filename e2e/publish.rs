@@ -19,7 +19,7 @@ use tessera::publish::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{NODE_VAR, client_or_skip};
+use crate::support::{NODE_VAR, cluster_client};
 
 async fn node_name(client: &kube::Client) -> String {
     if let Ok(name) = std::env::var(NODE_VAR) {
@@ -53,9 +53,7 @@ fn device_names(slices: &[ResourceSlice]) -> BTreeSet<String> {
 }
 
 async fn publish_round_trip(test: &str, driver: &str, features: FeatureChoice) {
-    let Some(client) = client_or_skip(test).await else {
-        return;
-    };
+    let client = cluster_client(test).await;
     let node = node_name(&client).await;
     let config = PublisherConfig {
         features,
@@ -153,6 +151,7 @@ async fn publish_round_trip(test: &str, driver: &str, features: FeatureChoice) {
 }
 
 #[tokio::test]
+#[ignore = "needs a cluster: TESSERA_E2E_KUBECONFIG=<file> cargo test --test e2e -- --ignored"]
 async fn auto_level_slices_are_accepted_read_back_and_kept() {
     publish_round_trip(
         "auto_level_slices_are_accepted_read_back_and_kept",
@@ -163,6 +162,7 @@ async fn auto_level_slices_are_accepted_read_back_and_kept() {
 }
 
 #[tokio::test]
+#[ignore = "needs a cluster: TESSERA_E2E_KUBECONFIG=<file> cargo test --test e2e -- --ignored"]
 async fn ga_slices_are_accepted_by_every_supported_server() {
     publish_round_trip(
         "ga_slices_are_accepted_by_every_supported_server",

@@ -29,10 +29,12 @@ use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::support::{
-    KUBECONFIG_VAR, client_or_skip, create_namespace, helm_or_skip, repo, report_delete, wait_for,
+    KUBECONFIG_VAR, cluster_client, create_namespace, helm_binary, repo, report_delete, wait_for,
 };
 
-/// The image reference (`REPOSITORY:TAG`) the cluster pulls tessera from.
+/// The image reference the cluster pulls tessera from (`REPOSITORY:TAG`, `REPOSITORY@DIGEST`
+/// or `REPOSITORY:TAG@DIGEST`); unset = the chart's default, the published release image, as a
+/// newcomer following docs/install.md gets it.
 pub const IMAGE_VAR: &str = "TESSERA_E2E_IMAGE";
 /// The doc's release name; the chart names its objects after it (`tessera-extender`, …).
 pub const RELEASE: &str = "tessera";
@@ -61,7 +63,8 @@ pub struct Release {
     pub client: kube::Client,
     helm: PathBuf,
     kubeconfig: OsString,
-    image: (String, String),
+    /// `None`: the chart's default image.
+    image: Option<ImageRef>,
     /// Which chart test this is (the [`E2E_LABEL`] value of its namespaces).
     test: &'static str,
     /// The release's namespace.
@@ -74,32 +77,32 @@ pub struct Release {
 
 impl Release {
     /// The release of chart test `test` (one of `walkthrough`, `placement`), in namespaces
-    /// `<prefix>-<pid>` and `<prefix>-<pid>-apps`, created here; `None`, after printing why,
-    /// when the cluster, the image or Helm is missing. Waits for its turn on the cluster (see
-    /// the module doc).
-    pub async fn start(test: &'static str, prefix: &str) -> Option<Release> {
+    /// `<prefix>-<pid>` and `<prefix>-<pid>-apps`, created here; fails the test when the
+    /// cluster or Helm is missing or the image reference does not parse. Waits for its turn on
+    /// the cluster (see the module doc).
+    pub async fn start(test: &'static str, prefix: &str) -> Release {
         assert!(CHART_TESTS.contains(&test), "{test} is not a chart test");
-        let client = client_or_skip(test).await?;
-        let Some(image) = std::env::var(IMAGE_VAR).ok().filter(|s| !s.is_empty()) else {
-            println!("skipped {test}: {IMAGE_VAR} not set");
-            return None;
-        };
-        let helm = helm_or_skip(test)?;
-        let kubeconfig = std::env::var_os(KUBECONFIG_VAR).expect("checked by client_or_skip");
+        let client = cluster_client(test).await;
+        let image = std::env::var(IMAGE_VAR)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(|image| split_image(&image).unwrap_or_else(|e| panic!("{IMAGE_VAR}: {e}")));
+        let helm = helm_binary(test);
+        let kubeconfig = std::env::var_os(KUBECONFIG_VAR).expect("checked by cluster_client");
         let turn = TURN.lock().await;
         let id = format!("{:x}", std::process::id());
         let release = Release {
             client,
             helm,
             kubeconfig,
-            image: split_image(&image),
+            image,
             test,
             namespace: format!("{prefix}-{id}"),
             apps: format!("{prefix}-{id}-apps"),
             _turn: turn,
         };
         release.claim_cluster().await;
-        Some(release)
+        release
     }
 
     /// Removes this test's own leftovers, waits for another chart test's terminating
@@ -183,10 +186,16 @@ impl Release {
         );
     }
 
-    /// Creates the release and apps namespaces, labelled as this test's.
+    /// Creates the release and apps namespaces, labelled as this test's; the release's also
+    /// with the Pod Security label docs/install.md tells admins to set (the plugin is
+    /// privileged).
     async fn create_namespaces(&self) {
         let label = [(E2E_LABEL, self.test)];
-        create_namespace(&self.client, &self.namespace, &label).await;
+        let release_labels = [
+            (E2E_LABEL, self.test),
+            ("pod-security.kubernetes.io/enforce", "privileged"),
+        ];
+        create_namespace(&self.client, &self.namespace, &release_labels).await;
         create_namespace(&self.client, &self.apps, &label).await;
     }
 
@@ -213,26 +222,38 @@ impl Release {
     pub fn install(&self, profile: &str) {
         let chart = repo().join("deploy/helm/tessera");
         let values = chart.join("ci/fake-values.yaml");
-        let (repository, tag) = &self.image;
-        let out = self
-            .helm(&[
-                "upgrade",
-                "--install",
-                RELEASE,
-                chart.to_str().unwrap(),
-                "--namespace",
-                &self.namespace,
-                "-f",
-                values.to_str().unwrap(),
-                // --set would turn a tag like `1` into a number, which the schema refuses.
-                "--set-string",
-                &format!("image.repository={repository}"),
-                "--set-string",
-                &format!("image.tag={tag}"),
-                "--set",
-                &format!("plugin.fakeGpus={profile}"),
-            ])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut args: Vec<String> = [
+            "upgrade",
+            "--install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            &self.namespace,
+            "-f",
+            values.to_str().unwrap(),
+            "--set",
+            &format!("plugin.fakeGpus={profile}"),
+        ]
+        .map(str::to_owned)
+        .into();
+        // ci/fake-values.yaml names a locally built `tessera:dev`; without TESSERA_E2E_IMAGE
+        // the chart's own default (the published image at the chart's appVersion) is what a
+        // newcomer following docs/install.md gets, so put that back.
+        let image = self.image.clone().unwrap_or_else(|| ImageRef {
+            repository: chart_default_repository(),
+            tag: String::new(),
+            digest: String::new(),
+        });
+        // --set would turn a tag like `1` into a number, which the schema refuses.
+        for (key, value) in [
+            ("image.repository", &image.repository),
+            ("image.tag", &image.tag),
+            ("image.digest", &image.digest),
+        ] {
+            args.extend(["--set-string".to_owned(), format!("{key}={value}")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.helm(&args).unwrap_or_else(|e| panic!("{e}"));
         println!("{}: {}", self.test, out.lines().next().unwrap_or_default());
     }
 
@@ -365,15 +386,59 @@ impl Release {
     }
 }
 
-/// `REPOSITORY:TAG` → the chart's `image.repository` and `image.tag` (it takes no digest).
-fn split_image(image: &str) -> (String, String) {
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rsplit_once(':') {
-        Some((name, tag)) if !image.contains('@') && !tag.is_empty() => {
-            (format!("{}{name}", &image[..slash]), tag.to_owned())
+/// An image reference split into the chart's `image.repository`, `image.tag` and
+/// `image.digest` (empty = not set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+}
+
+/// `REPOSITORY:TAG`, `REPOSITORY@sha256:…` or `REPOSITORY:TAG@sha256:…` → an [`ImageRef`]; a
+/// reference with neither tag nor digest is refused (the chart would use its appVersion, which
+/// is not what the caller named).
+fn split_image(image: &str) -> Result<ImageRef, String> {
+    let (name, digest) = match image.split_once('@') {
+        Some((name, digest)) => {
+            let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "{image}: the digest must be sha256:<64 hex digits>"
+                ));
+            }
+            (name, digest.to_owned())
         }
-        _ => panic!("{IMAGE_VAR}={image}: expected REPOSITORY:TAG (the chart takes no digest)"),
+        None => (image, String::new()),
+    };
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (repository, tag) = match name[slash..].rsplit_once(':') {
+        Some((last, tag)) if !tag.is_empty() => (format!("{}{last}", &name[..slash]), tag),
+        Some(_) => return Err(format!("{image}: empty tag")),
+        None => (name.to_owned(), ""),
+    };
+    if repository.is_empty() || (tag.is_empty() && digest.is_empty()) {
+        return Err(format!(
+            "{image}: expected REPOSITORY:TAG, REPOSITORY@sha256:<digest> or both"
+        ));
     }
+    Ok(ImageRef {
+        repository,
+        tag: tag.to_owned(),
+        digest,
+    })
+}
+
+/// The chart's default `image.repository` (values.yaml).
+fn chart_default_repository() -> String {
+    let path = repo().join("deploy/helm/tessera/values.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let values: Value =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("values.yaml: {e}"));
+    values["image"]["repository"]
+        .as_str()
+        .unwrap_or_else(|| panic!("values.yaml has no image.repository"))
+        .to_owned()
 }
 
 /// The samples named `name` in an exposition: their labels and values.
@@ -447,16 +512,30 @@ fn exposition_samples_and_image_references_are_read_as_written() {
     assert_eq!(sample_sum(text, "x", &[]), 2.5);
     assert_eq!(sample_sum(text, "x", &[("namespace", "a")]), 0.5);
     assert_eq!(sample_sum(text, "x", &[("namespace", "b")]), 0.0);
+    let image = |repository: &str, tag: &str, digest: &str| ImageRef {
+        repository: repository.to_owned(),
+        tag: tag.to_owned(),
+        digest: digest.to_owned(),
+    };
+    let digest = format!("sha256:{}", "ab".repeat(32));
     assert_eq!(
         split_image("registry.example.com:5000/platform/tessera:0.1.0"),
-        (
-            "registry.example.com:5000/platform/tessera".to_owned(),
-            "0.1.0".to_owned()
-        )
+        Ok(image(
+            "registry.example.com:5000/platform/tessera",
+            "0.1.0",
+            ""
+        ))
+    );
+    assert_eq!(split_image("tessera:dev"), Ok(image("tessera", "dev", "")));
+    assert_eq!(
+        split_image(&format!("ghcr.io/o/tessera@{digest}")),
+        Ok(image("ghcr.io/o/tessera", "", &digest))
     );
     assert_eq!(
-        split_image("tessera:dev"),
-        ("tessera".to_owned(), "dev".to_owned())
+        split_image(&format!("localhost:5000/tessera:0.1.0@{digest}")),
+        Ok(image("localhost:5000/tessera", "0.1.0", &digest))
     );
-    assert!(std::panic::catch_unwind(|| split_image("registry.example.com:5000/tessera")).is_err());
+    assert!(split_image("registry.example.com:5000/tessera").is_err());
+    assert!(split_image("tessera:").is_err());
+    assert!(split_image("tessera@sha256:abc").is_err());
 }

@@ -22,18 +22,21 @@ pub const NODE_VAR: &str = "TESSERA_E2E_NODE";
 /// Label on every scratch namespace, so a crashed run's leftovers can be found.
 pub const PART_OF: &str = "tessera-e2e";
 
-/// A client for the e2e cluster, or `None` (after printing why) when the variable is unset.
-pub async fn client_or_skip(test: &str) -> Option<kube::Client> {
+/// A client for the e2e cluster. The tests that call this are `#[ignore]`d, so they run only
+/// when asked for (`-- --ignored`); then a missing or unreadable kubeconfig fails the test
+/// instead of letting it pass without having run.
+pub async fn cluster_client(test: &str) -> kube::Client {
     let Some(path) = std::env::var_os(KUBECONFIG_VAR) else {
-        println!("skipped {test}: {KUBECONFIG_VAR} is not set");
-        return None;
+        panic!(
+            "{test}: {KUBECONFIG_VAR} is not set; it names the kubeconfig of the cluster to test"
+        );
     };
     let file = Kubeconfig::read_from(&path)
         .unwrap_or_else(|e| panic!("{KUBECONFIG_VAR}={}: {e}", path.to_string_lossy()));
     let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{KUBECONFIG_VAR}: {e}"));
-    Some(kube::Client::try_from(config).unwrap_or_else(|e| panic!("kube client: {e}")))
+    kube::Client::try_from(config).unwrap_or_else(|e| panic!("kube client: {e}"))
 }
 
 /// The repository root (the chart, the examples, `.ci/`).
@@ -41,24 +44,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Helm binary `.ci/install-helm` provides, or `None` with the reason printed.
-pub fn helm_or_skip(test: &str) -> Option<PathBuf> {
+/// The Helm binary `.ci/install-helm` provides; fails the test when there is none.
+pub fn helm_binary(test: &str) -> PathBuf {
     let out = Command::new(repo().join(".ci/install-helm")).output();
     match out {
         Ok(out) if out.status.success() => {
-            Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
         }
-        Ok(out) => {
-            println!(
-                "skipped {test}: .ci/install-helm failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            None
-        }
-        Err(e) => {
-            println!("skipped {test}: cannot run .ci/install-helm: {e}");
-            None
-        }
+        Ok(out) => panic!(
+            "{test}: .ci/install-helm failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!("{test}: cannot run .ci/install-helm: {e}"),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
 
 pub mod discovery;
+pub mod error_line;
 pub mod extender;
 pub mod kube;
 pub mod plugin;
@@ -13,6 +14,7 @@ pub mod slices;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use error_line::error_line;
 pub use plugin::PluginArgs;
 pub use seeds::SeedList;
 pub use simulate::SimulateArgs;
@@ -20,7 +22,14 @@ pub use slices::SlicesArgs;
 
 /// tessera: cost-aware GPU partitioning and placement for Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "tessera",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     /// Logging options.
     #[command(flatten)]

@@ -17,6 +17,11 @@ fn main() -> ExitCode {
             print!("{e}");
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `tessera` alone: the full usage, on stderr, as a usage error (nothing was run).
+            eprint!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => {
             // One line, not clap's full usage block: scripts and humans both read it. The
             // message may continue past its first line (a missing required flag is named on
@@ -50,7 +55,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tessera: {e:#}");
+            eprintln!("tessera: {}", tessera::cli::error_line(e.as_ref()));
             ExitCode::from(EXIT_USAGE)
         }
     }

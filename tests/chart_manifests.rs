@@ -2,8 +2,9 @@
 //!
 //! `.ci/helm-check` runs `helm template` (real Helm, see `.ci/install-helm`) once per values file
 //! in `deploy/helm/tessera/ci/` and points `TESSERA_CHART_RENDERED` at the directory of
-//! `<name>.yaml` outputs. Without that variable every test here says it was skipped and passes,
-//! so a plain `cargo test` needs no Helm.
+//! `<name>.yaml` outputs. The tests are `#[ignore]`d, so a plain `cargo test` (no Helm) reports
+//! them as ignored rather than passed; `.ci/helm-check` runs them with `--include-ignored`, and
+//! there a missing `TESSERA_CHART_RENDERED` fails them.
 //!
 //! Why a Rust test rather than a script: it parses the YAML with the crate's own YAML library,
 //! reads the flags from the built binary's `--help` and can load the rendered fake inventory and
@@ -71,11 +72,11 @@ impl Render {
     }
 }
 
-/// The rendered values files, or `None` (after saying so) when the variable is unset.
-fn renders(test: &str) -> Option<Vec<Render>> {
+/// The rendered values files; fails when the variable is unset (the tests run only when asked
+/// for with `--ignored`, and then the renders must be there).
+fn renders() -> Vec<Render> {
     let Some(dir) = std::env::var_os(RENDERED_VAR) else {
-        println!("skipped {test}: {RENDERED_VAR} is not set (run .ci/helm-check)");
-        return None;
+        panic!("{RENDERED_VAR} is not set: run .ci/helm-check, which renders the chart first");
     };
     let dir = PathBuf::from(dir);
     let mut out = Vec::new();
@@ -100,7 +101,7 @@ fn renders(test: &str) -> Option<Vec<Render>> {
             dir.display()
         );
     }
-    Some(out)
+    out
 }
 
 fn pod_spec(workload: &Value) -> &Value {
@@ -183,11 +184,9 @@ fn host_paths(ds: &Value) -> BTreeMap<String, String> {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn every_values_file_renders_plugin_extender_policy_and_classes() {
-    let Some(renders) = renders("every_values_file_renders_plugin_extender_policy_and_classes")
-    else {
-        return;
-    };
+    let renders = renders();
     for r in &renders {
         assert!(r.plugin().is_some(), "{}: no plugin DaemonSet", r.name);
         let extender = r
@@ -247,10 +246,9 @@ fn every_values_file_renders_plugin_extender_policy_and_classes() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn rbac_is_exactly_least_privilege() {
-    let Some(renders) = renders("rbac_is_exactly_least_privilege") else {
-        return;
-    };
+    let renders = renders();
     let plugin = triples(&[
         (
             "resource.k8s.io",
@@ -319,10 +317,9 @@ fn rbac_is_exactly_least_privilege() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn plugin_mounts_kubelet_dirs_cdi_and_dev_at_the_same_paths() {
-    let Some(renders) = renders("plugin_mounts_kubelet_dirs_cdi_and_dev_at_the_same_paths") else {
-        return;
-    };
+    let renders = renders();
     for r in &renders {
         let ds = r.plugin().unwrap();
         let paths = host_paths(ds);
@@ -389,10 +386,9 @@ fn plugin_mounts_kubelet_dirs_cdi_and_dev_at_the_same_paths() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn plugin_is_privileged_and_extender_runs_as_non_root() {
-    let Some(renders) = renders("plugin_is_privileged_and_extender_runs_as_non_root") else {
-        return;
-    };
+    let renders = renders();
     for r in &renders {
         let plugin = &container(r.plugin().unwrap(), "plugin")["securityContext"];
         assert_eq!(plugin["privileged"], true, "{}: plugin privileged", r.name);
@@ -426,10 +422,9 @@ fn plugin_is_privileged_and_extender_runs_as_non_root() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn plugin_surges_only_with_rolling_update_sockets() {
-    let Some(renders) = renders("plugin_surges_only_with_rolling_update_sockets") else {
-        return;
-    };
+    let renders = renders();
     for r in &renders {
         let ds = r.plugin().unwrap();
         let rolling = &ds["spec"]["updateStrategy"]["rollingUpdate"];
@@ -462,10 +457,9 @@ fn plugin_surges_only_with_rolling_update_sockets() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn device_classes_select_the_driver_and_the_device_type() {
-    let Some(renders) = renders("device_classes_select_the_driver_and_the_device_type") else {
-        return;
-    };
+    let renders = renders();
     let expected = [
         (DRIVER.to_owned(), "gpu"),
         (format!("mig.{DRIVER}"), "mig"),
@@ -493,10 +487,9 @@ fn device_classes_select_the_driver_and_the_device_type() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn node_slice_policy_binds_the_plugin_to_its_own_node() {
-    let Some(renders) = renders("node_slice_policy_binds_the_plugin_to_its_own_node") else {
-        return;
-    };
+    let renders = renders();
     for r in &renders {
         let name = format!("{RELEASE}-node-slices");
         let policy = r.get("ValidatingAdmissionPolicy", &name);
@@ -536,10 +529,9 @@ fn node_slice_policy_binds_the_plugin_to_its_own_node() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn scheduler_config_calls_the_extender_service() {
-    let Some(renders) = renders("scheduler_config_calls_the_extender_service") else {
-        return;
-    };
+    let renders = renders();
     let mut seen = 0;
     for r in &renders {
         let Some(cm) = r.find("ConfigMap", &format!("{RELEASE}-scheduler")) else {
@@ -580,11 +572,9 @@ fn scheduler_config_calls_the_extender_service() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn rendered_fake_inventory_and_prices_load_with_tessera_own_readers() {
-    let Some(renders) = renders("rendered_fake_inventory_and_prices_load_with_tessera_own_readers")
-    else {
-        return;
-    };
+    let renders = renders();
     for r in &renders {
         if let Some(cm) = r.find("ConfigMap", &format!("{RELEASE}-fake-inventory")) {
             let text = cm["data"]["inventory.yaml"].as_str().unwrap();
@@ -630,11 +620,9 @@ fn container_flags(r: &Render, subcommand: &str) -> BTreeSet<String> {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn container_args_are_flags_the_binary_knows_and_reach_every_flag() {
-    let Some(renders) = renders("container_args_are_flags_the_binary_knows_and_reach_every_flag")
-    else {
-        return;
-    };
+    let renders = renders();
     let mut problems = Vec::new();
     for subcommand in ["plugin", "extender"] {
         let known = match help::flags_of(subcommand) {
@@ -670,10 +658,9 @@ fn container_args_are_flags_the_binary_knows_and_reach_every_flag() {
 /// The labels `deploy/grafana/tessera-dashboard.json` filters and groups by survive the scrape
 /// (`tests/dashboard_metrics.rs` checks them against the code's series, counting on this).
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn monitors_keep_the_labels_the_dashboard_reads() {
-    let Some(renders) = renders("monitors_keep_the_labels_the_dashboard_reads") else {
-        return;
-    };
+    let renders = renders();
     let mut seen = 0;
     for r in &renders {
         for sm in r.of_kind("ServiceMonitor") {
@@ -700,10 +687,9 @@ fn monitors_keep_the_labels_the_dashboard_reads() {
 }
 
 #[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
 fn rendered_objects_match_the_kubernetes_api_types() {
-    let Some(renders) = renders("rendered_objects_match_the_kubernetes_api_types") else {
-        return;
-    };
+    let renders = renders();
     let mut problems = Vec::new();
     let mut checked = 0;
     for r in &renders {
@@ -711,10 +697,9 @@ fn rendered_objects_match_the_kubernetes_api_types() {
             match kube_types::check(o) {
                 Ok(true) => checked += 1,
                 Ok(false) => assert!(
-                    o["apiVersion"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("monitoring.coreos.com/"),
+                    ["monitoring.coreos.com/", "cert-manager.io/"]
+                        .iter()
+                        .any(|crd| o["apiVersion"].as_str().unwrap().starts_with(crd)),
                     "{}: no type check for {} {}",
                     r.name,
                     o["apiVersion"],
@@ -729,4 +714,184 @@ fn rendered_objects_match_the_kubernetes_api_types() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(checked > 40, "only {checked} objects checked");
+}
+
+/// The Secrets `docs/operations.md` tells the admin to create, with their keys: every
+/// `kubectl … create secret generic <name> … --from-file=<key>=<file>` command in it.
+fn documented_secrets() -> BTreeMap<String, BTreeSet<String>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if current.is_empty() && !line.starts_with("kubectl ") {
+            continue;
+        }
+        current.push_str(line.trim_end_matches('\\'));
+        current.push(' ');
+        if !line.ends_with('\\') {
+            commands.push(std::mem::take(&mut current));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for command in commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let Some(at) = words
+            .windows(3)
+            .position(|w| w == ["create", "secret", "generic"])
+        else {
+            continue;
+        };
+        let name = words[at + 3].to_owned();
+        let keys = words
+            .iter()
+            .filter_map(|w| w.strip_prefix("--from-file="))
+            .map(|kv| kv.split('=').next().unwrap().to_owned())
+            .collect();
+        out.insert(name, keys);
+    }
+    out
+}
+
+/// Every Secret key a pod reads: the `items` of a secret volume, and the files under a secret
+/// volume's mount path that a container names in its arguments. (workload, secret, key)
+fn mounted_secret_keys(r: &Render) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for workload in r
+        .objects
+        .iter()
+        .filter(|o| ["Deployment", "DaemonSet"].contains(&o["kind"].as_str().unwrap()))
+    {
+        let spec = pod_spec(workload);
+        let wname = workload["metadata"]["name"].as_str().unwrap().to_owned();
+        for volume in spec["volumes"].as_array().into_iter().flatten() {
+            let Some(secret) = volume["secret"]["secretName"].as_str() else {
+                continue;
+            };
+            let mut keys: BTreeSet<String> = volume["secret"]["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| i["key"].as_str().unwrap().to_owned())
+                .collect();
+            for c in spec["containers"].as_array().unwrap() {
+                for m in c["volumeMounts"].as_array().into_iter().flatten() {
+                    if m["name"] != volume["name"] {
+                        continue;
+                    }
+                    let dir = format!(
+                        "{}/",
+                        m["mountPath"].as_str().unwrap().trim_end_matches('/')
+                    );
+                    let words = args(c).into_iter().chain(
+                        c["command"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|v| v.as_str().unwrap().to_owned()),
+                    );
+                    for arg in words {
+                        if let Some(at) = arg.find(&dir) {
+                            keys.insert(arg[at + dir.len()..].to_owned());
+                        }
+                    }
+                }
+            }
+            // The scheduler's CA comes in as an `items` key: its config file, not its
+            // arguments, names the path.
+            for key in keys {
+                out.push((wname.clone(), secret.to_owned(), key));
+            }
+        }
+    }
+    out
+}
+
+/// The production TLS setup starts: every key a pod mounts from a Secret is in the Secret the
+/// docs tell the admin to create (docs/operations.md), or in the one cert-manager writes for
+/// the chart's Certificate (tls.crt, tls.key, ca.crt).
+#[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
+fn every_mounted_secret_key_exists_in_the_documented_or_chart_made_secret() {
+    let renders = renders();
+    let documented = documented_secrets();
+    assert!(
+        documented.contains_key("tessera-extender-tls"),
+        "docs/operations.md shows no `kubectl create secret generic tessera-extender-tls`: {documented:?}"
+    );
+    let cert_manager_keys: BTreeSet<String> =
+        ["tls.crt", "tls.key", "ca.crt"].map(str::to_owned).into();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for r in &renders {
+        let certificates: BTreeSet<String> = r
+            .of_kind("Certificate")
+            .map(|c| c["spec"]["secretName"].as_str().unwrap().to_owned())
+            .collect();
+        for (workload, secret, key) in mounted_secret_keys(r) {
+            let keys = if certificates.contains(&secret) {
+                &cert_manager_keys
+            } else if let Some(keys) = documented.get(&secret) {
+                keys
+            } else if r.name == "production" {
+                problems.push(format!(
+                    "production: {workload} mounts Secret {secret}, which neither the docs nor the chart create"
+                ));
+                continue;
+            } else {
+                // A user-supplied Secret of a test values file (extraVolumes).
+                continue;
+            };
+            checked += 1;
+            if !keys.contains(&key) {
+                problems.push(format!(
+                    "{}: {workload} mounts key {key} of Secret {secret}, which has only {keys:?}",
+                    r.name
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // production: the extender's tls.crt and tls.key and the scheduler's ca.crt at least.
+    assert!(checked >= 3, "only {checked} mounted keys checked");
+}
+
+/// The second scheduler is highly available like the extender: 2+ replicas get a PDB and a
+/// spread over nodes; one replica gets no PDB (it would block every drain).
+#[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
+fn second_scheduler_has_a_pdb_anti_affinity_and_priority_where_configured() {
+    let renders = renders();
+    for r in &renders {
+        let name = format!("{RELEASE}-scheduler");
+        let Some(deployment) = r.find("Deployment", &name) else {
+            continue;
+        };
+        let replicas = deployment["spec"]["replicas"].as_i64().unwrap();
+        assert_eq!(
+            r.find("PodDisruptionBudget", &name).is_some(),
+            replicas > 1,
+            "{}: {replicas} scheduler replicas",
+            r.name
+        );
+        let spec = pod_spec(deployment);
+        assert_eq!(
+            spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+                [0]["podAffinityTerm"]["topologyKey"],
+            "kubernetes.io/hostname",
+            "{}",
+            r.name
+        );
+        if r.name == "production" {
+            assert_eq!(spec["priorityClassName"], "system-cluster-critical");
+        }
+    }
+    let default = renders.iter().find(|r| r.name == "default").unwrap();
+    assert!(
+        default
+            .find("Deployment", &format!("{RELEASE}-scheduler"))
+            .is_some(),
+        "the default install deploys the second scheduler the examples name"
+    );
 }

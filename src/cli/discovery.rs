@@ -23,9 +23,16 @@ pub struct DiscoveryArgs {
     /// Use a YAML inventory file instead of NVML (re-read on every discovery pass).
     #[arg(long, env = "TESSERA_FAKE_INVENTORY", value_name = "FILE")]
     pub fake_inventory: Option<PathBuf>,
-    /// What to advertise on GPUs with MIG mode on: the MIG devices that exist (static), or
-    /// every placement, created on prepare (dynamic).
-    #[arg(long, env = "TESSERA_MIG_STRATEGY", value_enum, default_value_t = MigStrategy::Static)]
+    /// What to advertise on real GPUs with MIG mode on: the MIG devices that exist (static),
+    /// or every placement, created on prepare (dynamic). Refused with fake GPUs, whose profile
+    /// or inventory file fixes the MIG mode (e.g. h100x8-mig-dynamic).
+    #[arg(
+        long,
+        env = "TESSERA_MIG_STRATEGY",
+        value_enum,
+        default_value_t = MigStrategy::Static,
+        conflicts_with_all = ["fake_gpus", "fake_inventory"]
+    )]
     pub mig_strategy: MigStrategy,
 }
 

@@ -75,6 +75,11 @@ impl WatcherState {
         self.last_error = Some(truncate(message, MAX_ERROR_LEN).to_owned());
     }
 
+    /// Whether the last thing the watch reported was an error (no event since).
+    pub(crate) fn is_failing(&self) -> bool {
+        self.last_error.is_some()
+    }
+
     pub(crate) fn is_synced(&self) -> bool {
         self.synced
     }

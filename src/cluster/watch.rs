@@ -399,7 +399,14 @@ impl StoreTask {
                     self.store.apply(event);
                 }
                 Err(error) => {
-                    warn!(watcher = kind.as_str(), %error, "watch failed; retrying after back-off");
+                    // WARN once per run of failures, DEBUG for the retries after it: an API
+                    // server that is away for a minute is one warning per watcher, not one
+                    // per back-off step. The count is in tessera_cluster_watch_errors_total.
+                    if state.as_ref().is_some_and(|s| s.is_failing()) {
+                        debug!(watcher = kind.as_str(), %error, "watch still failing; retrying after back-off");
+                    } else {
+                        warn!(watcher = kind.as_str(), %error, "watch failed; retrying after back-off");
+                    }
                     if let Some(state) = state {
                         state.error(now, &error.to_string());
                     }

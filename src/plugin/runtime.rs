@@ -88,7 +88,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     for dir in [&config.state_dir, &config.cdi_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Directory {
+        super::socket::create_dir(dir).map_err(|source| RuntimeError::Directory {
             path: dir.clone(),
             source,
         })?;

@@ -89,15 +89,43 @@ fn base64_url(bytes: &[u8]) -> String {
     out
 }
 
-/// Bind a Unix socket at `path`: create the directory, remove a stale socket of a previous
-/// run (every start must), then listen.
+/// Creates `dir` if it is missing, but only its last component: its parent must exist. The
+/// directories the plugin is given (kubelet registry and plugin dirs, CDI dir, state dir) sit
+/// under a kubelet's or container runtime's own tree, which exists on a node; a missing parent
+/// means a mistyped flag or a host path that is not mounted, and creating the whole chain (as
+/// root, on the host) would hide that and scatter directories nobody reads.
+pub fn create_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "its parent {} does not exist (tessera creates only the last component: \
+                 check the flag, and that the host path is mounted)",
+                parent.display()
+            ),
+        ));
+    }
+    match fs::create_dir(dir) {
+        // Another instance (rolling update) may have made it in between.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
+/// Bind a Unix socket at `path`: create the directory (its last component only, see
+/// [`create_dir`]), remove a stale socket of a previous run (every start must), then listen.
 pub fn bind(path: &Path) -> Result<UnixListener, PluginError> {
     let bind_err = |source: io::Error| PluginError::Bind {
         path: path.to_owned(),
         source,
     };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(bind_err)?;
+        create_dir(dir).map_err(bind_err)?;
     }
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path).map_err(bind_err)?,
@@ -128,6 +156,24 @@ mod tests {
     use super::*;
 
     const UID: &str = "0b8a3f4e-6d1c-4c57-9a0e-3f1d2b9c7e11";
+
+    #[test]
+    fn create_dir_makes_the_last_component_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let leaf = tmp.path().join("plugin");
+        create_dir(&leaf).unwrap();
+        assert!(leaf.is_dir());
+        // Existing: fine, twice.
+        create_dir(&leaf).unwrap();
+        let deep = tmp.path().join("nonexistent").join("reg");
+        let err = create_dir(&deep).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("nonexistent"), "{err}");
+        assert!(
+            !tmp.path().join("nonexistent").exists(),
+            "no parent was created"
+        );
+    }
 
     #[test]
     fn default_names_without_a_pod_uid() {

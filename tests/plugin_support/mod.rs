@@ -200,6 +200,8 @@ pub struct TestNode {
 impl TestNode {
     pub fn new(gpus: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // The kubelet's plugins/ exists on a node; the plugin creates only its own dir in it.
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
         TestNode {
             registry_dir: dir.path().join("plugins_registry"),
             plugin_dir: dir.path().join("plugins").join(DRIVER),
