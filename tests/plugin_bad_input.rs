@@ -318,9 +318,100 @@ async fn malformed_requests_are_refused_as_a_whole() {
     assert!(
         escape.claims["../../etc/x"]
             .error
-            .contains("characters other than"),
+            .starts_with("claim uid \"../../etc/x\" is not a valid UID"),
         "{escape:?}"
     );
     assert_eq!(api.requests(), 0);
+    plugin.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_namespaces_and_names_are_refused_per_claim_and_never_reach_the_api_server() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(2);
+    // The claims a crafted reference would reach if it went into the URL as it is:
+    // `namespaces/ns1/resourceclaims/claim-a#/resourceclaims/x` is a GET of ns1/claim-a
+    // (the fragment is dropped), and `claim-a?watch=1` a GET of claim-a with a parameter.
+    api.insert(
+        ClaimBuilder::new("ns1", "claim-a", "uid-a")
+            .device("gpu", DRIVER, NODE, "gpu-0")
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "claim-a", "uid-w")
+            .device("gpu", DRIVER, NODE, "gpu-1-mig-1g10gb-0")
+            .build(),
+    );
+    api.insert(
+        ClaimBuilder::new("default", "good", "uid-good")
+            .device("gpu", DRIVER, NODE, "gpu-1-mig-1g10gb-1")
+            .build(),
+    );
+    let plugin = node.start(&api, None).await;
+    let response = plugin
+        .prepare_v1(&[
+            ("ns1/resourceclaims/claim-a#", "x", "uid-a"),
+            ("default", "claim-a?watch=1", "uid-w"),
+            ("default", "good", "uid-good"),
+            ("Default", "good", "uid-upper"),
+            ("default", "good", "uid/../x"),
+        ])
+        .await;
+    assert_eq!(response.claims.len(), 5, "{response:?}");
+    assert_eq!(response.claims["uid-good"].error, "", "{response:?}");
+    assert_eq!(response.claims["uid-good"].devices.len(), 1);
+    for (uid, expected) in [
+        (
+            "uid-a",
+            "namespace \"ns1/resourceclaims/claim-a#\" is not a valid DNS label",
+        ),
+        (
+            "uid-w",
+            "claim name \"claim-a?watch=1\" is not a valid DNS subdomain",
+        ),
+        (
+            "uid-upper",
+            "namespace \"Default\" is not a valid DNS label",
+        ),
+        ("uid/../x", "claim uid \"uid/../x\" is not a valid UID"),
+    ] {
+        let entry = &response.claims[uid];
+        assert!(
+            entry.error.starts_with(expected),
+            "{uid}: {:?}",
+            entry.error
+        );
+        assert!(entry.devices.is_empty());
+    }
+    assert_eq!(api.requests(), 1, "only the good claim was read");
+    let claims = node.checkpoint()["data"]["claims"].clone();
+    assert_eq!(
+        claims.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["uid-good"]
+    );
+    assert_eq!(std::fs::read_dir(&node.cdi_dir).unwrap().count(), 1);
+    assert!(
+        plugin
+            .metrics()
+            .contains("tessera_plugin_errors_total{operation=\"prepare\",kind=\"invalid_name\"} 4"),
+        "{}",
+        plugin.metrics()
+    );
+
+    // Unprepare refuses the same references the same way, and tears the good one down.
+    let gone = plugin
+        .unprepare_v1(&[
+            ("ns1/resourceclaims/claim-a#", "x", "uid-a"),
+            ("default", "good", "uid-good"),
+        ])
+        .await;
+    assert!(
+        gone.claims["uid-a"]
+            .error
+            .contains("is not a valid DNS label"),
+        "{gone:?}"
+    );
+    assert_eq!(gone.claims["uid-good"].error, "");
+    assert!(node.control.snapshot().values().all(|g| g.mig.is_empty()));
     plugin.stop().await.unwrap();
 }
