@@ -125,11 +125,12 @@ pub async fn run(
 
     let bound = BoundSockets::bind(&config.sockets)?;
     let publisher = tokio::spawn(parts.publisher);
+    let stop_recovery = shutdown.child_token();
     let cleanup = tokio::spawn(periodic_recovery(
         Arc::clone(&preparer),
         config.recovery_interval,
         readiness.clone(),
-        shutdown.clone(),
+        stop_recovery.clone(),
     ));
 
     let serving = tokio::spawn({
@@ -164,7 +165,16 @@ pub async fn run(
         }
     };
     publisher.abort();
-    cleanup.abort();
+    // Let a recovery under way finish instead of aborting it: an aborted task's blocking
+    // step (moving a corrupt checkpoint aside, destroying a MIG instance) still runs, but
+    // the rest of that recovery (recording it, the metrics) would not.
+    stop_recovery.cancel();
+    if tokio::time::timeout(config.drain_grace, cleanup)
+        .await
+        .is_err()
+    {
+        warn!("a periodic recovery was still running at shutdown; left to finish on its own");
+    }
     match result {
         Ok(inner) => inner.map_err(RuntimeError::from),
         Err(join) => {

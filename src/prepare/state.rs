@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::cdi::CdiDir;
 use super::checkpoint::{CheckpointData, CheckpointStore, ClaimState, DeviceRecord};
@@ -75,6 +75,8 @@ pub struct DeviceState {
     serial: tokio::sync::Mutex<()>,
     faults: Option<Arc<FaultPlan>>,
     prepared: AtomicUsize,
+    /// Whether GPUs' sharing settings may disagree with the checkpoint (see `recovery`).
+    sharing_unchecked: AtomicBool,
 }
 
 impl DeviceState {
@@ -88,6 +90,7 @@ impl DeviceState {
             serial: tokio::sync::Mutex::new(()),
             faults: None,
             prepared: AtomicUsize::new(0),
+            sharing_unchecked: AtomicBool::new(true),
         }
     }
 

@@ -6,6 +6,8 @@
 //! lock + read ─▶ corrupt? move it aside (checkpoint.json.corrupt-<n>), start empty
 //!   ─▶ remove temp files ─▶ new boot? drop every claim ─▶ roll back unfinished claims
 //!   ─▶ reconcile: destroy MIG instances and remove CDI specs no recorded claim accounts for
+//!   ─▶ first recovery of the process, or after a corrupt file: reset the sharing setting
+//!      of every GPU no recorded claim shares
 //! ```
 //!
 //! Reconciling is what makes a lost checkpoint safe: everything tessera creates on the node
@@ -14,6 +16,7 @@
 //! for is removed, and a claim the kubelet prepares again starts from clean hardware.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 
 use tracing::{info, warn};
 
@@ -88,6 +91,14 @@ impl DeviceState {
         // Only against a checkpoint on disk: what is removed now is what the file does not
         // account for, so a crash from here on loses nothing.
         self.reconcile(&data, inventory, &mut report).await?;
+        if self.sharing_unchecked.load(Ordering::Relaxed) {
+            if self
+                .reset_unheld_sharing(&data, inventory, &mut report)
+                .await?
+            {
+                self.sharing_unchecked.store(false, Ordering::Relaxed);
+            }
+        }
         report.prepared = data.completed();
         report.corrupt_kept = self.store.corrupt_kept();
         Ok(report)
@@ -115,13 +126,55 @@ impl DeviceState {
                 warn!(checkpoint = %path.display(), %reason, moved_to = %moved.display(),
                     "the checkpoint is corrupt: moved aside; starting from an empty one and removing what no claim accounts for");
                 report.corrupt_moved_to = Some(moved);
+                // The lost file may have recorded sharing settings that are still applied.
+                self.sharing_unchecked.store(true, Ordering::Relaxed);
                 CheckpointData::default()
             }
             Err(other) => return Err(other.into()),
         };
-        self.prepared
-            .store(data.completed(), std::sync::atomic::Ordering::Relaxed);
+        self.prepared.store(data.completed(), Ordering::Relaxed);
         Ok((lock, data))
+    }
+
+    /// Put every GPU no recorded claim shares back to its default sharing setting. Sharing
+    /// settings cannot be listed like MIG instances (NVML has no call for the time slice),
+    /// so this runs where one may have been lost: at the first recovery of a process (a
+    /// crash may have come anywhere) and after a corrupt checkpoint. Returns whether every
+    /// GPU was reset.
+    async fn reset_unheld_sharing(
+        &self,
+        data: &CheckpointData,
+        inventory: &Inventory,
+        report: &mut RecoveryReport,
+    ) -> Result<bool, PrepareError> {
+        let held: BTreeSet<&str> = data
+            .claims
+            .values()
+            .flat_map(|r| r.devices.iter())
+            .filter(|d| d.sharing.is_some() && !d.admin_access)
+            .map(|d| d.gpu.uuid.as_str())
+            .collect();
+        let mut all = true;
+        for gpu in inventory
+            .gpus
+            .iter()
+            .filter(|g| !held.contains(g.uuid.as_str()))
+        {
+            let gpu = GpuRef {
+                index: gpu.index,
+                uuid: gpu.uuid.clone(),
+            };
+            self.step(Step::ClearSharing).await?;
+            let g = gpu.clone();
+            if let Err(error) = self.control(move |c| c.clear_sharing(&g)).await {
+                warn!(gpu = %gpu.uuid, %error, "cannot reset the sharing setting of a GPU no claim shares; will retry");
+                report
+                    .orphans_left
+                    .push(format!("{} sharing setting", gpu.uuid));
+                all = false;
+            }
+        }
+        Ok(all)
     }
 
     /// Destroy the MIG instances on dynamic-MIG GPUs and remove the CDI specs that no claim

@@ -822,3 +822,4 @@ async fn recovery_removes_temp_files_a_crash_left() {
 
 mod batch;
 mod crash;
+mod recovery;

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::batch::{call, refs};
 use super::*;
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -19,7 +19,11 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Run `call` until it finishes or, for [`Fault::Crash`], until the plan crashes it (then the
 /// future is dropped, as a killed process stops: no rollback, no further writes).
-async fn until_crash<F: Future>(call: F, plan: &FaultPlan, fault: Fault) -> Option<F::Output> {
+pub(super) async fn until_crash<F: Future>(
+    call: F,
+    plan: &FaultPlan,
+    fault: Fault,
+) -> Option<F::Output> {
     if fault == Fault::Fail {
         return Some(call.await);
     }
@@ -34,7 +38,7 @@ async fn until_crash<F: Future>(call: F, plan: &FaultPlan, fault: Fault) -> Opti
 
 /// A claim whose prepare passes every step: MIG creation, two sharing applications on two
 /// GPUs' worth of devices, CDI and both checkpoint writes.
-fn rich_claim() -> Vec<AllocatedDevice> {
+pub(super) fn rich_claim() -> Vec<AllocatedDevice> {
     vec![
         dev("gpu-1-mig-1g10gb-0"),
         dev("gpu-1-mig-2g20gb-2"),
