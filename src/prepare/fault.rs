@@ -101,6 +101,11 @@ impl FaultPlan {
         self.seen().len() > self.at
     }
 
+    /// Whether a [`Fault::Crash`] has fired: the "process" is dead.
+    pub fn crashed(&self) -> bool {
+        self.fault == Fault::Crash && self.has_fired()
+    }
+
     /// Resolves once the fault has fired.
     pub async fn fired(&self) {
         loop {
