@@ -185,12 +185,27 @@ struct EnvelopeOut<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct EnvelopeIn {
     #[allow(dead_code)] // checked through VersionOnly first
     version: u64,
     checksum: u32,
     data: CheckpointData,
+    /// Sections a later build may add beside `data` (see [`is_later_section`]); anything
+    /// else is an unknown field.
+    #[serde(flatten)]
+    later: BTreeMap<String, serde_json::Value>,
+}
+
+/// Whether `key` names a section a later format version writes beside the version-1 `data`
+/// (`v2`, `v3`, …), the way NVIDIA's DRA driver keeps `v1`, `v2` and `v3` side by side in
+/// one file (`cmd/gpu-kubelet-plugin/checkpoint.go`): a build reads the newest section it
+/// knows and ignores newer ones, so a later build that still writes `data` can be rolled
+/// back to this one. Each such section carries its own checksum, which this build cannot
+/// check and does not need: it never reads them.
+fn is_later_section(key: &str) -> bool {
+    key.strip_prefix('v').is_some_and(|n| {
+        !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()) && n != "1"
+    })
 }
 
 #[derive(Deserialize)]
@@ -250,6 +265,9 @@ impl CheckpointStore {
         }
         let envelope: EnvelopeIn =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if let Some(unknown) = envelope.later.keys().find(|k| !is_later_section(k)) {
+            return Err(corrupt(format!("unknown field `{unknown}`")));
+        }
         let computed = checksum(&envelope.data).map_err(|e| corrupt(e.to_string()))?;
         if computed != envelope.checksum {
             return Err(corrupt(format!(

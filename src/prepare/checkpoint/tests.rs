@@ -298,3 +298,29 @@ fn the_previous_release_reader_is_as_strict_as_it_was() {
         assert!(err.contains(why), "{why}: {err}");
     }
 }
+
+#[test]
+fn a_later_build_s_sections_beside_data_are_ignored_and_anything_else_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CheckpointStore::new(dir.path());
+    store.save(&every_kind()).unwrap();
+    let good = fs::read_to_string(store.path()).unwrap();
+    // What a later build writes to stay readable here: `data` as version 1 has it, and its
+    // own richer section beside it, with its own checksum.
+    let later = good.replacen(
+        "{\"version\":1,",
+        "{\"v2\":{\"checksum\":7,\"claims\":{\"x\":{\"new\":true}}},\"v10\":[],\"version\":1,",
+        1,
+    );
+    fs::write(store.path(), &later).unwrap();
+    assert_eq!(store.load().unwrap(), every_kind());
+    for bad in ["v1", "v0", "v02", "v", "vx", "surprise"] {
+        let text = good.replacen(
+            "{\"version\":1,",
+            &format!("{{\"{bad}\":1,\"version\":1,"),
+            1,
+        );
+        fs::write(store.path(), &text).unwrap();
+        assert_corrupt(&store, &format!("unknown field `{bad}`"));
+    }
+}
