@@ -91,13 +91,12 @@ impl DeviceState {
         // Only against a checkpoint on disk: what is removed now is what the file does not
         // account for, so a crash from here on loses nothing.
         self.reconcile(&data, inventory, &mut report).await?;
-        if self.sharing_unchecked.load(Ordering::Relaxed) {
-            if self
+        if self.sharing_unchecked.load(Ordering::Relaxed)
+            && self
                 .reset_unheld_sharing(&data, inventory, &mut report)
                 .await?
-            {
-                self.sharing_unchecked.store(false, Ordering::Relaxed);
-            }
+        {
+            self.sharing_unchecked.store(false, Ordering::Relaxed);
         }
         report.prepared = data.completed();
         report.corrupt_kept = self.store.corrupt_kept();
