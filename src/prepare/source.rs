@@ -173,3 +173,27 @@ impl ClaimSource for MemoryClaimSource {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_kube_source_refuses_names_that_would_change_the_url_before_any_request() {
+        // Nothing listens there: a request would fail with a connection error instead.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let source = KubeClaimSource::new(kube::Client::try_from(config).unwrap());
+        for (namespace, name, what) in [
+            ("ns1/resourceclaims/claim-a#", "x", "namespace"),
+            ("default", "claim-a?watch=1", "claim name"),
+            ("default", "a/../b", "claim name"),
+        ] {
+            match source.get(namespace, name).await {
+                Err(ClaimSourceError::InvalidName(e)) => assert_eq!(e.what, what),
+                other => panic!("{namespace}/{name}: {other:?}"),
+            }
+        }
+        let err = source.get("default", "claim-a").await.unwrap_err();
+        assert!(matches!(err, ClaimSourceError::Api { .. }), "{err}");
+    }
+}

@@ -14,6 +14,12 @@
 //! can be found without it (MIG instances on GPUs in dynamic MIG mode, which are tessera's
 //! alone; CDI specs named `k8s.<driver>-claim_<uid>.json`), so whatever no record accounts
 //! for is removed, and a claim the kubelet prepares again starts from clean hardware.
+//!
+//! The kubelet sends `NodePrepareResources` again only for claims its own cache does not
+//! mark prepared (`prepareResources` in `pkg/kubelet/cm/dra/manager.go`, Kubernetes v1.34:
+//! a claim whose cached info `isPrepared()` is skipped): new pods and retries, not pods
+//! already running. Those keep running; NVML refuses to destroy an instance a process
+//! uses, so it is destroyed by a later recovery once free (`docs/plugin.md`, Recovery).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
