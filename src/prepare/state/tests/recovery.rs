@@ -260,3 +260,75 @@ async fn with_every_write_failing_nothing_is_lost_and_the_node_stays_covered_by_
         vec!["b"]
     );
 }
+
+/// The index of the first `step` a fault-free prepare of `devices` reaches.
+fn first_index_of(node: &Node, devices: &[AllocatedDevice], step: Step) -> usize {
+    let rt = rt();
+    let probe = Arc::new(FaultPlan::new(usize::MAX, Fault::Fail));
+    rt.block_on(async {
+        node.start_with(probe.clone())
+            .prepare(&claim("probe"), devices, &node.inventory)
+            .await
+            .unwrap();
+        node.start().unprepare(&claim("probe")).await.unwrap();
+    });
+    probe
+        .seen()
+        .iter()
+        .position(|s| *s == step)
+        .unwrap_or_else(|| panic!("{step:?} not reached: {:?}", probe.seen()))
+}
+
+#[test]
+fn the_named_intermediate_states_are_reached_and_undone() {
+    // (a) GPU instance created, compute instance not; (b) sharing mode set, CDI spec not
+    // written. Each: crash there, see the state, restart, recover, retry.
+    let mig = [dev("gpu-1-mig-3g40gb-0")];
+    let shared = [share("gpu-0-shared", "s", mps())];
+    for (devices, step) in [
+        (&mig[..], Step::CreateComputeInstance),
+        (&shared[..], Step::WriteCdi),
+    ] {
+        let node = Node::new();
+        let at = first_index_of(&node, devices, step);
+        let rt = rt();
+        rt.block_on(async {
+            let plan = Arc::new(FaultPlan::new(at, Fault::Crash));
+            let state = node.start_with(plan.clone());
+            let out = until_crash(
+                state.prepare(&claim("x"), devices, &node.inventory),
+                &plan,
+                Fault::Crash,
+            )
+            .await;
+            assert!(out.is_none());
+            let gpus = node.control.snapshot();
+            match step {
+                Step::CreateComputeInstance => {
+                    let gpu1 = &gpus[&node.inventory.gpus[1].uuid];
+                    assert_eq!(gpu1.bare.len(), 1, "{gpu1:?}");
+                    assert!(gpu1.mig.is_empty());
+                }
+                _ => {
+                    let gpu0 = &gpus[&node.inventory.gpus[0].uuid];
+                    assert!(gpu0.sharing.is_some());
+                    assert!(node.cdi_specs().is_empty());
+                }
+            }
+            assert_eq!(
+                node.checkpoint().claims["x"].state,
+                ClaimState::PrepareStarted
+            );
+            let restarted = node.start();
+            let report = node.recover_clean(&restarted).await;
+            assert_eq!(report.rolled_back, vec!["x".to_owned()]);
+            node.assert_consistent();
+            assert!(node.checkpoint().claims.is_empty());
+            restarted
+                .prepare(&claim("x"), devices, &node.inventory)
+                .await
+                .unwrap();
+            node.assert_consistent();
+        });
+    }
+}
