@@ -24,6 +24,7 @@ pub mod fault;
 mod holders;
 mod lock;
 pub mod metrics;
+pub mod names;
 pub mod quantity;
 mod service;
 pub mod source;

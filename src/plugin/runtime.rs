@@ -103,9 +103,6 @@ pub async fn run(
         },
         parts.control,
     );
-    recover(&state, &readiness).await;
-    metrics.set_prepared(state.prepared_claims());
-
     // Stop accepting at the signal; in-flight calls get `drain_grace` to finish, and the
     // health streams end at once.
     let stop_serving = CancellationToken::new();
@@ -124,14 +121,16 @@ pub async fn run(
         config.node_name.clone(),
         metrics,
     ));
+    recover(&preparer, &readiness).await;
 
     let bound = BoundSockets::bind(&config.sockets)?;
     let publisher = tokio::spawn(parts.publisher);
+    let stop_recovery = shutdown.child_token();
     let cleanup = tokio::spawn(periodic_recovery(
         Arc::clone(&preparer),
         config.recovery_interval,
         readiness.clone(),
-        shutdown.clone(),
+        stop_recovery.clone(),
     ));
 
     let serving = tokio::spawn({
@@ -166,7 +165,16 @@ pub async fn run(
         }
     };
     publisher.abort();
-    cleanup.abort();
+    // Let a recovery under way finish instead of aborting it: an aborted task's blocking
+    // step (moving a corrupt checkpoint aside, destroying a MIG instance) still runs, but
+    // the rest of that recovery (recording it, the metrics) would not.
+    stop_recovery.cancel();
+    if tokio::time::timeout(config.drain_grace, cleanup)
+        .await
+        .is_err()
+    {
+        warn!("a periodic recovery was still running at shutdown; left to finish on its own");
+    }
     match result {
         Ok(inner) => inner.map_err(RuntimeError::from),
         Err(join) => {
@@ -176,8 +184,8 @@ pub async fn run(
     }
 }
 
-async fn recover(state: &DeviceState, readiness: &Readiness) {
-    match state.recover().await {
+async fn recover(preparer: &Preparer, readiness: &Readiness) {
+    match preparer.recover().await {
         Ok(report) => {
             info!(
                 rolled_back = report.rolled_back.len(),
@@ -185,6 +193,10 @@ async fn recover(state: &DeviceState, readiness: &Readiness) {
                 dropped_after_reboot = report.dropped_after_reboot.len(),
                 temps_removed = report.temps_removed,
                 prepared = report.prepared,
+                corrupt_moved_to = ?report.corrupt_moved_to,
+                orphan_instances_removed = report.orphan_instances_removed.len(),
+                orphan_specs_removed = report.orphan_specs_removed.len(),
+                orphans_left = report.orphans_left.len(),
                 "checkpoint recovered"
             );
             checkpoint_readable(readiness, &report);
@@ -200,16 +212,33 @@ async fn recover(state: &DeviceState, readiness: &Readiness) {
 }
 
 fn checkpoint_readable(readiness: &Readiness, report: &RecoveryReport) {
-    readiness.set(
-        READY_CHECKPOINT,
-        true,
-        format!(
-            "recovered: {} claims prepared, {} rolled back, {} rollbacks to retry",
-            report.prepared,
-            report.rolled_back.len(),
-            report.failed.len()
-        ),
+    let mut detail = format!(
+        "recovered: {} claims prepared, {} rolled back, {} rollbacks to retry",
+        report.prepared,
+        report.rolled_back.len(),
+        report.failed.len()
     );
+    if !report.orphans_left.is_empty() {
+        detail.push_str(&format!(
+            "; {} orphans left to remove: {}",
+            report.orphans_left.len(),
+            report.orphans_left.join(", ")
+        ));
+    }
+    // Ready (the plugin works from the fresh checkpoint), but said for as long as the files
+    // are kept, so an operator sees it without reading logs.
+    if !report.corrupt_kept.is_empty() {
+        let kept: Vec<String> = report
+            .corrupt_kept
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        detail.push_str(&format!(
+            "; corrupt checkpoints moved aside and kept for diagnosis (MIG instances and CDI specs no claim accounted for were removed): {}",
+            kept.join(", ")
+        ));
+    }
+    readiness.set(READY_CHECKPOINT, true, detail);
 }
 
 /// Roll back claims whose prepare failed and whose rollback failed too, once the kubelet
@@ -229,10 +258,18 @@ async fn periodic_recovery(
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        match preparer.state().recover().await {
+        match preparer.recover().await {
             Ok(report) => {
-                if !report.rolled_back.is_empty() || !report.failed.is_empty() {
-                    info!(rolled_back = ?report.rolled_back, failed = ?report.failed, "periodic recovery");
+                if !report.rolled_back.is_empty()
+                    || !report.failed.is_empty()
+                    || report.corrupt_moved_to.is_some()
+                    || !report.orphan_instances_removed.is_empty()
+                    || !report.orphan_specs_removed.is_empty()
+                {
+                    info!(rolled_back = ?report.rolled_back, failed = ?report.failed,
+                        corrupt_moved_to = ?report.corrupt_moved_to,
+                        orphan_instances_removed = ?report.orphan_instances_removed,
+                        orphan_specs_removed = ?report.orphan_specs_removed, "periodic recovery");
                 }
                 checkpoint_readable(&readiness, &report);
             }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::atomic::{self, Durability};
+use super::names;
 
 /// The lowest CDI version covering what is written (`env`, `deviceNodes.path`): runtimes
 /// on a node may be older than the current spec.
@@ -101,6 +102,11 @@ impl CdiDir {
         }
     }
 
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The spec kind, `k8s.<driver>/claim`.
     pub fn kind(&self) -> String {
         format!("{}/{CDI_CLASS}", self.vendor)
@@ -146,6 +152,34 @@ impl CdiDir {
         atomic::remove(&path, Durability::ProcessCrash)
             .map(|_| ())
             .map_err(|source| CdiError::Io { path, source })
+    }
+
+    /// The claim UIDs that have a spec file in the directory: every
+    /// `k8s.<driver>-claim_<uid>.json` whose `<uid>` is one this driver could have written
+    /// (other drivers' and vendors' specs are never listed).
+    pub fn claims_with_specs(&self) -> io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let lead = format!("{}-{CDI_CLASS}_", self.vendor);
+        let mut uids = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name();
+            let Some(uid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(lead.as_str()))
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            if names::uid("claim uid", uid).is_ok() {
+                uids.push(uid.to_owned());
+            }
+        }
+        uids.sort();
+        Ok(uids)
     }
 
     /// Delete temp files a crash mid-write left behind.
@@ -208,8 +242,13 @@ mod tests {
             "NVIDIA_VISIBLE_DEVICES=GPU-0"
         );
         assert!(raw["devices"][0]["containerEdits"].get("env").is_none());
+        // Only this driver's claim specs are listed.
+        std::fs::write(dir.path().join("nvidia.com-gpu.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join("k8s.other.dev-claim_uid-2.json"), b"{}").unwrap();
+        assert_eq!(cdi.claims_with_specs().unwrap(), vec!["uid-1".to_owned()]);
         cdi.remove("uid-1").unwrap();
         cdi.remove("uid-1").unwrap();
         assert!(!cdi.spec_path("uid-1").exists());
+        assert!(cdi.claims_with_specs().unwrap().is_empty());
     }
 }

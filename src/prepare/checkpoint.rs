@@ -30,6 +30,11 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 /// A checkpoint larger than this is not one we wrote (32 results × a few hundred claims).
 const MAX_CHECKPOINT_BYTES: u64 = 16 << 20;
+/// Corrupt checkpoints moved aside are named `checkpoint.json.corrupt-<n>`.
+const CORRUPT_SUFFIX: &str = ".corrupt-";
+/// At most this many corrupt checkpoints are kept beside the live one: enough to diagnose a
+/// recurring fault, bounded so a disk that corrupts every write cannot fill the directory.
+pub const MAX_CORRUPT_KEPT: usize = 8;
 
 /// Why the checkpoint could not be read or written.
 #[derive(Debug, Error)]
@@ -42,15 +47,24 @@ pub enum CheckpointError {
         /// The OS error.
         source: io::Error,
     },
-    /// The file is not a valid checkpoint: it is left untouched for an operator to inspect.
+    /// The file is not a valid checkpoint. Calls fail with this until the next recovery
+    /// (at start, then every minute) moves it aside and reconciles the GPUs.
     #[error(
-        "checkpoint {path} is corrupt ({reason}); it was left untouched: inspect it, then move it away to start empty"
+        "checkpoint {path} is corrupt ({reason}); the next recovery moves it aside and removes what no claim accounts for"
     )]
     Corrupt {
         /// The checkpoint file.
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A corrupt checkpoint cannot be moved aside: as many are kept as allowed.
+    #[error(
+        "checkpoint {path} is corrupt and {MAX_CORRUPT_KEPT} corrupt checkpoints are already kept beside it; inspect and remove them so the next recovery can move this one aside"
+    )]
+    TooManyCorrupt {
+        /// The checkpoint file.
+        path: PathBuf,
     },
     /// The file was written by another version of tessera.
     #[error(
@@ -171,12 +185,27 @@ struct EnvelopeOut<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct EnvelopeIn {
     #[allow(dead_code)] // checked through VersionOnly first
     version: u64,
     checksum: u32,
     data: CheckpointData,
+    /// Sections a later build may add beside `data` (see [`is_later_section`]); anything
+    /// else is an unknown field.
+    #[serde(flatten)]
+    later: BTreeMap<String, serde_json::Value>,
+}
+
+/// Whether `key` names a section a later format version writes beside the version-1 `data`
+/// (`v2`, `v3`, …), the way NVIDIA's DRA driver keeps `v1`, `v2` and `v3` side by side in
+/// one file (`cmd/gpu-kubelet-plugin/checkpoint.go`): a build reads the newest section it
+/// knows and ignores newer ones, so a later build that still writes `data` can be rolled
+/// back to this one. Each such section carries its own checksum, which this build cannot
+/// check and does not need: it never reads them.
+fn is_later_section(key: &str) -> bool {
+    key.strip_prefix('v').is_some_and(|n| {
+        !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()) && n != "1"
+    })
 }
 
 #[derive(Deserialize)]
@@ -236,6 +265,9 @@ impl CheckpointStore {
         }
         let envelope: EnvelopeIn =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if let Some(unknown) = envelope.later.keys().find(|k| !is_later_section(k)) {
+            return Err(corrupt(format!("unknown field `{unknown}`")));
+        }
         let computed = checksum(&envelope.data).map_err(|e| corrupt(e.to_string()))?;
         if computed != envelope.checksum {
             return Err(corrupt(format!(
@@ -262,6 +294,42 @@ impl CheckpointStore {
         atomic::write(&self.path, &bytes, Durability::PowerLoss).map_err(io_err)
     }
 
+    /// Rename a corrupt checkpoint to the first free `checkpoint.json.corrupt-<n>` beside it,
+    /// durably, so the next load starts empty and the file stays for diagnosis.
+    pub fn move_aside(&self) -> Result<PathBuf, CheckpointError> {
+        let io_err = |source| CheckpointError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let free = (1..=MAX_CORRUPT_KEPT)
+            .map(|n| self.corrupt_path(n))
+            .find(|p| !p.exists())
+            .ok_or_else(|| CheckpointError::TooManyCorrupt {
+                path: self.path.clone(),
+            })?;
+        fs::rename(&self.path, &free).map_err(io_err)?;
+        if let Some(dir) = self.path.parent() {
+            fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err)?;
+        }
+        Ok(free)
+    }
+
+    /// The corrupt checkpoints kept beside this one, by number.
+    pub fn corrupt_kept(&self) -> Vec<PathBuf> {
+        (1..=MAX_CORRUPT_KEPT)
+            .map(|n| self.corrupt_path(n))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    fn corrupt_path(&self, n: usize) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!("{CORRUPT_SUFFIX}{n}"));
+        PathBuf::from(name)
+    }
+
     /// Delete temp files a crash mid-save left behind.
     pub fn remove_temps(&self) -> io::Result<Vec<PathBuf>> {
         match self.path.parent() {
@@ -275,5 +343,7 @@ fn checksum(data: &CheckpointData) -> Result<u32, serde_json::Error> {
     Ok(crc32fast::hash(&serde_json::to_vec(data)?))
 }
 
+#[cfg(test)]
+mod previous_release;
 #[cfg(test)]
 mod tests;

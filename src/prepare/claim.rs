@@ -9,13 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{self, DeviceConfig};
 use super::error::PrepareError;
+use super::names;
 
 /// `AllocationResultsMaxSize`: at most this many results per claim.
 pub const MAX_RESULTS: usize = 32;
 /// At most this many config entries per claim (32 from the class side, 32 from the claim).
 pub const MAX_CONFIG_ENTRIES: usize = 64;
-/// Longest namespace, name or UID accepted from the kubelet (a DNS subdomain).
-pub const MAX_REF_FIELD_LEN: usize = 253;
 
 /// Which claim the kubelet means: what both DRA wire versions carry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -42,34 +41,13 @@ impl ClaimRef {
         }
     }
 
-    /// Refuse empty or oversized fields before they reach the API server or a file name.
+    /// Refuse anything the API server could not have stored, before it reaches an API URL
+    /// or a file name: the namespace must be a DNS label, the name a DNS subdomain, the UID
+    /// a UID (see [`names`]).
     pub fn validate(&self) -> Result<(), PrepareError> {
-        for (what, value) in [
-            ("namespace", &self.namespace),
-            ("name", &self.name),
-            ("uid", &self.uid),
-        ] {
-            if value.is_empty() {
-                return Err(PrepareError::InvalidRequest {
-                    reason: format!("{what} is empty"),
-                });
-            }
-            if value.len() > MAX_REF_FIELD_LEN {
-                return Err(PrepareError::InvalidRequest {
-                    reason: format!("{what} is {} bytes long", value.len()),
-                });
-            }
-        }
-        // The UID becomes part of file names and CDI device names.
-        if !self
-            .uid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(PrepareError::InvalidRequest {
-                reason: format!("uid {:?} has characters other than [A-Za-z0-9-]", self.uid),
-            });
-        }
+        names::dns_label("namespace", &self.namespace)?;
+        names::dns_subdomain("claim name", &self.name)?;
+        names::uid("claim uid", &self.uid)?;
         Ok(())
     }
 }
@@ -194,21 +172,13 @@ pub fn allocated_devices(
                     expected: pool.to_owned(),
                 });
             }
-            if let Some(share) = &result.share_id
-                && (share.is_empty()
-                    || share.len() > 64
-                    || !share
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-            {
-                // It becomes part of a CDI device name.
-                return Err(PrepareError::InvalidRequest {
-                    reason: format!(
-                        "device {} has share ID {:?}, not a UID",
-                        result.device,
-                        share.chars().take(80).collect::<String>()
-                    ),
-                });
+            // The device name, the request and the share ID become parts of CDI device
+            // names and of the checkpoint; the API server validated them, but a claim is
+            // input all the same.
+            names::dns_label("device", &result.device)?;
+            names::request_name("request", &result.request)?;
+            if let Some(share) = &result.share_id {
+                names::uid("share ID", share)?;
             }
             let mut applicable = Vec::new();
             for entry in &entries {

@@ -41,6 +41,18 @@ pub enum ControlError {
     },
 }
 
+/// A GPU instance on a GPU, as the driver lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigInstance {
+    /// Profile name, e.g. `1g.10gb`.
+    pub profile: String,
+    /// Where it sits.
+    pub placement: Placement,
+    /// The MIG device's UUID; `None` for a GPU instance without a compute instance (a
+    /// creation or destruction that stopped half-way).
+    pub uuid: Option<String>,
+}
+
 /// Changes GPUs. Every method is blocking (NVML and `nvidia-smi` are) and idempotent where
 /// undoing is concerned: destroying what is gone and clearing what is clear succeed.
 pub trait GpuControl: Send + Sync + 'static {
@@ -61,6 +73,10 @@ pub trait GpuControl: Send + Sync + 'static {
         profile: &str,
         placement: Placement,
     ) -> Result<(), ControlError>;
+
+    /// Every GPU instance on the GPU, complete or not, so recovery can find instances no
+    /// record accounts for.
+    fn mig_instances(&self, gpu: &GpuRef) -> Result<Vec<MigInstance>, ControlError>;
 
     /// Put the GPU into the sharing mode shared devices need.
     fn apply_sharing(&self, gpu: &GpuRef, sharing: GpuSharing) -> Result<(), ControlError>;

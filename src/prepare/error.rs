@@ -10,6 +10,7 @@ use super::checkpoint::CheckpointError;
 use super::config::ConfigError;
 use super::control::ControlError;
 use super::fault::Step;
+use super::names::NameError;
 use super::source::ClaimSourceError;
 
 /// A per-claim failure of prepare or unprepare.
@@ -21,6 +22,10 @@ pub enum PrepareError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A namespace, name, UID, device, request or share ID that breaks the API's name rules:
+    /// refused before it reaches an API URL or a file name.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
     /// The ResourceClaim could not be read from the API server.
     #[error(transparent)]
     Fetch(#[from] ClaimSourceError),
@@ -170,6 +175,7 @@ impl PrepareError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             PrepareError::InvalidRequest { .. } => "invalid_request",
+            PrepareError::InvalidName(_) => "invalid_name",
             PrepareError::Fetch(e) => e.metric_label(),
             PrepareError::UidMismatch { .. } => "uid_mismatch",
             PrepareError::NotAllocated { .. } => "not_allocated",

@@ -18,6 +18,9 @@ pub enum Step {
     RecordPrepareStarted,
     /// Creating a MIG instance.
     CreateMig,
+    /// Inside creating a MIG instance: the GPU instance exists, its compute instance not yet
+    /// (reported by the fake GPUs, which model the two driver calls).
+    CreateComputeInstance,
     /// Applying a GPU's sharing setting.
     ApplySharing,
     /// Writing the CDI spec.
@@ -33,8 +36,18 @@ pub enum Step {
     ClearSharing,
     /// Destroying a MIG instance.
     DestroyMig,
+    /// Inside destroying a MIG instance: the compute instance is gone, the GPU instance not
+    /// yet (reported by the fake GPUs).
+    DestroyGpuInstance,
     /// Writing the checkpoint without the call's torn-down claims (once per call).
     RemoveRecord,
+    /// Writing the checkpoint at recovery: a new boot, a corrupt file moved aside, claims
+    /// rolled back.
+    RecordRecovery,
+    /// Moving a corrupt checkpoint aside at recovery.
+    MoveCorrupt,
+    /// Removing a CDI spec no recorded claim accounts for, at recovery.
+    RemoveOrphanCdi,
 }
 
 /// What happens at the chosen step.
@@ -46,11 +59,13 @@ pub enum Fault {
     Crash,
 }
 
-/// Fire `fault` at the `at`-th step (counting from 0) seen after installation.
+/// Fire `fault` at the `at`-th step (counting from 0) seen after installation; or, for a
+/// persistent failure, fail every occurrence of some steps.
 #[derive(Debug)]
 pub struct FaultPlan {
     at: usize,
     fault: Fault,
+    always: Vec<Step>,
     seen: Mutex<Vec<Step>>,
     fired: Notify,
 }
@@ -61,8 +76,18 @@ impl FaultPlan {
         FaultPlan {
             at,
             fault,
+            always: Vec::new(),
             seen: Mutex::new(Vec::new()),
             fired: Notify::new(),
+        }
+    }
+
+    /// A plan failing every occurrence of `steps`, for as long as it is installed: a
+    /// persistent fault (a read-only disk, a driver that refuses every call).
+    pub fn always_failing(steps: &[Step]) -> Self {
+        FaultPlan {
+            always: steps.to_vec(),
+            ..FaultPlan::new(usize::MAX, Fault::Fail)
         }
     }
 
@@ -74,6 +99,11 @@ impl FaultPlan {
     /// Whether the fault has fired.
     pub fn has_fired(&self) -> bool {
         self.seen().len() > self.at
+    }
+
+    /// Whether a [`Fault::Crash`] has fired: the "process" is dead.
+    pub fn crashed(&self) -> bool {
+        self.fault == Fault::Crash && self.has_fired()
     }
 
     /// Resolves once the fault has fired.
@@ -89,18 +119,29 @@ impl FaultPlan {
 
     /// Called by prepare before `step`.
     pub(crate) async fn check(&self, step: Step) -> Result<(), PrepareError> {
+        match self.check_blocking(step) {
+            None => Ok(()),
+            Some(Fault::Fail) => Err(PrepareError::Injected { step }),
+            Some(Fault::Crash) => std::future::pending().await,
+        }
+    }
+
+    /// Record `step` and say which fault, if any, fires there: for code that cannot wait
+    /// (the fake GPUs run on blocking threads). On [`Fault::Crash`] the caller must stop
+    /// doing anything and return; the test drops the call that was waiting on it.
+    pub fn check_blocking(&self, step: Step) -> Option<Fault> {
         let index = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             seen.push(step);
             seen.len() - 1
         };
+        if self.always.contains(&step) {
+            return Some(Fault::Fail);
+        }
         if index != self.at {
-            return Ok(());
+            return None;
         }
         self.fired.notify_waiters();
-        match self.fault {
-            Fault::Fail => Err(PrepareError::Injected { step }),
-            Fault::Crash => std::future::pending().await,
-        }
+        Some(self.fault)
     }
 }

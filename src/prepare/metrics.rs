@@ -10,6 +10,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::error::PrepareError;
+use super::state::RecoveryReport;
 use crate::metrics::latency_buckets;
 
 /// Which call a measurement belongs to.
@@ -31,6 +32,12 @@ impl Operation {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OrphanLabels {
+    /// `mig_instance` or `cdi_spec`.
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     operation: &'static str,
     /// From [`PrepareError::metric_label`]: a fixed set.
@@ -44,6 +51,9 @@ pub struct PrepareMetrics {
     unprepare: Histogram,
     errors: Family<ErrorLabels, Counter>,
     prepared: Gauge,
+    corrupt: Counter,
+    corrupt_kept: Gauge,
+    orphans: Family<OrphanLabels, Counter>,
 }
 
 impl PrepareMetrics {
@@ -71,6 +81,21 @@ impl PrepareMetrics {
             "Claims prepared on this node",
             metrics.prepared.clone(),
         );
+        registry.register(
+            "checkpoint_corrupt",
+            "Corrupt checkpoints found by recovery and moved aside",
+            metrics.corrupt.clone(),
+        );
+        registry.register(
+            "checkpoint_corrupt_kept",
+            "Corrupt checkpoints kept beside the live one for diagnosis",
+            metrics.corrupt_kept.clone(),
+        );
+        registry.register(
+            "orphans_removed",
+            "MIG instances and CDI specs no recorded claim accounted for, removed by recovery",
+            metrics.orphans.clone(),
+        );
         metrics
     }
 
@@ -81,6 +106,9 @@ impl PrepareMetrics {
             unprepare: Histogram::new(latency_buckets()),
             errors: Family::default(),
             prepared: Gauge::default(),
+            corrupt: Counter::default(),
+            corrupt_kept: Gauge::default(),
+            orphans: Family::default(),
         }
     }
 
@@ -99,6 +127,24 @@ impl PrepareMetrics {
                 })
                 .inc();
         }
+    }
+
+    /// Count what one recovery found: a corrupt checkpoint, the ones kept, orphans removed.
+    pub fn observe_recovery(&self, report: &RecoveryReport) {
+        if report.corrupt_moved_to.is_some() {
+            self.corrupt.inc();
+        }
+        self.corrupt_kept
+            .set(i64::try_from(report.corrupt_kept.len()).unwrap_or(i64::MAX));
+        for (kind, removed) in [
+            ("mig_instance", report.orphan_instances_removed.len()),
+            ("cdi_spec", report.orphan_specs_removed.len()),
+        ] {
+            self.orphans
+                .get_or_create(&OrphanLabels { kind })
+                .inc_by(u64::try_from(removed).unwrap_or(u64::MAX));
+        }
+        self.set_prepared(report.prepared);
     }
 
     /// Set the prepared-claims gauge.

@@ -15,7 +15,7 @@ use super::claim::{AllocatedDevice, ClaimRef, PreparedDevice, allocated_devices}
 use super::error::PrepareError;
 use super::metrics::{Operation, PrepareMetrics};
 use super::source::ClaimSource;
-use super::state::DeviceState;
+use super::state::{DeviceState, RecoveryReport};
 use crate::model::Inventory;
 
 /// Claims read from the API server at the same time.
@@ -57,9 +57,21 @@ impl Preparer {
         }
     }
 
-    /// The sequencer underneath (recovery, gauges).
+    /// The sequencer underneath (gauges).
     pub fn state(&self) -> &DeviceState {
         &self.state
+    }
+
+    /// Recovery against the GPUs discovery sees now, counted in the metrics.
+    pub async fn recover(&self) -> Result<RecoveryReport, PrepareError> {
+        let inventory = self.inventory.borrow().clone();
+        let report = self
+            .state
+            .recover(&inventory)
+            .instrument(info_span!("recover"))
+            .await?;
+        self.metrics.observe_recovery(&report);
+        Ok(report)
     }
 
     /// Prepare every claim; one entry per distinct UID.

@@ -9,6 +9,8 @@ use k8s_openapi::api::resource::v1::ResourceClaim;
 use kube::Api;
 use thiserror::Error;
 
+use super::names::{self, NameError};
+
 /// How long one claim read may take. Well under the kubelet's 45 s call timeout, so a slow
 /// API server shows up as a per-claim error the kubelet retries, not as a dead RPC.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +36,10 @@ pub enum ClaimSourceError {
         /// The client error.
         source: kube::Error,
     },
+    /// The namespace or name is not one the API server could hold: refused before a URL is
+    /// built from it.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
     /// The API server did not answer in time.
     #[error("reading claim {namespace}/{name} timed out after {FETCH_TIMEOUT:?}")]
     Timeout {
@@ -51,6 +57,7 @@ impl ClaimSourceError {
             ClaimSourceError::NotFound { .. } => "claim_not_found",
             ClaimSourceError::Api { .. } => "api",
             ClaimSourceError::Timeout { .. } => "api_timeout",
+            ClaimSourceError::InvalidName(_) => "invalid_name",
         }
     }
 }
@@ -87,6 +94,11 @@ impl ClaimSource for KubeClaimSource {
         name: &'a str,
     ) -> BoxFuture<'a, Result<ResourceClaim, ClaimSourceError>> {
         Box::pin(async move {
+            // kube-core (5.0) joins the namespace and name into the path as they are, without
+            // escaping: `a/b`, `?` or `#` would address another object or add parameters.
+            // Prepare checks names first; this keeps the client safe on its own.
+            names::dns_label("namespace", namespace)?;
+            names::dns_subdomain("claim name", name)?;
             let api: Api<ResourceClaim> = Api::namespaced(self.client.clone(), namespace);
             let answer = tokio::time::timeout(FETCH_TIMEOUT, api.get_opt(name))
                 .await
@@ -159,5 +171,29 @@ impl ClaimSource for MemoryClaimSource {
                 name: name.to_owned(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_kube_source_refuses_names_that_would_change_the_url_before_any_request() {
+        // Nothing listens there: a request would fail with a connection error instead.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let source = KubeClaimSource::new(kube::Client::try_from(config).unwrap());
+        for (namespace, name, what) in [
+            ("ns1/resourceclaims/claim-a#", "x", "namespace"),
+            ("default", "claim-a?watch=1", "claim name"),
+            ("default", "a/../b", "claim name"),
+        ] {
+            match source.get(namespace, name).await {
+                Err(ClaimSourceError::InvalidName(e)) => assert_eq!(e.what, what),
+                other => panic!("{namespace}/{name}: {other:?}"),
+            }
+        }
+        let err = source.get("default", "claim-a").await.unwrap_err();
+        assert!(matches!(err, ClaimSourceError::Api { .. }), "{err}");
     }
 }

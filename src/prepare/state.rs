@@ -9,9 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use tracing::{info, warn};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::cdi::CdiDir;
 use super::checkpoint::{CheckpointData, CheckpointStore, ClaimState, DeviceRecord};
@@ -43,6 +41,19 @@ pub struct StateConfig {
 /// What start-up recovery did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Where a corrupt checkpoint found by this recovery was moved.
+    pub corrupt_moved_to: Option<PathBuf>,
+    /// Every corrupt checkpoint kept beside the live one (this recovery's and earlier ones),
+    /// until an operator removes them.
+    pub corrupt_kept: Vec<PathBuf>,
+    /// MIG instances on GPUs in dynamic MIG mode that no recorded claim accounts for,
+    /// destroyed (`<GPU UUID> <profile> at <start>:<size>`).
+    pub orphan_instances_removed: Vec<String>,
+    /// CDI specs of claims the checkpoint does not record, removed (claim UIDs).
+    pub orphan_specs_removed: Vec<String>,
+    /// Orphans that could not be removed (an instance still in use, a file that cannot be
+    /// deleted); the next recovery tries again.
+    pub orphans_left: Vec<String>,
     /// Claims found half-prepared or half-unprepared and rolled back.
     pub rolled_back: Vec<String>,
     /// Claims whose rollback failed (they stay recorded and are retried).
@@ -64,6 +75,8 @@ pub struct DeviceState {
     serial: tokio::sync::Mutex<()>,
     faults: Option<Arc<FaultPlan>>,
     prepared: AtomicUsize,
+    /// Whether GPUs' sharing settings may disagree with the checkpoint (see `recovery`).
+    sharing_unchecked: AtomicBool,
 }
 
 impl DeviceState {
@@ -77,6 +90,7 @@ impl DeviceState {
             serial: tokio::sync::Mutex::new(()),
             faults: None,
             prepared: AtomicUsize::new(0),
+            sharing_unchecked: AtomicBool::new(true),
         }
     }
 
@@ -94,69 +108,6 @@ impl DeviceState {
     /// Claims prepared as of the last checkpoint this instance read or wrote.
     pub fn prepared_claims(&self) -> usize {
         self.prepared.load(Ordering::Relaxed)
-    }
-
-    /// Run once at start (and periodically): drop what a reboot erased, roll back claims a
-    /// crash left half-done, and remove temp files.
-    pub async fn recover(&self) -> Result<RecoveryReport, PrepareError> {
-        let _serial = self.serial.lock().await;
-        let (_lock, mut data) = self.lock_and_load().await?;
-        let mut report = RecoveryReport::default();
-        let store = self.store.clone();
-        let cdi = self.cdi.clone();
-        report.temps_removed = blocking(move || {
-            let state = store.remove_temps().unwrap_or_else(|e| {
-                warn!(error = %e, "cannot clean checkpoint temp files");
-                Vec::new()
-            });
-            let specs = cdi.remove_temps().unwrap_or_else(|e| {
-                warn!(error = %e, "cannot clean CDI temp files");
-                Vec::new()
-            });
-            Ok(state.len() + specs.len())
-        })
-        .await?;
-
-        if data.boot_id != self.config.boot_id {
-            if !data.boot_id.is_empty() {
-                for (uid, record) in std::mem::take(&mut data.claims) {
-                    warn!(claim = %record.display(&uid), state = ?record.state,
-                        "dropping a claim prepared before the last reboot: its devices are gone and the kubelet prepares it again");
-                    let cdi = self.cdi.clone();
-                    let spec_uid = uid.clone();
-                    if let Err(e) = blocking(move || Ok(cdi.remove(&spec_uid)?)).await {
-                        warn!(error = %e, "cannot remove the CDI spec of a dropped claim");
-                    }
-                    report.dropped_after_reboot.push(uid);
-                }
-            }
-            data.boot_id.clone_from(&self.config.boot_id);
-            self.save(&data).await?;
-        }
-        let unfinished: Vec<String> = data
-            .claims
-            .iter()
-            .filter(|(_, r)| r.state != ClaimState::PrepareCompleted)
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        for uid in unfinished {
-            match self.undo(&data, &uid).await {
-                Ok(()) => {
-                    info!(claim = %uid, "rolled back a claim a crash left half-done");
-                    data.claims.remove(&uid);
-                    report.rolled_back.push(uid);
-                }
-                Err(error) => {
-                    warn!(claim = %uid, %error, "rollback failed; will retry");
-                    report.failed.push(uid);
-                }
-            }
-        }
-        if !report.rolled_back.is_empty() {
-            self.save(&data).await?;
-        }
-        report.prepared = data.completed();
-        Ok(report)
     }
 
     /// Prepare one claim: [`DeviceState::prepare_all`] with a call of one.
@@ -277,7 +228,16 @@ impl DeviceState {
         F: FnOnce(&dyn GpuControl) -> Result<T, super::control::ControlError> + Send + 'static,
     {
         let control = Arc::clone(&self.control);
-        blocking(move || Ok(op(control.as_ref())?)).await
+        let out = blocking(move || Ok(op(control.as_ref())?)).await;
+        // A test "killed" the process inside the GPU operation (the fake GPUs report steps
+        // inside their calls): nothing after it may run, not even the handling of its
+        // error, which could otherwise finish within the same poll.
+        if let Some(plan) = &self.faults
+            && plan.crashed()
+        {
+            std::future::pending::<()>().await;
+        }
+        out
     }
 }
 
@@ -300,6 +260,7 @@ fn set_state(data: &mut CheckpointData, uid: &str, state: ClaimState) {
 
 mod batch;
 mod hardware;
+mod recovery;
 
 pub use batch::Outcomes;
 

@@ -145,7 +145,22 @@ fn each_bad_claim_gets_its_own_error() {
         .build();
     assert!(matches!(
         allocated_devices(&bad_share, &want(), DRIVER, POOL),
-        Err(PrepareError::InvalidRequest { reason }) if reason.contains("share ID")
+        Err(PrepareError::InvalidName(e)) if e.what == "share ID"
+    ));
+    // A device or request name that would change a CDI device name's shape.
+    let bad_device = ClaimBuilder::new("default", "c1", "uid-1")
+        .device("a", DRIVER, POOL, "gpu-0/../x")
+        .build();
+    assert!(matches!(
+        allocated_devices(&bad_device, &want(), DRIVER, POOL),
+        Err(PrepareError::InvalidName(e)) if e.what == "device"
+    ));
+    let bad_request = ClaimBuilder::new("default", "c1", "uid-1")
+        .device("a=b", DRIVER, POOL, "gpu-0")
+        .build();
+    assert!(matches!(
+        allocated_devices(&bad_request, &want(), DRIVER, POOL),
+        Err(PrepareError::InvalidName(e)) if e.what == "request"
     ));
 
     let mut too_many = ClaimBuilder::new("default", "c1", "uid-1");
@@ -168,13 +183,26 @@ fn an_invalid_entry_for_another_request_does_not_fail_this_one() {
 }
 
 #[test]
-fn claim_refs_are_bounded() {
+fn claim_refs_follow_the_api_name_rules() {
     assert!(want().validate().is_ok());
-    assert!(ClaimRef::new("", "c", "u").validate().is_err());
-    assert!(ClaimRef::new("ns", "c", "../../etc").validate().is_err());
-    assert!(
-        ClaimRef::new("ns", "c".repeat(300), "u")
-            .validate()
-            .is_err()
-    );
+    for (bad, what) in [
+        (ClaimRef::new("", "c", "u"), "namespace"),
+        (
+            ClaimRef::new("ns1/resourceclaims/claim-a#", "c", "u"),
+            "namespace",
+        ),
+        (ClaimRef::new("Default", "c", "u"), "namespace"),
+        (ClaimRef::new("ns", "claim-a?watch=1", "u"), "claim name"),
+        (ClaimRef::new("ns", "c".repeat(254), "u"), "claim name"),
+        (ClaimRef::new("ns", "..", "u"), "claim name"),
+        (ClaimRef::new("ns", "c", "../../etc"), "claim uid"),
+    ] {
+        match bad.validate() {
+            Err(PrepareError::InvalidName(e)) => assert_eq!(e.what, what, "{bad:?}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    ClaimRef::new("ns", "c.d-e", "5f0c2a8e-1b2c-4d3e-8f90-a1b2c3d4e5f6")
+        .validate()
+        .unwrap();
 }

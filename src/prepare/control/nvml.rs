@@ -28,8 +28,8 @@ use nvml_wrapper_sys::bindings::{
 };
 use tracing::warn;
 
-use super::{ControlError, GpuControl};
-use crate::model::mig::{GpuProduct, Placement, profile};
+use super::{ControlError, GpuControl, MigInstance};
+use crate::model::mig::{GpuProduct, Placement, profile, profiles};
 use crate::prepare::config::TimeSliceInterval;
 use crate::prepare::device::{GpuRef, GpuSharing};
 
@@ -348,6 +348,50 @@ impl GpuControl for NvmlGpuControl {
             Ok(None) => Ok(()),
             Err(e) => Err(failed("list MIG instances", gpu, e)),
         }
+    }
+
+    fn mig_instances(&self, gpu: &GpuRef) -> Result<Vec<MigInstance>, ControlError> {
+        let device = self.device(gpu)?;
+        let product_name = device
+            .name()
+            .map_err(|e| failed("read product name", gpu, e))?;
+        let Some(product) = GpuProduct::from_product_name(&product_name) else {
+            // Not a MIG-capable part tessera knows: it cannot have created anything there.
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for id in self.all_profile_ids(&device) {
+            let instances = self
+                .gpu_instances(&device, id)
+                .map_err(|e| failed("list MIG instances", gpu, e))?;
+            if instances.is_empty() {
+                continue;
+            }
+            let Some(entry) = profiles(product).iter().find(|p| p.id == Some(id)) else {
+                warn!(gpu = %gpu.uuid, profile_id = id, "GPU instances of a profile the MIG catalog does not know; left alone");
+                continue;
+            };
+            for instance in instances {
+                let info = self
+                    .gpu_instance_info(instance)
+                    .map_err(|e| failed("read MIG instance", gpu, e))?;
+                let (Ok(start), Ok(size)) = (
+                    u8::try_from(info.placement.start),
+                    u8::try_from(info.placement.size),
+                ) else {
+                    continue; // not a placement any catalog profile has
+                };
+                let uuid = self
+                    .mig_uuid(&device, info.id)
+                    .map_err(|e| failed("read MIG device", gpu, e))?;
+                out.push(MigInstance {
+                    profile: entry.name.to_owned(),
+                    placement: Placement::new(start, size),
+                    uuid,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn apply_sharing(&self, gpu: &GpuRef, sharing: GpuSharing) -> Result<(), ControlError> {

@@ -50,13 +50,33 @@ impl Node {
         }
     }
 
-    /// A freshly started plugin instance.
+    /// A freshly started plugin instance (any fault plan on the GPUs is gone with the
+    /// instance that had it).
     fn start(&self) -> DeviceState {
+        self.control.set_faults(None);
         DeviceState::new(self.config("boot-1"), self.control.clone())
     }
 
+    /// An instance whose steps, and the GPUs' steps inside MIG creation and destruction,
+    /// go through `plan`.
     fn start_with(&self, plan: Arc<FaultPlan>) -> DeviceState {
-        self.start().with_faults(plan)
+        let state = self.start().with_faults(plan.clone());
+        self.control.set_faults(Some(plan));
+        state
+    }
+
+    /// Recovery on a readable checkpoint: the records alone account for everything, so it
+    /// finds no orphan to remove (one would mean the record-first protocol leaked).
+    async fn recover_clean(&self, state: &DeviceState) -> RecoveryReport {
+        let report = state.recover(&self.inventory).await.unwrap();
+        assert!(
+            report.orphan_instances_removed.is_empty()
+                && report.orphan_specs_removed.is_empty()
+                && report.orphans_left.is_empty()
+                && report.corrupt_moved_to.is_none(),
+            "{report:?}"
+        );
+        report
     }
 
     fn checkpoint(&self) -> CheckpointData {
@@ -123,6 +143,11 @@ impl Node {
         let mut have_mig = BTreeMap::new();
         let mut have_sharing = BTreeMap::new();
         for (uuid, gpu) in self.control.snapshot() {
+            assert!(
+                gpu.bare.is_empty(),
+                "half-made MIG instances on {uuid}: {:?}",
+                gpu.bare
+            );
             for (placement, (_, mig_uuid)) in gpu.mig {
                 have_mig.insert((uuid.clone(), placement), mig_uuid);
             }
@@ -651,34 +676,117 @@ async fn a_cdi_dir_that_is_not_writable_is_a_per_claim_error_and_nothing_stays()
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_corrupt_or_foreign_checkpoint_is_reported_and_never_overwritten() {
+async fn a_corrupt_checkpoint_fails_calls_until_recovery_moves_it_aside_and_removes_orphans() {
     let node = Node::new();
     let state = node.start();
     state
-        .prepare(&claim("a"), &[dev("gpu-0")], &node.inventory)
+        .prepare(&claim("m"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory)
+        .await
+        .unwrap();
+    state
+        .prepare(&claim("w"), &[dev("gpu-0")], &node.inventory)
         .await
         .unwrap();
     let path = node.state_dir.join("checkpoint.json");
     let tampered = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("claim-a", "claim-b");
+        .replace("claim-m", "claim-x");
     std::fs::write(&path, &tampered).unwrap();
+    // Calls fail with the reason and never write over the file.
     for result in [
         state
             .prepare(&claim("b"), &[dev("gpu-3")], &node.inventory)
             .await
             .map(|_| ()),
-        state.unprepare(&claim("a")).await,
-        node.start().recover().await.map(|_| ()),
+        state.unprepare(&claim("m")).await,
     ] {
         let err = result.unwrap_err();
-        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(
+            err.to_string().contains("is corrupt (checksum mismatch"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("the next recovery moves it aside"),
+            "{err}"
+        );
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap(), tampered);
 
+    // Recovery (a restart here; the periodic one does the same) moves it aside, starts
+    // empty and removes what nothing accounts for any more: the MIG instance and both specs.
+    let restarted = node.start();
+    let report = restarted.recover(&node.inventory).await.unwrap();
+    let kept = node.state_dir.join("checkpoint.json.corrupt-1");
+    assert_eq!(report.corrupt_moved_to.as_ref(), Some(&kept));
+    assert_eq!(report.corrupt_kept, vec![kept.clone()]);
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        tampered,
+        "kept as found"
+    );
+    assert_eq!(report.orphan_instances_removed.len(), 1, "{report:?}");
+    assert!(report.orphan_instances_removed[0].contains("1g.10gb at 0:1"));
+    assert_eq!(
+        report.orphan_specs_removed,
+        vec!["m".to_owned(), "w".to_owned()]
+    );
+    assert!(report.orphans_left.is_empty());
+    assert!(node.checkpoint().claims.is_empty());
+    node.assert_consistent();
+
+    // The kubelet prepares the claims again: the placement is free, so it works (moving
+    // the file away by hand used to leave the instance and fail with insufficient
+    // resources here).
+    restarted
+        .prepare(&claim("m"), &[dev("gpu-1-mig-1g10gb-0")], &node.inventory)
+        .await
+        .unwrap();
+    restarted
+        .prepare(&claim("w"), &[dev("gpu-0")], &node.inventory)
+        .await
+        .unwrap();
+    node.assert_consistent();
+    // Later recoveries find nothing to do but still report the kept file.
+    let again = restarted.recover(&node.inventory).await.unwrap();
+    assert_eq!(again.corrupt_moved_to, None);
+    assert_eq!(again.corrupt_kept, vec![kept]);
+    assert!(again.orphan_instances_removed.is_empty() && again.orphan_specs_removed.is_empty());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn corrupt_checkpoints_kept_are_bounded_and_another_version_is_left_alone() {
+    let node = Node::new();
+    let path = node.state_dir.join("checkpoint.json");
+    for n in 1..=crate::prepare::checkpoint::MAX_CORRUPT_KEPT {
+        std::fs::write(
+            node.state_dir.join(format!("checkpoint.json.corrupt-{n}")),
+            b"x",
+        )
+        .unwrap();
+    }
+    std::fs::write(&path, b"{\"version\":1,").unwrap();
+    let err = node.start().recover(&node.inventory).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("8 corrupt checkpoints are already kept"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"{\"version\":1,",
+        "nothing lost"
+    );
+
+    // Another version is not corrupt: it is refused by number and never moved or written.
     std::fs::write(&path, r#"{"version":7,"checksum":0,"data":{}}"#).unwrap();
-    let err = state.unprepare(&claim("a")).await.unwrap_err();
+    let err = node.start().unprepare(&claim("a")).await.unwrap_err();
     assert!(err.to_string().contains("version 7"), "{err}");
+    let err = node.start().recover(&node.inventory).await.unwrap_err();
+    assert!(err.to_string().contains("version 7"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        r#"{"version":7,"checksum":0,"data":{}}"#
+    );
 }
 
 // === restarts ===
@@ -691,7 +799,7 @@ async fn after_a_reboot_old_claims_are_dropped_with_their_specs() {
         .await
         .unwrap();
     let rebooted = DeviceState::new(node.config("boot-2"), node.control.clone());
-    let report = rebooted.recover().await.unwrap();
+    let report = rebooted.recover(&node.inventory).await.unwrap();
     assert_eq!(report.dropped_after_reboot, vec!["a".to_owned()]);
     assert!(node.checkpoint().claims.is_empty());
     assert_eq!(node.checkpoint().boot_id, "boot-2");
@@ -707,10 +815,11 @@ async fn recovery_removes_temp_files_a_crash_left() {
         b"half",
     )
     .unwrap();
-    let report = node.start().recover().await.unwrap();
+    let report = node.start().recover(&node.inventory).await.unwrap();
     assert_eq!(report.temps_removed, 2);
     assert!(node.cdi_specs().is_empty());
 }
 
 mod batch;
 mod crash;
+mod recovery;

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::batch::{call, refs};
 use super::*;
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -19,20 +19,26 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Run `call` until it finishes or, for [`Fault::Crash`], until the plan crashes it (then the
 /// future is dropped, as a killed process stops: no rollback, no further writes).
-async fn until_crash<F: Future>(call: F, plan: &FaultPlan, fault: Fault) -> Option<F::Output> {
+pub(super) async fn until_crash<F: Future>(
+    call: F,
+    plan: &FaultPlan,
+    fault: Fault,
+) -> Option<F::Output> {
     if fault == Fault::Fail {
         return Some(call.await);
     }
+    // The fault first: a crash inside a GPU operation returns from its blocking thread at
+    // once, and the call must never see that return.
     tokio::select! {
         biased;
-        out = call => Some(out),
         () = plan.fired() => None,
+        out = call => Some(out),
     }
 }
 
 /// A claim whose prepare passes every step: MIG creation, two sharing applications on two
 /// GPUs' worth of devices, CDI and both checkpoint writes.
-fn rich_claim() -> Vec<AllocatedDevice> {
+pub(super) fn rich_claim() -> Vec<AllocatedDevice> {
     vec![
         dev("gpu-1-mig-1g10gb-0"),
         dev("gpu-1-mig-2g20gb-2"),
@@ -64,7 +70,7 @@ fn a_failure_or_crash_at_every_prepare_step_leaves_nothing_half_done() {
                 }
                 // Restart: a new instance on the same disk and GPUs.
                 let restarted = node.start();
-                restarted.recover().await.unwrap();
+                node.recover_clean(&restarted).await;
                 node.assert_consistent();
                 assert!(
                     node.checkpoint().claims.is_empty(),
@@ -88,6 +94,7 @@ fn a_failure_or_crash_at_every_prepare_step_leaves_nothing_half_done() {
                 for step in [
                     Step::RecordPrepareStarted,
                     Step::CreateMig,
+                    Step::CreateComputeInstance,
                     Step::ApplySharing,
                     Step::WriteCdi,
                     Step::RecordPrepareCompleted,
@@ -126,7 +133,7 @@ fn a_failure_or_crash_at_every_unprepare_step_is_finished_by_a_retry_or_restart(
                     return false;
                 }
                 let restarted = node.start();
-                restarted.recover().await.unwrap();
+                node.recover_clean(&restarted).await;
                 node.assert_consistent();
                 // Either still fully prepared (the fault came before teardown was recorded)
                 // or fully gone: the kubelet's retry finishes it either way.
@@ -145,6 +152,7 @@ fn a_failure_or_crash_at_every_unprepare_step_is_finished_by_a_retry_or_restart(
                     Step::DeleteCdi,
                     Step::ClearSharing,
                     Step::DestroyMig,
+                    Step::DestroyGpuInstance,
                     Step::RemoveRecord,
                 ] {
                     assert!(
@@ -199,7 +207,7 @@ fn a_failure_or_crash_at_every_step_of_a_multi_claim_prepare_keeps_claims_apart(
                     );
                 }
                 let restarted = node.start();
-                restarted.recover().await.unwrap();
+                node.recover_clean(&restarted).await;
                 node.assert_consistent();
                 assert_eq!(
                     recorded_uids(&node),
@@ -253,7 +261,7 @@ fn a_failure_or_crash_at_every_step_of_a_multi_claim_unprepare_is_finished_by_a_
                     return false;
                 }
                 let restarted = node.start();
-                restarted.recover().await.unwrap();
+                node.recover_clean(&restarted).await;
                 node.assert_consistent();
                 // Each claim is still fully prepared or fully gone; the retry finishes it.
                 let gone = restarted.unprepare_all(&refs(&call)).await;
@@ -355,7 +363,7 @@ proptest! {
             let mut prepared: BTreeSet<usize> = BTreeSet::new();
             let mut unpreparing: BTreeSet<usize> = BTreeSet::new();
             let mut state = node.start();
-            state.recover().await.unwrap();
+            node.recover_clean(&state).await;
             for op in ops {
                 let mut crashed = false;
                 match op {
@@ -407,7 +415,7 @@ proptest! {
                 }
                 // Recovery (at start and periodically) is what guarantees the invariants
                 // after a failed or crashed call.
-                state.recover().await.unwrap();
+                node.recover_clean(&state).await;
                 node.assert_consistent();
                 let recorded: BTreeSet<usize> = node
                     .checkpoint()
