@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod cost;
 pub mod engine;
 pub mod mig;
+pub mod oracle;
 pub mod runner;
 pub mod workload;
 

@@ -97,7 +97,8 @@ pub fn run(
         config.tune,
         config.typical_threshold_pct,
     )?;
-    let scorer = Scorer::new(config.policy, typical.clone(), config.weights);
+    let scorer = Scorer::new(config.policy, typical.clone(), config.weights)
+        .with_model_capacity(&workload.model_capacity_milli());
     let mut cluster = SimCluster::new(workload.nodes.clone(), &typical);
     let mut cache = ScoreCache::new(workload.shapes.len(), workload.nodes.len());
 
