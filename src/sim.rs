@@ -20,7 +20,7 @@ pub mod workload;
 #[cfg(test)]
 mod test_util;
 
-pub use engine::{RunConfig, run};
+pub use engine::{RunConfig, run, run_until};
 pub use runner::{Experiment, run_all};
 pub use workload::{Workload, WorkloadPod, arrival_order};
 

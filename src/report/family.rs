@@ -214,7 +214,9 @@ impl Family {
                         |c| {
                             c.ours.map_or_else(
                                 || format!("n/a / {:.2}", c.published),
-                                |o| format!("{:+.2} ({o:.2} / {:.2})", o - c.published, c.published),
+                                |o| {
+                                    format!("{:+.2} ({o:.2} / {:.2})", o - c.published, c.published)
+                                },
                             )
                         },
                     );

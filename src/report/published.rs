@@ -140,13 +140,12 @@ impl Published {
         };
         let header = reader.headers().map_err(|e| csv_error(e, 1))?.clone();
         let column = |name: &str| {
-            header
-                .iter()
-                .position(|h| h.trim() == name)
-                .ok_or_else(|| PublishedError::MissingColumn {
+            header.iter().position(|h| h.trim() == name).ok_or_else(|| {
+                PublishedError::MissingColumn {
                     source_name: source_name.to_owned(),
                     column: name.to_owned(),
-                })
+                }
+            })
         };
         let at = at_arrived_pct.to_string();
         let (workload, policy, tune, seed, value) = (
@@ -222,8 +221,9 @@ impl Published {
 mod tests {
     use super::*;
 
-    const BUNDLED: &[u8] =
-        include_bytes!("../../benches/traces/alibaba-openb/fgd-published/analysis_allo_discrete.csv");
+    const BUNDLED: &[u8] = include_bytes!(
+        "../../benches/traces/alibaba-openb/fgd-published/analysis_allo_discrete.csv"
+    );
 
     #[test]
     fn the_bundled_file_gives_the_papers_default_figures() {

@@ -57,11 +57,7 @@ pub fn offline_unallocated_pct(
     let mut by_size = pods.clone();
     by_size.sort_by(largest_first);
     let mut pinned_first = pods;
-    pinned_first.sort_by(|a, b| {
-        pinned(b)
-            .cmp(&pinned(a))
-            .then_with(|| largest_first(a, b))
-    });
+    pinned_first.sort_by(|a, b| pinned(b).cmp(&pinned(a)).then_with(|| largest_first(a, b)));
     let used = pack(&workload.nodes, &by_size).max(pack(&workload.nodes, &pinned_first));
     Ok(Some(100.0 - used as f64 / capacity * 100.0))
 }
@@ -127,9 +123,14 @@ mod tests {
         ];
         let workload = Workload::from_trace(&nodes, &pods).unwrap();
         for seed in [1, 2, 3] {
-            let oracle =
-                offline_unallocated_pct(&workload, seed, 1.0, DEFAULT_POPULARITY_THRESHOLD_PCT, 100)
-                    .unwrap();
+            let oracle = offline_unallocated_pct(
+                &workload,
+                seed,
+                1.0,
+                DEFAULT_POPULARITY_THRESHOLD_PCT,
+                100,
+            )
+            .unwrap();
             assert_eq!(oracle, Some(0.0), "seed {seed}");
         }
         assert_eq!(
