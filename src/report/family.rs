@@ -16,8 +16,10 @@ pub struct FamilyRow {
     pub workload: String,
     /// The policies read at the bin.
     pub summary: Summary,
-    /// Median over seeds of the offline oracle's unallocated GPU % at the bin.
-    pub oracle: Option<f64>,
+    /// Median over seeds of the lower bound on the unallocated GPU % at the bin
+    /// (`sim::oracle::unallocated_lower_bound_pct`): no placement of the arrived pods does
+    /// better.
+    pub lower_bound: Option<f64>,
 }
 
 /// Every workload's results at one bin, with the published figures when known.
@@ -110,7 +112,7 @@ impl Family {
             .collect()
     }
 
-    /// The family table in Markdown: medians per workload and policy, the oracle, and with
+    /// The family table in Markdown: medians per workload and policy, the lower bound, and with
     /// published results the published FGD figure, tessera's difference to it, then a second
     /// table of every policy's difference to its published figure.
     pub fn to_markdown(&self) -> String {
@@ -129,8 +131,9 @@ impl Family {
             .unwrap_or_default();
         let mut out = format!(
             "Median unallocated GPU % at arrived workload = {} % of cluster GPU capacity \
-             (seeds {seeds}, tune {}); oracle: best-fit decreasing knowing every pod \
-             arrived by then.\n\n",
+             (seeds {seeds}, tune {}); lower bound: the idle GPU no placement of the pods \
+             arrived by then can avoid (gaps beside shares above 500 milli that too few \
+             small pods can fill).\n\n",
             self.arrived_pct, self.tune
         );
         let with_published = !self.published.is_empty();
@@ -138,7 +141,7 @@ impl Family {
         for p in &policies {
             let _ = write!(out, " {p} |");
         }
-        out.push_str(" oracle |");
+        out.push_str(" lower bound |");
         if with_published {
             out.push_str(" fgd published | tessera − fgd published | tessera vs fgd published |");
         }
@@ -160,7 +163,7 @@ impl Family {
                     .map(|s| s.median);
                 let _ = write!(out, " {} |", fmt(v));
             }
-            let _ = write!(out, " {} |", fmt(row.oracle));
+            let _ = write!(out, " {} |", fmt(row.lower_bound));
             if with_published {
                 let fgd = self.published(&row.workload, "fgd").map(|c| c.published);
                 let ours = row

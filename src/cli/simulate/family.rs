@@ -14,7 +14,7 @@ use super::{DelayedBar, OutputFormat, SimulateArgs, mean_gpu_milli};
 use crate::report::family::{Family, FamilyRow};
 use crate::report::published::{MAX_PUBLISHED_BYTES, Published};
 use crate::report::{self, Summary, summarize};
-use crate::sim::oracle::offline_unallocated_pct;
+use crate::sim::oracle::unallocated_lower_bound_pct;
 use crate::sim::{Experiment, Workload, run_all};
 use crate::trace::{self, TraceNode, openb};
 
@@ -42,11 +42,11 @@ pub(super) fn run(
         } else {
             out_dir.clone()
         };
-        let (summary, oracle) = run_one(args, &nodes, name, experiment, &dir)?;
+        let (summary, lower_bound) = run_one(args, &nodes, name, experiment, &dir)?;
         rows.push(FamilyRow {
             workload: (*name).to_owned(),
             summary,
-            oracle,
+            lower_bound,
         });
     }
     info!(
@@ -79,7 +79,7 @@ pub(super) fn run(
 }
 
 /// One workload: every policy × seed, its report directory, its summary and the median of
-/// the offline oracle over the seeds.
+/// the lower bound over the seeds.
 fn run_one(
     args: &SimulateArgs,
     nodes: &[TraceNode],
@@ -94,11 +94,11 @@ fn run_one(
     let bar = DelayedBar::new(expected, args.no_progress);
     let records = run_all(&workload, experiment, &|n| bar.inc(n))?;
     bar.finish();
-    let oracle: Vec<f64> = experiment
+    let bounds: Vec<f64> = experiment
         .seeds
         .par_iter()
         .map(|seed| {
-            offline_unallocated_pct(
+            unallocated_lower_bound_pct(
                 &workload,
                 *seed,
                 experiment.tune,
@@ -117,7 +117,7 @@ fn run_one(
     }
     Ok((
         summarize(&records, args.at),
-        report::curves::median(&oracle),
+        report::curves::median(&bounds),
     ))
 }
 
