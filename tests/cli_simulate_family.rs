@@ -67,6 +67,11 @@ fn unknown_workload_and_pods_with_workload_are_one_line_and_exit_2() {
         ),
         &["no-such.csv"],
     );
+    // A --pods file is not a bundled workload: nothing to compare it with.
+    assert_one_line_error(
+        &simulate(dir.path(), &["--published", &published_file()]),
+        &["--published", "--workload"],
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::report::{self, summarize};
 use crate::scoring::Policy;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use crate::sim::{Experiment, Workload, run_all};
-use crate::trace::{self, openb};
+use crate::trace;
 
 mod mig;
 
@@ -178,22 +178,19 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         typical_threshold_pct: args.typical_threshold,
     };
     // --published on a plain run compares against the default workload (the bundled pod
-    // list) or the workload a bundled file name says.
+    // list). A --pods file may be anything, so it is never matched to a published row.
     let workload_name = match (&args.workload, &args.pods) {
         (Some(name), _) => Some(name.clone()),
         (None, None) => published.as_ref().map(|_| "default".to_owned()),
-        (None, Some(path)) => published.as_ref().and_then(|_| {
-            let stem = path.file_stem()?.to_str()?;
-            openb::resolve(stem).ok().map(|_| stem.to_owned())
-        }),
+        (None, Some(_)) => None,
     };
     if let Some(name) = workload_name {
         return family::run(args, &name, &experiment, published.as_ref());
     }
     if args.published.is_some() {
         anyhow::bail!(
-            "--published needs a bundled workload: pass --workload NAME, or a --pods file named \
-             openb_pod_list_<NAME>.csv"
+            "--published compares bundled workloads with the FGD authors' results; pass \
+             --workload NAME instead of --pods"
         );
     }
     let nodes = match &args.nodes {
