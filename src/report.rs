@@ -9,7 +9,9 @@
 
 pub mod cost;
 pub mod curves;
+pub mod family;
 pub mod mig;
+pub mod published;
 pub mod summary;
 pub mod write;
 

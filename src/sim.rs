@@ -13,13 +13,14 @@ pub mod cluster;
 pub mod cost;
 pub mod engine;
 pub mod mig;
+pub mod oracle;
 pub mod runner;
 pub mod workload;
 
 #[cfg(test)]
 mod test_util;
 
-pub use engine::{RunConfig, run};
+pub use engine::{RunConfig, run, run_until};
 pub use runner::{Experiment, run_all};
 pub use workload::{Workload, WorkloadPod, arrival_order};
 

@@ -4,6 +4,7 @@
 //! turns them into its own cluster. Pure: no I/O framework, no clock.
 
 pub mod alibaba;
+pub mod openb;
 
 pub use alibaba::{
     TraceError, bundled_gpushare100_pods, bundled_nodes, bundled_pods, read_nodes, read_nodes_from,

@@ -1,6 +1,7 @@
 //! `tessera simulate`: read the trace, run every policy × seed, write the report.
 
 mod cost;
+mod family;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,8 +30,18 @@ pub struct SimulateArgs {
     pub nodes: Option<PathBuf>,
     /// Pod list CSV (`name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec,…]`); default: the
     /// bundled openb default pod list.
-    #[arg(long, value_name = "CSV")]
+    #[arg(long, value_name = "CSV", conflicts_with = "workload")]
     pub pods: Option<PathBuf>,
+    /// A bundled openb workload by name (`default`, `gpushare40`…`100`, `gpuspec10/20/25`,
+    /// `cpu050/100/200`, `multigpu20`…`50`), or `all` for the 15 of them: each gets its own
+    /// report directory under --out, and one table compares them.
+    #[arg(long, value_name = "NAME|all")]
+    pub workload: Option<String>,
+    /// The FGD authors' published per-seed results (`analysis_allo_discrete.csv`, bundled in
+    /// benches/traces/alibaba-openb/fgd-published/): print each policy next to its published
+    /// median (100 − the `--at` column) and the difference.
+    #[arg(long, value_name = "FILE")]
+    pub published: Option<PathBuf>,
     /// Policy to run; repeat for several. Default: all seven
     /// (random, dotprod, clustering, packing, bestfit, fgd, tessera).
     #[arg(long = "policy", value_name = "POLICY")]
@@ -131,7 +142,11 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             args.typical_threshold
         );
     }
+    check_at(args)?;
     if args.cluster == ClusterKind::Mig {
+        if args.workload.is_some() || args.published.is_some() {
+            anyhow::bail!("--workload and --published apply to --cluster openb");
+        }
         if args.cost {
             anyhow::bail!(
                 "--cost prices the openb cluster; it cannot be combined with --cluster mig"
@@ -139,6 +154,44 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         }
         cost::refuse_cost_flags(args)?;
         return mig::run(args);
+    }
+    if args.cost && (args.workload.is_some() || args.published.is_some()) {
+        anyhow::bail!("--workload and --published cannot be combined with --cost");
+    }
+    let policies = if args.policies.is_empty() {
+        Policy::ALL.to_vec()
+    } else {
+        dedup(&args.policies)
+    };
+    let published = match &args.published {
+        Some(path) => Some(family::read_published(path, args.at)?),
+        None => None,
+    };
+    if !args.cost {
+        cost::refuse_cost_flags(args)?;
+    }
+    let experiment = Experiment {
+        policies,
+        seeds: args.seeds.0.clone(),
+        tune: args.tune,
+        weights: cost::weights(args.weights.as_deref())?.fragmentation,
+        typical_threshold_pct: args.typical_threshold,
+    };
+    // --published on a plain run compares against the default workload (the bundled pod
+    // list). A --pods file may be anything, so it is never matched to a published row.
+    let workload_name = match (&args.workload, &args.pods) {
+        (Some(name), _) => Some(name.clone()),
+        (None, None) => published.as_ref().map(|_| "default".to_owned()),
+        (None, Some(_)) => None,
+    };
+    if let Some(name) = workload_name {
+        return family::run(args, &name, &experiment, published.as_ref());
+    }
+    if args.published.is_some() {
+        anyhow::bail!(
+            "--published compares bundled workloads with the FGD authors' results; pass \
+             --workload NAME instead of --pods"
+        );
     }
     let nodes = match &args.nodes {
         Some(path) => trace::read_nodes(path)?,
@@ -152,19 +205,6 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if args.cost {
         return cost::run(args, &nodes, &pods, &workload);
     }
-    cost::refuse_cost_flags(args)?;
-    let policies = if args.policies.is_empty() {
-        Policy::ALL.to_vec()
-    } else {
-        dedup(&args.policies)
-    };
-    let experiment = Experiment {
-        policies,
-        seeds: args.seeds.0.clone(),
-        tune: args.tune,
-        weights: cost::weights(args.weights.as_deref())?.fragmentation,
-        typical_threshold_pct: args.typical_threshold,
-    };
     info!(
         nodes = workload.nodes.len(),
         pods = workload.pods.len(),
@@ -199,6 +239,21 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     }
     for path in written.paths() {
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Refuses an `--at` the curve cannot reach: the arrived workload stops at `tune` × capacity
+/// (the protocol's inflation never passes it), so a later bin has no value for any policy.
+fn check_at(args: &SimulateArgs) -> anyhow::Result<()> {
+    let last = (args.tune * 100.0).floor();
+    if f64::from(args.at) > last {
+        anyhow::bail!(
+            "--at {} is beyond the curve: with --tune {} the arrived workload reaches at most \
+             {last} % of capacity; pass --at between 0 and {last}",
+            args.at,
+            args.tune
+        );
     }
     Ok(())
 }

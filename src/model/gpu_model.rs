@@ -61,6 +61,11 @@ impl ModelSet {
         }
     }
 
+    /// Whether the model of registry index `index` is in the set (false past [`MAX_MODELS`]).
+    pub fn allows_index(self, index: usize) -> bool {
+        index < MAX_MODELS && self.0 & (1u64 << index) != 0
+    }
+
     /// Whether this is the unconstrained set.
     pub fn is_any(self) -> bool {
         self == ModelSet::ANY

@@ -107,9 +107,9 @@ impl Summary {
             // Writing to a String cannot fail.
             let _ = writeln!(
                 out,
-                "| {} | {median} | {range} | {quartiles} | {frag} | {:.2} |",
+                "| {} | {median} | {range} | {quartiles} | {frag} | {} |",
                 escape_cell(&row.policy),
-                row.failed_pods_median,
+                count(row.failed_pods_median),
             );
         }
         out
@@ -118,6 +118,15 @@ impl Summary {
     /// The summary as pretty-printed JSON (a missing spread is `null`).
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)
+    }
+}
+
+/// A median of pod counts: a whole number, or halfway between two (an even number of runs).
+pub(crate) fn count(median: f64) -> String {
+    if median.fract() == 0.0 {
+        format!("{median:.0}")
+    } else {
+        format!("{median:.1}")
     }
 }
 

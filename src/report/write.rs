@@ -132,10 +132,11 @@ pub fn write_all(
     })?;
     write_file(&written.curves_median_csv, medians)?;
 
-    let svg = chart::unallocated_svg(&curves).map_err(|source| ReportError::Chart {
-        path: written.unallocated_svg.clone(),
-        source,
-    })?;
+    let svg =
+        chart::unallocated_svg(&curves, at_arrived_pct).map_err(|source| ReportError::Chart {
+            path: written.unallocated_svg.clone(),
+            source,
+        })?;
     write_file(&written.unallocated_svg, svg)?;
 
     Ok(written)

@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use tessera::{MAX_PRICED_SIZES, SharePrices, TesseraWeights};
+pub use tessera::{MAX_PRICED_SIZES, ModelPressure, SharePrices, TesseraWeights};
 
 use super::fit;
 use super::frag::TypicalPods;
@@ -167,6 +167,7 @@ pub struct Scorer {
     typical: TypicalPods,
     weights: TesseraWeights,
     prices: SharePrices,
+    pressure: ModelPressure,
 }
 
 impl Scorer {
@@ -183,7 +184,23 @@ impl Scorer {
             typical,
             weights,
             prices,
+            pressure: ModelPressure::default(),
         }
+    }
+
+    /// This scorer on a cluster with `capacity_milli[m]` GPU milli of model `m` (index of
+    /// the model in the workload's registry): tessera then weighs the model pressure of the
+    /// typical pods pinned to models ([`ModelPressure`]). Without it the pressure is zero.
+    pub fn with_model_capacity(mut self, capacity_milli: &[u64]) -> Self {
+        if self.policy == Policy::Tessera {
+            self.pressure = ModelPressure::new(&self.typical, capacity_milli);
+        }
+        self
+    }
+
+    /// The model pressure tessera's score uses (zero for the other policies).
+    pub fn pressure(&self) -> &ModelPressure {
+        &self.pressure
     }
 
     /// The share prices tessera's score uses (all zero for the other policies).
@@ -225,9 +242,16 @@ impl Scorer {
                 with_default_pick(node, demand, least_allocated::score(node, demand))
             }
             Policy::Fgd => fgd::score(node, demand, &self.typical),
-            Policy::Tessera => {
-                tessera::score(node, demand, &self.typical, &self.prices, &self.weights)
-            }
+            Policy::Tessera => tessera::score(
+                node,
+                demand,
+                &tessera::Context {
+                    typical: &self.typical,
+                    prices: &self.prices,
+                    pressure: &self.pressure,
+                },
+                &self.weights,
+            ),
         }
     }
 }

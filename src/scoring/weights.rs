@@ -15,6 +15,7 @@
 //!   cpu_per_gpu: 11000
 //!   pack: 0.0
 //!   share_loss: 10.0
+//!   pressure: 1.0
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -137,7 +138,7 @@ impl Weights {
     /// source in errors.
     pub fn validate(&self, file: &str) -> Result<(), WeightsError> {
         let f = &self.fragmentation;
-        let checks: [(&'static str, f64, f64, bool); 12] = [
+        let checks: [(&'static str, f64, f64, bool); 13] = [
             ("cost", self.cost, MAX_WEIGHT, false),
             ("risk", self.risk, MAX_WEIGHT, false),
             ("frag", self.frag, MAX_WEIGHT, false),
@@ -165,6 +166,7 @@ impl Weights {
                 false,
             ),
             ("fragmentation.share_loss", f.share_loss, MAX_WEIGHT, false),
+            ("fragmentation.pressure", f.pressure, MAX_WEIGHT, false),
         ];
         for (key, value, max, positive) in checks {
             let problem = if !value.is_finite() {

@@ -86,6 +86,19 @@ pub fn run(
     config: &RunConfig,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RunRecord, SimError> {
+    run_until(workload, config, None, progress)
+}
+
+/// [`run`], stopping before the first pod that would take the arrived workload past
+/// `last_pct` % of capacity (rounded as the read-out bins it), when given: the record then
+/// reads exactly like the full run's up to that bin. Checks that read one bin need no more.
+pub fn run_until(
+    workload: &Workload,
+    config: &RunConfig,
+    last_pct: Option<u32>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<RunRecord, SimError> {
+    let capacity = workload.capacity_milli.max(1) as f64;
     let RunSetup {
         mut rng,
         typical,
@@ -97,7 +110,8 @@ pub fn run(
         config.tune,
         config.typical_threshold_pct,
     )?;
-    let scorer = Scorer::new(config.policy, typical.clone(), config.weights);
+    let scorer = Scorer::new(config.policy, typical.clone(), config.weights)
+        .with_model_capacity(&workload.model_capacity_milli());
     let mut cluster = SimCluster::new(workload.nodes.clone(), &typical);
     let mut cache = ScoreCache::new(workload.shapes.len(), workload.nodes.len());
 
@@ -109,6 +123,12 @@ pub fn run(
         let Some(pod) = workload.pods.get(pod_index) else {
             continue;
         };
+        if let Some(last) = last_pct {
+            let after = arrived_milli + pod.demand.total_gpu_milli();
+            if (after as f64 / capacity * 100.0).round_ties_even() > f64::from(last) {
+                break;
+            }
+        }
         arrived_milli += pod.demand.total_gpu_milli();
         let choice = if config.policy == Policy::Random {
             random_node(&scorer, &cluster, &pod.demand, &mut rng)
@@ -142,7 +162,7 @@ pub fn run(
         policy: config.policy.name().to_string(),
         seed: config.seed,
         capacity_milli: workload.capacity_milli,
-        pods: order.len() as u64,
+        pods: samples.len() as u64,
         failed_pods: failed,
         samples,
     })

@@ -99,6 +99,22 @@ impl Workload {
         })
     }
 
+    /// GPU milli of each model in the cluster, indexed by the model's registry index.
+    pub fn model_capacity_milli(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            if let Some(model) = node.model {
+                if out.len() <= model.index() {
+                    out.resize(model.index() + 1, 0);
+                }
+                if let Some(c) = out.get_mut(model.index()) {
+                    *c += node.gpu_capacity_milli();
+                }
+            }
+        }
+        out
+    }
+
     /// Total GPU milli the workload's pods request.
     pub fn requested_milli(&self) -> u64 {
         self.pods.iter().map(|p| p.demand.total_gpu_milli()).sum()

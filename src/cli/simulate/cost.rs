@@ -58,7 +58,7 @@ fn catalog(path: Option<&Path>) -> anyhow::Result<PriceCatalog> {
 }
 
 /// The whole file as text, refusing files over `limit` bytes.
-fn read_capped(path: &Path, limit: u64) -> anyhow::Result<String> {
+pub(super) fn read_capped(path: &Path, limit: u64) -> anyhow::Result<String> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut text = String::new();
     file.take(limit.saturating_add(1))

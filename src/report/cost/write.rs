@@ -116,7 +116,8 @@ pub fn write_cost(
     )
     .map_err(chart_error(&written.cost_svg))?;
     write_file(&written.cost_svg, svg)?;
-    let svg = chart::unallocated_svg(&curves).map_err(chart_error(&written.unallocated_svg))?;
+    let svg =
+        chart::unallocated_svg(&curves, 100).map_err(chart_error(&written.unallocated_svg))?;
     write_file(&written.unallocated_svg, svg)?;
     Ok(written)
 }

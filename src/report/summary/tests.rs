@@ -76,16 +76,16 @@ fn other_bins_can_be_read() {
 }
 
 #[test]
-fn markdown_has_caption_header_and_two_decimal_rows() {
+fn markdown_has_caption_header_two_decimal_shares_and_whole_pod_counts() {
     let markdown = summarize(&records(), 100).to_markdown();
     let expected = "\
 Unallocated GPU % at arrived workload = 100 % of cluster GPU capacity; medians over seeds 42, 43, 44.
 
 | policy | median unallocated GPU % | spread (min–max) | p25–p75 | median frag % (of capacity) | failed pods (median) |
 |---|---:|---:|---:|---:|---:|
-| tessera | 7.50 | 5.00–10.00 | 6.25–8.75 | 2.00 | 2.50 |
-| fgd | 3.00 | 3.00–3.00 | 3.00–3.00 | 0.50 | 1.00 |
-| random | n/a | n/a | n/a | n/a | 0.00 |
+| tessera | 7.50 | 5.00–10.00 | 6.25–8.75 | 2.00 | 2.5 |
+| fgd | 3.00 | 3.00–3.00 | 3.00–3.00 | 0.50 | 1 |
+| random | n/a | n/a | n/a | n/a | 0 |
 ";
     assert_eq!(markdown, expected);
 }

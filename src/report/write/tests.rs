@@ -133,12 +133,27 @@ fn svg_has_a_line_and_a_legend_entry_per_policy() {
     let svg = fs::read_to_string(&written.unallocated_svg).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
     assert!(svg.contains("<text"));
-    // plotters puts each text on its own line between the tags.
+    // plotters puts each text on its own line between the tags. These runs end at 20 %
+    // arrival: nothing to read at 100 %, but the marker is drawn there.
     assert!(
-        svg.contains("\ntessera\n</text>"),
+        svg.contains("\ntessera n/a\n</text>"),
         "legend entry for tessera"
     );
-    assert!(svg.contains("\nfgd\n</text>"), "legend entry for fgd");
+    assert!(svg.contains("\nfgd n/a\n</text>"), "legend entry for fgd");
+    assert!(
+        svg.contains("\n--at 100 %\n</text>"),
+        "marker at the read-out bin"
+    );
+    assert!(svg.contains("The whole curve"), "the full-range panel");
+    // Read at 10 %, the legend gives each value and lists the fewest idle GPUs first:
+    // tessera 90.00 % (200 of 2,000 milli used), fgd 92.50 %.
+    let at_10 = write_all(&records(), dir.path(), 10).unwrap();
+    let svg_10 = fs::read_to_string(&at_10.unallocated_svg).unwrap();
+    let tessera = svg_10
+        .find("\ntessera 90.00 %\n</text>")
+        .expect("tessera's value");
+    let fgd = svg_10.find("\nfgd 92.50 %\n</text>").expect("fgd's value");
+    assert!(tessera < fgd, "fewest unallocated first");
     assert!(svg.contains("Unallocated GPU (%)"));
     assert!(svg.contains("Arrived workload (% of cluster GPU capacity)"));
     // One colour per policy, used by its line and its legend mark.

@@ -14,15 +14,20 @@
 //!   `cpu_per_gpu` milli-CPU per GPU. FGD sees CPU only through whether each typical pod
 //!   still fits; on the openb trace a third of the GPUs FGD leaves idle sit on nodes whose CPU
 //!   ran out, and this term keeps CPU-heavy pods off CPU-poor nodes;
-//! - **packing** — free GPU milli left on the node (off by default; measured not to help).
+//! - **packing** — free GPU milli left on the node (off by default; measured not to help);
+//! - **model pressure** — GPU milli taken on a model that pods pinned to few models depend on
+//!   ([`ModelPressure`]): a pod that may run anywhere leaves the T4s to the T4-only pods.
+//!   Zero on a workload with no pinned pods.
 //!
 //! Inside a node, a sharing pod takes the GPU with the least bucketed fragmentation plus share
 //! loss; among equals the tightest, then the lowest index.
 //! The measurements behind the defaults are in `docs/simulation.md`.
 
+mod pressure;
 mod prices;
 mod simplex;
 
+pub use pressure::ModelPressure;
 pub use prices::{MAX_PRICED_SIZES, SharePrices};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +53,8 @@ pub struct TesseraWeights {
     pub cpu_per_gpu: f64,
     /// Weight of the share loss (packing value a sharing pod's placement gives up).
     pub share_loss: f64,
+    /// Weight of the model pressure (GPU milli taken × how much pinned pods need the model).
+    pub pressure: f64,
 }
 
 impl Default for TesseraWeights {
@@ -59,17 +66,33 @@ impl Default for TesseraWeights {
             strand: 2.0,
             cpu_per_gpu: 11_000.0,
             share_loss: 10.0,
+            pressure: PRESSURE_DEFAULT,
         }
     }
+}
+
+/// Default weight of the model-pressure term (`docs/simulation.md`, "Pinned pods").
+const PRESSURE_DEFAULT: f64 = 1.0;
+
+/// What tessera's score needs besides the node and the pod: the workload's typical pods, the
+/// share prices and the model pressure derived from them.
+pub(super) struct Context<'a> {
+    pub(super) typical: &'a TypicalPods,
+    pub(super) prices: &'a SharePrices,
+    pub(super) pressure: &'a ModelPressure,
 }
 
 pub(super) fn score(
     node: &NodeState,
     demand: &Demand,
-    typical: &TypicalPods,
-    prices: &SharePrices,
+    context: &Context<'_>,
     weights: &TesseraWeights,
 ) -> Option<NodeScore> {
+    let Context {
+        typical,
+        prices,
+        pressure,
+    } = context;
     let eval = FragEval::new(node, typical);
     let before = eval.current();
     let (frag_delta, pick) = if demand.is_sharing() {
@@ -104,8 +127,11 @@ pub(super) fn score(
             node.cpu_free as f64,
             weights.cpu_per_gpu,
         );
-    let score =
-        -weights.frag * frag_delta - weights.strand * strand_delta - weights.pack * idle_after;
+    let pressure_cost = pressure.of(node.model) * demand.total_gpu_milli() as f64;
+    let score = -weights.frag * frag_delta
+        - weights.strand * strand_delta
+        - weights.pack * idle_after
+        - weights.pressure * pressure_cost;
     Some(NodeScore {
         score,
         choice: GpuChoice::Pick(pick),

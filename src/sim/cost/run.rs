@@ -114,7 +114,8 @@ pub fn run_cost(
         config.policy.base(),
         setup.typical.clone(),
         weights.fragmentation,
-    );
+    )
+    .with_model_capacity(&workload.model_capacity_milli());
     let mut cluster = SimCluster::new(workload.nodes.clone(), &setup.typical);
     let tolerance_count = Tolerance::ALL.len();
     let mut cache = ScoreCache::new(

@@ -80,3 +80,18 @@ fn progress_reports_every_pod() {
     .unwrap();
     assert_eq!(done.into_inner(), rec.pods);
 }
+
+#[test]
+fn a_run_stopped_at_a_bin_is_the_full_runs_prefix() {
+    let w = small_workload();
+    let config = RunConfig::protocol(Policy::Tessera, 7);
+    let full = run(&w, &config, &|_| {}).unwrap();
+    let cut = run_until(&w, &config, Some(60), &|_| {}).unwrap();
+    assert!(cut.samples.len() < full.samples.len());
+    assert_eq!(cut.pods, cut.samples.len() as u64);
+    assert_eq!(cut.samples[..], full.samples[..cut.samples.len()]);
+    let last = cut.samples.last().unwrap();
+    assert!((last.arrived_milli as f64 / w.capacity_milli as f64 * 100.0).round() <= 60.0);
+    let next = full.samples[cut.samples.len()];
+    assert!((next.arrived_milli as f64 / w.capacity_milli as f64 * 100.0).round() > 60.0);
+}
