@@ -25,8 +25,11 @@ use axum::http::{StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Default [`BodyLimits::max_body_bytes`]; see `docs/extender.md` for the arithmetic.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Default [`BodyLimits::max_body_bytes`]: kube-scheduler in names mode (the chart's
+/// `nodeCacheCapable: true`) sends 85 KB at 5,000 nodes, 1.28 MB if every name had the
+/// 253-byte maximum; 8 MiB is over 6 times that, and holds about 480 full Node objects
+/// (17 KiB each) for a small cluster in `Nodes` mode. Arithmetic in `docs/extender.md`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Default [`BodyLimits::decode_budget_bytes`]: two maximum-size bodies at once.
 pub const DEFAULT_DECODE_BUDGET_BYTES: usize = 2 * DEFAULT_MAX_BODY_BYTES;
 /// Default [`BodyLimits::body_read_timeout`].
@@ -152,10 +155,11 @@ impl BodyError {
         }
     }
 
-    /// Whether the connection must be closed after the answer: the rest of a body that was
-    /// not read is still on it.
+    /// Whether the connection must be closed after the answer: always, as no refused body
+    /// was read to its end and what is left of it is still on the connection (keeping it open
+    /// would leave a client blocked writing a body nobody reads).
     pub fn closes_connection(&self) -> bool {
-        !matches!(self, BodyError::Busy { .. })
+        true
     }
 }
 
