@@ -70,8 +70,11 @@ impl AccessError {
 pub struct AccessReview {
     client: kube::Client,
     ttl: Duration,
-    cache: Mutex<HashMap<CacheKey, (Instant, Result<(), AccessError>)>>,
+    cache: Mutex<HashMap<CacheKey, Cached>>,
 }
+
+/// A decision and when it was made.
+type Cached = (Instant, Result<(), AccessError>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheKey {

@@ -54,8 +54,14 @@ fn router() -> axum::Router {
     };
     Fixture::new()
         .node("gpu-a", FixtureNode::priced(CapacityType::OnDemand, 8.0, 8))
-        .node("gpu-b", FixtureNode::mig(CapacityType::Spot, 3.0, 8).with_notice("notice"))
-        .node("gpu-c", FixtureNode::priced(CapacityType::OnDemand, 4.0, 2).deleting())
+        .node(
+            "gpu-b",
+            FixtureNode::mig(CapacityType::Spot, 3.0, 8).with_notice("notice"),
+        )
+        .node(
+            "gpu-c",
+            FixtureNode::priced(CapacityType::OnDemand, 4.0, 2).deleting(),
+        )
         .pod(pod)
         .router_with_options("/", options)
 }
@@ -123,8 +129,20 @@ fn retype(value: &mut Value, rng: &mut ChaCha8Rng) {
 }
 
 const TOKENS: [&[u8]; 14] = [
-    b"[]", b"{}", b"null", b"\"", b"\\u0000", b"\\ud800", b"1e999", b"-", b",", b":", b"[[[[[[[[",
-    b"\xff\xfe", b"\"Pod\":", b"\"NodeNames\":[",
+    b"[]",
+    b"{}",
+    b"null",
+    b"\"",
+    b"\\u0000",
+    b"\\ud800",
+    b"1e999",
+    b"-",
+    b",",
+    b":",
+    b"[[[[[[[[",
+    b"\xff\xfe",
+    b"\"Pod\":",
+    b"\"NodeNames\":[",
 ];
 
 /// Byte-level damage to `bytes`.
@@ -161,7 +179,9 @@ struct Case {
 fn generate(rng: &mut ChaCha8Rng, seeds: &[Value]) -> Case {
     let verb = *["/filter", "/prioritize"].choose(rng).unwrap();
     let mut body = match rng.random_range(0..100) {
-        0..=14 => (0..rng.random_range(0..512)).map(|_| rng.random()).collect(),
+        0..=14 => (0..rng.random_range(0..512))
+            .map(|_| rng.random())
+            .collect(),
         15..=49 => {
             let mut bytes = serde_json::to_vec(seeds.choose(rng).unwrap()).unwrap();
             mangle(&mut bytes, rng);
@@ -208,8 +228,22 @@ fn generate(rng: &mut ChaCha8Rng, seeds: &[Value]) -> Case {
 
 fn explain_query(rng: &mut ChaCha8Rng) -> String {
     const PIECES: [&str; 16] = [
-        "pod=", "ns/cached", "ns/", "/", "%2F", "%", "%zz", "&", "limit=", "18446744073709551616",
-        "-1", "0", "limit=3", "pod=a/b/c", "pod=ns%2Fcached", "\u{e9}",
+        "pod=",
+        "ns/cached",
+        "ns/",
+        "/",
+        "%2F",
+        "%",
+        "%zz",
+        "&",
+        "limit=",
+        "18446744073709551616",
+        "-1",
+        "0",
+        "limit=3",
+        "pod=a/b/c",
+        "pod=ns%2Fcached",
+        "\u{e9}",
     ];
     let mut query = String::new();
     for _ in 0..rng.random_range(0..6) {
@@ -286,7 +320,11 @@ async fn every_wrong_typed_body_of_the_corpus_is_a_400_naming_the_field() {
                 body: body.clone(),
             };
             let label = file.display().to_string();
-            assert_eq!(run(&app, &case, &label).await, StatusCode::BAD_REQUEST, "{label} {verb}");
+            assert_eq!(
+                run(&app, &case, &label).await,
+                StatusCode::BAD_REQUEST,
+                "{label} {verb}"
+            );
         }
     }
 }
@@ -314,7 +352,10 @@ async fn the_router_survives_seeded_random_requests() {
     // The generator reaches every kind of answer, or it is not exercising the router.
     if execs >= 10_000 {
         for status in [200, 400, 404, 413] {
-            assert!(statuses.contains_key(&status), "no {status} in {statuses:?}");
+            assert!(
+                statuses.contains_key(&status),
+                "no {status} in {statuses:?}"
+            );
         }
     }
 }

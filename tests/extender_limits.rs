@@ -49,7 +49,9 @@ async fn start() -> (SocketAddr, CancellationToken) {
 fn normal_call(addr: SocketAddr) -> Duration {
     let started = Instant::now();
     let mut socket = TcpStream::connect(addr).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     write!(
         socket,
         "POST /prioritize HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
@@ -64,10 +66,15 @@ fn normal_call(addr: SocketAddr) -> Duration {
 
 /// Reads until the server closes `socket`; what it sent and when it closed.
 fn until_closed(mut socket: TcpStream, started: Instant) -> (String, Duration) {
-    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer);
-    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,10 +124,16 @@ async fn trickled_headers_and_idle_connections_are_closed_at_the_header_timeout(
     let closed = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let mut partial = TcpStream::connect(addr).unwrap();
-        partial.write_all(b"POST /filter HTTP/1.1\r\nHost: x\r\n").unwrap();
+        partial
+            .write_all(b"POST /filter HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
         let idle = TcpStream::connect(addr).unwrap();
         let during = normal_call(addr);
-        (until_closed(partial, started), until_closed(idle, started), during)
+        (
+            until_closed(partial, started),
+            until_closed(idle, started),
+            during,
+        )
     })
     .await
     .unwrap();

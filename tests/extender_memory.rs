@@ -61,11 +61,22 @@ fn request_sizes_at_5000_nodes_fit_the_default_limit_as_documented() {
     }
     // Names mode at 5,000 nodes fits 6 times over even with every name 253 bytes long, and
     // 90 times over with the cluster's names.
-    assert!(longest_body.len() * 6 < DEFAULT_MAX_BODY_BYTES, "{}", longest_body.len());
-    assert!(names_body.len() * 90 < DEFAULT_MAX_BODY_BYTES, "{}", names_body.len());
+    assert!(
+        longest_body.len() * 6 < DEFAULT_MAX_BODY_BYTES,
+        "{}",
+        longest_body.len()
+    );
+    assert!(
+        names_body.len() * 90 < DEFAULT_MAX_BODY_BYTES,
+        "{}",
+        names_body.len()
+    );
     // docs/extender.md: a full Node is about 17 KiB, so the limit holds about 480 of them;
     // Nodes mode at 5,000 nodes (82 MiB) needs nodeCacheCapable, the chart's default.
-    assert!((15 * 1024..19 * 1024).contains(&per_node), "{per_node} bytes per node");
+    assert!(
+        (15 * 1024..19 * 1024).contains(&per_node),
+        "{per_node} bytes per node"
+    );
     assert!(nodes_body.len() > 8 * DEFAULT_MAX_BODY_BYTES);
 }
 
@@ -86,8 +97,14 @@ fn memory_child() {
         explain_access: None,
     };
     let app = Fixture::new()
-        .node("gpu-node-00000", FixtureNode::priced(CapacityType::OnDemand, 8.0, 8))
-        .node("gpu-node-00001", FixtureNode::priced(CapacityType::Spot, 3.0, 8))
+        .node(
+            "gpu-node-00000",
+            FixtureNode::priced(CapacityType::OnDemand, 8.0, 8),
+        )
+        .node(
+            "gpu-node-00001",
+            FixtureNode::priced(CapacityType::Spot, 3.0, 8),
+        )
         .router_with_options("/", options);
     let shutdown = CancellationToken::new();
     let addr = runtime.block_on(async {
@@ -118,8 +135,12 @@ fn vm(field: &str) -> u64 {
 /// One filter call; the status code.
 fn post(addr: SocketAddr, body: &[u8]) -> u16 {
     let mut socket = TcpStream::connect(addr).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    socket.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    socket
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     write!(
         socket,
         "POST /filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
@@ -149,11 +170,21 @@ fn sixteen_maximum_size_bodies_keep_peak_rss_bounded() {
         nodes.truncate(nodes.len() - drop);
         body = nodes_request(&nodes);
     }
-    assert!(body.len() > DEFAULT_MAX_BODY_BYTES - 64 * 1024, "{}", body.len());
+    assert!(
+        body.len() > DEFAULT_MAX_BODY_BYTES - 64 * 1024,
+        "{}",
+        body.len()
+    );
     let body = Arc::new(body);
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "memory_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "memory_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -198,6 +229,9 @@ fn sixteen_maximum_size_bodies_keep_peak_rss_bounded() {
         peak as f64 / 1024.0
     );
     assert_eq!(ok + busy, CLIENTS, "{statuses:?}");
-    assert!(ok >= 2, "at least the budget's worth is answered: {statuses:?}");
+    assert!(
+        ok >= 2,
+        "at least the budget's worth is answered: {statuses:?}"
+    );
     assert!(peak <= MAX_PEAK_RSS_KIB, "peak RSS {peak} KiB");
 }

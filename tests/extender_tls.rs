@@ -58,18 +58,25 @@ fn client(identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
 
 /// One prioritize call; the answer, or the I/O error the handshake or exchange ended in.
 /// Also returns the server's leaf certificate when the handshake got that far.
-fn call(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> (Result<String, String>, Option<Vec<u8>>) {
+fn call(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> (Result<String, String>, Option<Vec<u8>>) {
     let server = ServerName::try_from("localhost").unwrap();
     let mut connection = rustls::ClientConnection::new(config, server).unwrap();
     let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut stream = rustls::Stream::new(&mut connection, &mut socket);
     let request = format!(
         "POST /prioritize HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
         BODY.len()
     );
-    let mut result = stream.write_all(request.as_bytes()).map_err(|e| e.to_string());
+    let mut result = stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string());
     let mut response = Vec::new();
     if result.is_ok() {
         result = match stream.read_to_end(&mut response) {
@@ -99,7 +106,13 @@ fn pem_der(path: &Path) -> Vec<u8> {
         .to_vec()
 }
 
-async fn serve(files: &TlsFiles) -> (SocketAddr, CancellationToken, axum_server::tls_rustls::RustlsConfig) {
+async fn serve(
+    files: &TlsFiles,
+) -> (
+    SocketAddr,
+    CancellationToken,
+    axum_server::tls_rustls::RustlsConfig,
+) {
     let config = tls_config(files).unwrap();
     let app = Fixture::new()
         .node("a", FixtureNode::priced(CapacityType::OnDemand, 8.0, 8))
@@ -107,7 +120,12 @@ async fn serve(files: &TlsFiles) -> (SocketAddr, CancellationToken, axum_server:
     let bound = Bound::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = bound.local_addr();
     let shutdown = CancellationToken::new();
-    tokio::spawn(bound.serve(app, Some(config.clone()), shutdown.clone(), Duration::from_secs(1)));
+    tokio::spawn(bound.serve(
+        app,
+        Some(config.clone()),
+        shutdown.clone(),
+        Duration::from_secs(1),
+    ));
     (addr, shutdown, config)
 }
 
@@ -181,7 +199,10 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
             assert!(answer.unwrap().starts_with("HTTP/1.1 200"));
             break;
         }
-        assert!(Instant::now() < deadline, "the rotated certificate was never served");
+        assert!(
+            Instant::now() < deadline,
+            "the rotated certificate was never served"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     shutdown.cancel();

@@ -35,10 +35,19 @@ pub fn scheduler_nodes(cluster: &SyntheticCluster, count: usize) -> Vec<Value> {
 pub fn full_node(node: &Node, index: usize) -> Value {
     let mut value = serde_json::to_value(node).unwrap_or_else(|_| json!({}));
     let name = node.metadata.name.clone().unwrap_or_default();
-    let ip = format!("10.{}.{}.{}", index / 65_536 % 256, index / 256 % 256, index % 256);
+    let ip = format!(
+        "10.{}.{}.{}",
+        index / 65_536 % 256,
+        index / 256 % 256,
+        index % 256
+    );
     let zone = ["us-east-1a", "us-east-1b", "us-east-1c"][index % 3];
     let meta = &mut value["metadata"];
-    meta["uid"] = json!(format!("{:08x}-5e1f-4c2a-9b7d-{:012x}", index, index * 7919));
+    meta["uid"] = json!(format!(
+        "{:08x}-5e1f-4c2a-9b7d-{:012x}",
+        index,
+        index * 7919
+    ));
     meta["resourceVersion"] = json!(format!("{}", 48_213_907 + index));
     meta["creationTimestamp"] = json!("2026-11-02T08:14:51Z");
     let labels = meta["labels"].as_object_mut().map(std::mem::take);
@@ -48,11 +57,17 @@ pub fn full_node(node: &Node, index: usize) -> Value {
         ("beta.kubernetes.io/os", "linux"),
         ("eks.amazonaws.com/nodegroup", "gpu-workers-2026-11"),
         ("eks.amazonaws.com/nodegroup-image", "ami-0c2b8ca1dad447f8a"),
-        ("eks.amazonaws.com/sourceLaunchTemplateId", "lt-0a1b2c3d4e5f67890"),
+        (
+            "eks.amazonaws.com/sourceLaunchTemplateId",
+            "lt-0a1b2c3d4e5f67890",
+        ),
         ("eks.amazonaws.com/sourceLaunchTemplateVersion", "7"),
         ("failure-domain.beta.kubernetes.io/region", "us-east-1"),
         ("failure-domain.beta.kubernetes.io/zone", zone),
-        ("k8s.io/cloud-provider-aws", "a94967527effcefb5f5829f529c0a1b9"),
+        (
+            "k8s.io/cloud-provider-aws",
+            "a94967527effcefb5f5829f529c0a1b9",
+        ),
         ("kubernetes.io/arch", "amd64"),
         ("kubernetes.io/os", "linux"),
         ("topology.ebs.csi.aws.com/zone", zone),
