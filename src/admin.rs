@@ -16,6 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum_server::tls_rustls::RustlsConfig;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -119,6 +120,9 @@ pub struct AdminOptions {
     pub timeouts: Timeouts,
     /// When set, `/metrics` needs a bearer token this review allows.
     pub metrics_access: Option<Arc<AccessReview>>,
+    /// When set, the port serves HTTPS with this configuration (never client certificates:
+    /// the kubelet's probes present none).
+    pub tls: Option<RustlsConfig>,
 }
 
 /// The admin routes, for embedding in tests or in another server.
@@ -172,12 +176,19 @@ pub async fn serve_with(
         .map_err(|source| AdminError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let guarded = options.metrics_access.is_some();
-    info!(addr = %bound, metrics_access_review = guarded,
+    info!(addr = %bound, metrics_access_review = guarded, https = options.tls.is_some(),
           "admin server listening (/healthz, /readyz, /metrics)");
     let app = router_with(registry, readiness, options.metrics_access);
-    serving::serve(listener, app, None, options.timeouts, shutdown, ADMIN_GRACE)
-        .await
-        .map_err(|source| AdminError::Serve { addr, source })
+    serving::serve(
+        listener,
+        app,
+        options.tls,
+        options.timeouts,
+        shutdown,
+        ADMIN_GRACE,
+    )
+    .await
+    .map_err(|source| AdminError::Serve { addr, source })
 }
 
 async fn healthz() -> &'static str {

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 const EXIT_USAGE: i32 = 2;
 
 /// Every flag of `tessera extender` and the variable that can set it.
-const FLAGS: [(&str, &str); 20] = [
+const FLAGS: [(&str, &str); 21] = [
     ("--listen", "TESSERA_EXTENDER_LISTEN"),
     ("--url-prefix", "TESSERA_EXTENDER_URL_PREFIX"),
     ("--tls-cert", "TESSERA_EXTENDER_TLS_CERT"),
@@ -19,6 +19,7 @@ const FLAGS: [(&str, &str); 20] = [
         "--tls-reload-interval",
         "TESSERA_EXTENDER_TLS_RELOAD_INTERVAL",
     ),
+    ("--admin-tls", "TESSERA_EXTENDER_ADMIN_TLS"),
     ("--max-body-bytes", "TESSERA_EXTENDER_MAX_BODY_BYTES"),
     (
         "--decode-budget-bytes",

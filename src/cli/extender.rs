@@ -87,6 +87,18 @@ pub struct ExtenderArgs {
         value_name = "FILE"
     )]
     pub tls_client_ca: Option<PathBuf>,
+    /// Serve the admin port (/metrics, /healthz, /readyz) over HTTPS with --tls-cert too
+    /// (without client certificates: probes present none), so bearer tokens sent to
+    /// /metrics are never in clear.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_ADMIN_TLS",
+        requires = "tls_cert",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub admin_tls: bool,
     /// How often the TLS files are re-read; changed files are served from then on, without a
     /// restart (a rotated Secret).
     #[arg(
@@ -187,6 +199,8 @@ pub struct ExtenderConfig {
     pub timeouts: Timeouts,
     /// How often TLS files are re-read.
     pub tls_reload_interval: Duration,
+    /// Whether the admin port serves HTTPS with the extender's certificate.
+    pub admin_tls: bool,
     /// Access review TTL; `None` when `/explain` and `/metrics` are open.
     pub access_review_ttl: Option<Duration>,
     /// Blend weights.
@@ -312,6 +326,7 @@ impl ExtenderConfig {
                 ..Timeouts::default()
             },
             tls_reload_interval: Duration::from_secs(args.tls_reload_interval),
+            admin_tls: args.admin_tls,
             access_review_ttl: args
                 .access_review
                 .then(|| Duration::from_secs(args.access_review_ttl)),
@@ -362,6 +377,21 @@ async fn serve(
             shutdown.clone(),
         ));
     }
+    // The admin port never asks for client certificates: the kubelet's probes have none.
+    let admin_tls = match (&config.tls, config.admin_tls) {
+        (Some(files), true) => {
+            let files = TlsFiles::server_only(files.cert.clone(), files.key.clone());
+            let admin = tls_config(&files)?;
+            tokio::spawn(reload_on_change(
+                admin.clone(),
+                files,
+                config.tls_reload_interval,
+                shutdown.clone(),
+            ));
+            Some(admin)
+        }
+        _ => None,
+    };
 
     let mut conditions: Vec<&'static str> = READINESS_CONDITIONS.to_vec();
     conditions.push(FRESH_CONDITION);
@@ -406,6 +436,7 @@ async fn serve(
         AdminOptions {
             timeouts: config.timeouts,
             metrics_access: access,
+            tls: admin_tls,
         },
     ));
     tokio::spawn(attribution::run(

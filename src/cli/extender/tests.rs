@@ -57,6 +57,7 @@ fn hardening_flags_are_read_and_checked() {
         "--header-read-timeout",
         "4",
         "--access-review=false",
+        "--admin-tls=true",
     ])
     .unwrap();
     let config = ExtenderConfig::from_args(&args).unwrap();
@@ -65,6 +66,9 @@ fn hardening_flags_are_read_and_checked() {
     assert_eq!(config.limits.body_read_timeout, Duration::from_secs(3));
     assert_eq!(config.timeouts.header_read, Duration::from_secs(4));
     assert_eq!(config.access_review_ttl, None);
+    assert!(config.admin_tls);
+    // HTTPS on the admin port needs the certificate.
+    assert!(parse(&["--admin-tls=true"]).is_err());
     // A client CA without a server certificate cannot work: refused by clap.
     assert!(parse(&["--tls-client-ca", "ca.pem"]).is_err());
     for (flags, want) in [
