@@ -5,7 +5,7 @@
 //! body of the regression corpus `tests/fixtures/fuzz/` (wrong types the issue found, and
 //! their neighbours).
 //!
-//! `cargo test` runs 12,000 executions (about 12 s in a debug build on a busy 2-core machine); the long run of `docs/extender.md`:
+//! `cargo test` runs 12,000 executions (a few seconds in a debug build); the long run of `docs/extender.md`:
 //! `TESSERA_FUZZ_EXECS=10000000 cargo test --release --test extender_fuzz -- --nocapture`
 //! (`TESSERA_FUZZ_SEED` picks another sequence).
 
@@ -176,7 +176,13 @@ struct Case {
     length: Option<usize>,
 }
 
-fn generate(rng: &mut ChaCha8Rng, seeds: &[Value]) -> Case {
+/// A names-mode body past [`LIMIT`], built once (building it per execution dominated the run).
+fn oversize() -> Vec<u8> {
+    let names: Vec<String> = (0..LIMIT / 8).map(|i| format!("node-{i}")).collect();
+    serde_json::to_vec(&json!({"Pod": {}, "NodeNames": names})).unwrap()
+}
+
+fn generate(rng: &mut ChaCha8Rng, seeds: &[Value], oversize: &[u8]) -> Case {
     let verb = *["/filter", "/prioritize"].choose(rng).unwrap();
     let mut body = match rng.random_range(0..100) {
         0..=14 => (0..rng.random_range(0..512))
@@ -194,11 +200,8 @@ fn generate(rng: &mut ChaCha8Rng, seeds: &[Value]) -> Case {
             }
             serde_json::to_vec(&value).unwrap()
         }
-        85..=89 => {
-            // Past the limit, announced or not.
-            let names: Vec<String> = (0..LIMIT / 8).map(|i| format!("node-{i}")).collect();
-            serde_json::to_vec(&json!({"Pod": {}, "NodeNames": names})).unwrap()
-        }
+        // Past the limit, announced or not.
+        85..=89 => oversize.to_vec(),
         _ => {
             let explain = explain_query(rng);
             return Case {
@@ -284,8 +287,11 @@ async fn run(app: &axum::Router, case: &Case, label: &str) -> StatusCode {
         String::from_utf8_lossy(&case.body[..case.body.len().min(400)]),
         String::from_utf8_lossy(&bytes)
     );
+    // JSON by the grammar, as Go reads it: a lone surrogate escape (`"\ud800"`) inside a
+    // Node object is echoed verbatim in `Nodes` mode, which Go's decoder accepts (it reads
+    // U+FFFD) and so does the request parser; `Value` would refuse it, `IgnoredAny` does not.
     assert!(
-        serde_json::from_slice::<Value>(&bytes).is_ok(),
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok(),
         "{label}: answer is not JSON: {}",
         String::from_utf8_lossy(&bytes)
     );
@@ -335,13 +341,21 @@ async fn the_router_survives_seeded_random_requests() {
     let seed = env_u64("TESSERA_FUZZ_SEED", DEFAULT_SEED);
     let app = router();
     let seeds = seeds();
+    let oversize = oversize();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
     let started = Instant::now();
     for i in 0..execs {
-        let case = generate(&mut rng, &seeds);
+        let case = generate(&mut rng, &seeds, &oversize);
         let status = run(&app, &case, &format!("seed {seed} exec {i}")).await;
         *statuses.entry(status.as_u16()).or_default() += 1;
+        if (i + 1) % 1_000_000 == 0 {
+            println!(
+                "{} executions, {:.0} s",
+                i + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     let elapsed = started.elapsed();
     println!(
