@@ -1,6 +1,10 @@
 //! The admin HTTP surface shared by `tessera plugin` and `tessera extender`: `/healthz`,
 //! `/readyz` and `/metrics`, on their own port so probes and scrapes never queue behind the
 //! component's real work.
+//!
+//! Served with the same connection timeouts as the extender's port ([`crate::serving`]); no
+//! route reads a body. `/metrics` can be put behind an [`AccessReview`] (the extender does by
+//! default); the probes stay open, as the kubelet sends no credentials.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,14 +13,21 @@ use std::sync::{Arc, RwLock};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum_server::tls_rustls::RustlsConfig;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::access::{self, AccessReview};
 use crate::metrics;
+use crate::serving::{self, Timeouts};
+
+/// How long requests in flight may take after shutdown (probes and scrapes are short).
+const ADMIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the admin server could not run.
 #[derive(Debug, Error)]
@@ -102,34 +113,82 @@ struct AdminState {
     readiness: Readiness,
 }
 
+/// How the admin port is served.
+#[derive(Clone, Default)]
+pub struct AdminOptions {
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// When set, `/metrics` needs a bearer token this review allows.
+    pub metrics_access: Option<Arc<AccessReview>>,
+    /// When set, the port serves HTTPS with this configuration (never client certificates:
+    /// the kubelet's probes present none).
+    pub tls: Option<RustlsConfig>,
+}
+
 /// The admin routes, for embedding in tests or in another server.
 pub fn router(registry: Arc<Registry>, readiness: Readiness) -> Router {
+    router_with(registry, readiness, None)
+}
+
+/// The admin routes with `/metrics` behind `metrics_access` when given.
+pub fn router_with(
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    metrics_access: Option<Arc<AccessReview>>,
+) -> Router {
+    let metrics_route = match metrics_access {
+        Some(review) => get(metrics_handler)
+            .route_layer(middleware::from_fn_with_state(review, access::require)),
+        None => get(metrics_handler),
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_handler))
+        .route("/metrics", metrics_route)
         .with_state(AdminState {
             registry,
             readiness,
         })
 }
 
-/// Serve the admin routes on `addr` until `shutdown` is cancelled.
+/// Serve the admin routes on `addr` until `shutdown` is cancelled, with default options.
 pub async fn serve(
     addr: SocketAddr,
     registry: Arc<Registry>,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), AdminError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    serve_with(addr, registry, readiness, shutdown, AdminOptions::default()).await
+}
+
+/// Serve the admin routes on `addr` with `options` until `shutdown` is cancelled.
+pub async fn serve_with(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+    options: AdminOptions,
+) -> Result<(), AdminError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| AdminError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
         .map_err(|source| AdminError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    info!(addr = %bound, "admin server listening (/healthz, /readyz, /metrics)");
-    axum::serve(listener, router(registry, readiness))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(|source| AdminError::Serve { addr, source })
+    let guarded = options.metrics_access.is_some();
+    info!(addr = %bound, metrics_access_review = guarded, https = options.tls.is_some(),
+          "admin server listening (/healthz, /readyz, /metrics)");
+    let app = router_with(registry, readiness, options.metrics_access);
+    serving::serve(
+        listener,
+        app,
+        options.tls,
+        options.timeouts,
+        shutdown,
+        ADMIN_GRACE,
+    )
+    .await
+    .map_err(|source| AdminError::Serve { addr, source })
 }
 
 async fn healthz() -> &'static str {

@@ -12,6 +12,7 @@ pub mod cluster_view;
 pub mod decide;
 pub mod demand;
 pub mod evaluate;
+pub mod limits;
 pub mod metrics;
 pub mod pod;
 pub mod quantity;
@@ -19,6 +20,7 @@ mod reason;
 pub mod routes;
 pub mod server;
 pub mod testing;
+pub mod tls;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -26,9 +28,11 @@ use std::path::PathBuf;
 
 pub use api::{ExtenderArgs, FilterResult, HostPriority};
 pub use decide::{Decider, NEUTRAL_SCORE};
+pub use limits::BodyLimits;
 pub use metrics::ExtenderMetrics;
-pub use routes::{Decide, router};
-pub use server::{Bound, TlsFiles, tls_config};
+pub use routes::{Decide, RouteOptions, router, router_with};
+pub use server::Bound;
+pub use tls::{TlsFiles, tls_config};
 
 /// Why the extender could not start or keep serving.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@
 //! wall clock, no global RNG. The same seed gives the same report. `cli` and `telemetry` are
 //! the binary's shell.
 
+pub mod access;
 pub mod admin;
 pub mod cli;
 pub mod cluster;
@@ -24,6 +25,7 @@ pub mod prepare;
 pub mod publish;
 pub mod report;
 pub mod scoring;
+pub mod serving;
 pub mod shutdown;
 pub mod sim;
 pub mod telemetry;

@@ -9,12 +9,29 @@ use std::process::{Command, Output};
 const EXIT_USAGE: i32 = 2;
 
 /// Every flag of `tessera extender` and the variable that can set it.
-const FLAGS: [(&str, &str); 13] = [
+const FLAGS: [(&str, &str); 21] = [
     ("--listen", "TESSERA_EXTENDER_LISTEN"),
     ("--url-prefix", "TESSERA_EXTENDER_URL_PREFIX"),
     ("--tls-cert", "TESSERA_EXTENDER_TLS_CERT"),
     ("--tls-key", "TESSERA_EXTENDER_TLS_KEY"),
+    ("--tls-client-ca", "TESSERA_EXTENDER_TLS_CLIENT_CA"),
+    (
+        "--tls-reload-interval",
+        "TESSERA_EXTENDER_TLS_RELOAD_INTERVAL",
+    ),
+    ("--admin-tls", "TESSERA_EXTENDER_ADMIN_TLS"),
     ("--max-body-bytes", "TESSERA_EXTENDER_MAX_BODY_BYTES"),
+    (
+        "--decode-budget-bytes",
+        "TESSERA_EXTENDER_DECODE_BUDGET_BYTES",
+    ),
+    ("--body-read-timeout", "TESSERA_EXTENDER_BODY_READ_TIMEOUT"),
+    (
+        "--header-read-timeout",
+        "TESSERA_EXTENDER_HEADER_READ_TIMEOUT",
+    ),
+    ("--access-review", "TESSERA_EXTENDER_ACCESS_REVIEW"),
+    ("--access-review-ttl", "TESSERA_EXTENDER_ACCESS_REVIEW_TTL"),
     ("--weights", "TESSERA_WEIGHTS"),
     ("--prices", "TESSERA_PRICES"),
     ("--driver-name", "TESSERA_DRIVER_NAME"),

@@ -100,10 +100,7 @@ async fn plain_http_answers_and_shuts_down_gracefully() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_the_same_answers_with_the_given_certificate() {
-    let files = TlsFiles {
-        cert: tls_fixture("server.pem"),
-        key: tls_fixture("server.key"),
-    };
+    let files = TlsFiles::server_only(tls_fixture("server.pem"), tls_fixture("server.key"));
     let (addr, shutdown, task) = start(Some(tls_config(&files).unwrap())).await;
     let response = tokio::task::spawn_blocking(move || {
         let mut roots = rustls::RootCertStore::empty();
@@ -154,27 +151,18 @@ async fn https_serves_the_same_answers_with_the_given_certificate() {
 
 #[test]
 fn bad_tls_files_are_clear_errors() {
-    let missing = TlsFiles {
-        cert: tls_fixture("absent.pem"),
-        key: tls_fixture("server.key"),
-    };
+    let missing = TlsFiles::server_only(tls_fixture("absent.pem"), tls_fixture("server.key"));
     let err = tls_config(&missing).unwrap_err().to_string();
     assert!(err.contains("absent.pem"), "{err}");
 
-    let swapped = TlsFiles {
-        cert: tls_fixture("server.key"),
-        key: tls_fixture("server.pem"),
-    };
+    let swapped = TlsFiles::server_only(tls_fixture("server.key"), tls_fixture("server.pem"));
     let err = tls_config(&swapped).unwrap_err().to_string();
     assert!(
         err.contains("CERTIFICATE") || err.contains("not a PEM"),
         "{err}"
     );
 
-    let wrong_key = TlsFiles {
-        cert: tls_fixture("ca.pem"),
-        key: tls_fixture("server.key"),
-    };
+    let wrong_key = TlsFiles::server_only(tls_fixture("ca.pem"), tls_fixture("server.key"));
     let err = tls_config(&wrong_key).unwrap_err().to_string();
     assert!(err.contains("do not match"), "{err}");
 }

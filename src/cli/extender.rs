@@ -13,27 +13,36 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::{AdminArgs, KubeArgs};
-use crate::admin::{self, Readiness};
+use crate::access::AccessReview;
+use crate::admin::{self, AdminOptions, Readiness};
 use crate::cluster::{Cache, CacheConfig, READINESS_CONDITIONS};
 use crate::extender::cluster_view::{CacheSource, MemoScoring};
 use crate::extender::demand::DeviceClasses;
 use crate::extender::evaluate::{Scoring, default_typical_pods};
+use crate::extender::limits::DEFAULT_QUEUE_WAIT;
+use crate::extender::tls::reload_on_change;
 use crate::extender::{
-    Bound, Decide, Decider, ExtenderMetrics, TlsFiles, attribution, router, tls_config,
+    BodyLimits, Bound, Decide, Decider, ExtenderMetrics, RouteOptions, TlsFiles, attribution,
+    router_with, tls_config,
 };
 use crate::market::{PriceCatalog, SpotAdvisor};
 use crate::scoring::Weights;
 use crate::scoring::weights::MAX_WEIGHTS_FILE_BYTES;
+use crate::serving::Timeouts;
 use crate::shutdown::drain_within;
 
-/// Default body limit: 5,000 full Node objects of up to ~25 KiB each (labels, annotations,
-/// conditions and the 50 images the kubelet reports), which is what kube-scheduler sends at
-/// the 5,000-node scalability threshold without `nodeCacheCapable`.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
+/// Default body limit; the arithmetic behind it is in `docs/extender.md` ("Request limits").
+pub use crate::extender::limits::DEFAULT_MAX_BODY_BYTES;
 /// Smallest body limit accepted: below it not even one Node object fits.
 const MIN_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest body limit accepted.
 const MAX_MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
+/// Longest body, header or TLS handshake timeout accepted, seconds.
+const MAX_TIMEOUT_SECS: u64 = 300;
+/// Longest TLS reload interval accepted, seconds.
+const MAX_RELOAD_SECS: u64 = 3600;
+/// Longest access review cache TTL accepted, seconds.
+const MAX_ACCESS_TTL_SECS: u64 = 3600;
 /// Largest price override file read.
 const MAX_PRICES_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Longest URL prefix accepted.
@@ -69,10 +78,82 @@ pub struct ExtenderArgs {
         value_name = "FILE"
     )]
     pub tls_key: Option<PathBuf>,
-    /// Largest request body accepted, bytes; larger ones get HTTP 413. The default holds
-    /// 5,000 full Node objects.
+    /// PEM CA bundle: require every caller to present a client certificate signed by it
+    /// (mutual TLS; kube-scheduler's `tlsConfig.certFile`/`keyFile`). Needs --tls-cert.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve the admin port (/metrics, /healthz, /readyz) over HTTPS with --tls-cert too
+    /// (without client certificates: probes present none), so bearer tokens sent to
+    /// /metrics are never in clear.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_ADMIN_TLS",
+        requires = "tls_cert",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub admin_tls: bool,
+    /// How often the TLS files are re-read; changed files are served from then on, without a
+    /// restart (a rotated Secret).
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TLS_RELOAD_INTERVAL",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub tls_reload_interval: u64,
+    /// Largest request body accepted, bytes; larger ones get HTTP 413. The default holds a
+    /// 5,000-node names-mode request many times over and about 1,500 full Node objects.
     #[arg(long, env = "TESSERA_EXTENDER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Bytes of request bodies read and decoded at once, all connections together; a request
+    /// that does not fit waits up to 1 s, then gets HTTP 503. At least --max-body-bytes;
+    /// default twice --max-body-bytes (64 MiB with the default limit).
+    #[arg(long, env = "TESSERA_EXTENDER_DECODE_BUDGET_BYTES")]
+    pub decode_budget_bytes: Option<usize>,
+    /// A request body not complete this long after its headers gets HTTP 408 and its
+    /// connection is closed.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_BODY_READ_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub body_read_timeout: u64,
+    /// A request head not complete this long after the connection starts waiting for it
+    /// (new or idle keep-alive) closes the connection; extender and admin ports.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_HEADER_READ_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub header_read_timeout: u64,
+    /// Guard `/explain` (extender port) and `/metrics` (admin port) with TokenReview and
+    /// SubjectAccessReview: a bearer token whose user may `get` the path
+    /// (`nonResourceURLs`). `--access-review=false` leaves them open.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_ACCESS_REVIEW",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub access_review: bool,
+    /// How long an access review decision (allowed, denied, unauthenticated) is reused.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_ACCESS_REVIEW_TTL",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub access_review_ttl: u64,
     /// Scoring weights, YAML (format in docs/cost-model.md); built-in defaults without it.
     #[arg(long, env = "TESSERA_WEIGHTS", value_name = "FILE")]
     pub weights: Option<PathBuf>,
@@ -112,6 +193,16 @@ pub struct ExtenderConfig {
     pub tls: Option<TlsFiles>,
     /// Body limit.
     pub max_body_bytes: usize,
+    /// Body limits, decode budget and body timeout.
+    pub limits: BodyLimits,
+    /// Connection timeouts of both ports.
+    pub timeouts: Timeouts,
+    /// How often TLS files are re-read.
+    pub tls_reload_interval: Duration,
+    /// Whether the admin port serves HTTPS with the extender's certificate.
+    pub admin_tls: bool,
+    /// Access review TTL; `None` when `/explain` and `/metrics` are open.
+    pub access_review_ttl: Option<Duration>,
     /// Blend weights.
     pub weights: Weights,
     /// Price catalog with overrides.
@@ -140,6 +231,42 @@ impl ExtenderConfig {
                 "--max-body-bytes must be in {MIN_MAX_BODY_BYTES}..={MAX_MAX_BODY_BYTES}, got {}",
                 args.max_body_bytes
             );
+        }
+        let decode_budget_bytes = args
+            .decode_budget_bytes
+            .unwrap_or(args.max_body_bytes.saturating_mul(2));
+        let max_budget = MAX_MAX_BODY_BYTES.saturating_mul(4);
+        if decode_budget_bytes < args.max_body_bytes || decode_budget_bytes > max_budget {
+            anyhow::bail!(
+                "--decode-budget-bytes must be in --max-body-bytes ({})..={max_budget}, got {decode_budget_bytes}",
+                args.max_body_bytes,
+            );
+        }
+        for (flag, value, max) in [
+            (
+                "--body-read-timeout",
+                args.body_read_timeout,
+                MAX_TIMEOUT_SECS,
+            ),
+            (
+                "--header-read-timeout",
+                args.header_read_timeout,
+                MAX_TIMEOUT_SECS,
+            ),
+            (
+                "--tls-reload-interval",
+                args.tls_reload_interval,
+                MAX_RELOAD_SECS,
+            ),
+            (
+                "--access-review-ttl",
+                args.access_review_ttl,
+                MAX_ACCESS_TTL_SECS,
+            ),
+        ] {
+            if value == 0 || value > max {
+                anyhow::bail!("{flag} must be 1..={max} seconds, got {value}");
+            }
         }
         if args.stale_after == 0 || args.stale_after > 86_400 {
             anyhow::bail!(
@@ -179,6 +306,7 @@ impl ExtenderConfig {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
             }),
             _ => None,
         };
@@ -187,6 +315,21 @@ impl ExtenderConfig {
             url_prefix: prefix.to_owned(),
             tls,
             max_body_bytes: args.max_body_bytes,
+            limits: BodyLimits {
+                max_body_bytes: args.max_body_bytes,
+                decode_budget_bytes,
+                body_read_timeout: Duration::from_secs(args.body_read_timeout),
+                queue_wait: DEFAULT_QUEUE_WAIT,
+            },
+            timeouts: Timeouts {
+                header_read: Duration::from_secs(args.header_read_timeout),
+                ..Timeouts::default()
+            },
+            tls_reload_interval: Duration::from_secs(args.tls_reload_interval),
+            admin_tls: args.admin_tls,
+            access_review_ttl: args
+                .access_review
+                .then(|| Duration::from_secs(args.access_review_ttl)),
             weights,
             catalog: Arc::new(catalog),
             advisor: Arc::new(advisor),
@@ -221,8 +364,34 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal().context("cannot watch for signals")?;
     // Bind first: a taken port is the most common start-up mistake and needs no cluster.
-    let bound = Bound::bind(config.listen)?;
+    let bound = Bound::bind(config.listen)?.with_timeouts(config.timeouts);
     let client = args.kube.client().await?;
+    let access = config
+        .access_review_ttl
+        .map(|ttl| AccessReview::new(client.clone(), ttl));
+    if let (Some(tls), Some(files)) = (&tls, &config.tls) {
+        tokio::spawn(reload_on_change(
+            tls.clone(),
+            files.clone(),
+            config.tls_reload_interval,
+            shutdown.clone(),
+        ));
+    }
+    // The admin port never asks for client certificates: the kubelet's probes have none.
+    let admin_tls = match (&config.tls, config.admin_tls) {
+        (Some(files), true) => {
+            let files = TlsFiles::server_only(files.cert.clone(), files.key.clone());
+            let admin = tls_config(&files)?;
+            tokio::spawn(reload_on_change(
+                admin.clone(),
+                files,
+                config.tls_reload_interval,
+                shutdown.clone(),
+            ));
+            Some(admin)
+        }
+        _ => None,
+    };
 
     let mut conditions: Vec<&'static str> = READINESS_CONDITIONS.to_vec();
     conditions.push(FRESH_CONDITION);
@@ -249,18 +418,26 @@ async fn serve(
         Arc::clone(&config.catalog),
         Arc::clone(&config.advisor),
     ));
-    let app = router(
+    let app = router_with(
         &config.url_prefix,
         Arc::clone(&decider) as Arc<dyn Decide>,
         metrics.clone(),
-        config.max_body_bytes,
+        RouteOptions {
+            limits: config.limits,
+            explain_access: access.clone(),
+        },
     );
 
-    let admin = tokio::spawn(admin::serve(
+    let admin = tokio::spawn(admin::serve_with(
         args.admin.admin_addr,
         Arc::new(registry),
         readiness.clone(),
         shutdown.clone(),
+        AdminOptions {
+            timeouts: config.timeouts,
+            metrics_access: access,
+            tls: admin_tls,
+        },
     ));
     tokio::spawn(attribution::run(
         decider,
@@ -279,6 +456,8 @@ async fn serve(
         listen = %bound.local_addr(),
         prefix = %config.url_prefix,
         driver = %config.driver_name,
+        mutual_tls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        access_review = config.access_review_ttl.is_some(),
         "tessera extender starting"
     );
     let served = bound.serve(app, tls, shutdown.clone(), DRAIN_GRACE);

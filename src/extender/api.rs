@@ -12,6 +12,7 @@
 //! decoded (see [`object`]).
 
 pub mod object;
+mod strict;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use object::{NodeObject, PodObject};
+use strict::Strict;
 
 /// Most nodes one request may carry. kube-scheduler sends at most the feasible nodes of one
 /// cycle (≤ 5,000 in a cluster at the 5,000-node scalability threshold with
@@ -87,8 +89,12 @@ pub struct ExtenderArgs<'a> {
 impl<'a> ExtenderArgs<'a> {
     /// Parses a request body, borrowing node names and objects from it.
     pub fn parse(body: &'a [u8]) -> Result<Self, ApiError> {
+        let mut decoder = serde_json::Deserializer::from_slice(body);
         let wire: ArgsWire<'a> =
-            serde_json::from_slice(body).map_err(|e| ApiError::Json(e.to_string()))?;
+            serde_path_to_error::deserialize(&mut decoder).map_err(|e| json_error("", &e))?;
+        decoder
+            .end()
+            .map_err(|e| ApiError::Json(format!("after the object: {e}")))?;
         let pod = wire.pod.ok_or(ApiError::NoPod)?;
         let names_mode = wire.node_names.is_some();
         let mut nodes = Vec::new();
@@ -107,8 +113,9 @@ impl<'a> ExtenderArgs<'a> {
             check_count(items.len())?;
             nodes.reserve(items.len());
             for (index, raw) in items.into_iter().enumerate() {
-                let object: NodeObject = serde_json::from_str(raw.get())
-                    .map_err(|e| ApiError::Json(format!("node #{index}: {e}")))?;
+                let mut decoder = serde_json::Deserializer::from_str(raw.get());
+                let object: NodeObject = serde_path_to_error::deserialize(&mut decoder)
+                    .map_err(|e| json_error(&format!("Nodes.items[{index}]"), &e))?;
                 check_name(index, &object.name)?;
                 nodes.push(RequestNode {
                     name: Cow::Owned(object.name.clone()),
@@ -122,6 +129,23 @@ impl<'a> ExtenderArgs<'a> {
             nodes,
             names_mode,
         })
+    }
+}
+
+/// A decoding error that names the field (`Pod.spec.containers[0].resources`), as Go's
+/// decoder does ("cannot unmarshal array into Go struct field ...").
+fn json_error(prefix: &str, error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let field = match (prefix.is_empty(), path.as_str()) {
+        (true, ".") => String::new(),
+        (true, _) => path,
+        (false, ".") => prefix.to_owned(),
+        (false, _) => format!("{prefix}.{path}"),
+    };
+    if field.is_empty() {
+        ApiError::Json(error.inner().to_string())
+    } else {
+        ApiError::Json(format!("field {field}: {}", error.inner()))
     }
 }
 
@@ -187,9 +211,11 @@ impl<'de: 'a, 'a> Visitor<'de> for ArgsVisitor<'a> {
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             let key = key.as_ref();
             if key.eq_ignore_ascii_case("Pod") {
-                out.pod = map.next_value()?;
+                out.pod = map.next_value::<Option<Strict<PodObject>>>()?.map(|p| p.0);
             } else if key.eq_ignore_ascii_case("Nodes") {
-                out.nodes = map.next_value()?;
+                out.nodes = map
+                    .next_value::<Option<Strict<NodeListWire<'a>>>>()?
+                    .map(|l| l.0);
             } else if key.eq_ignore_ascii_case("NodeNames") {
                 out.node_names = map.next_value()?;
             } else {

@@ -3,16 +3,18 @@
 //!
 //! Handlers translate: body → [`ExtenderArgs`], decision → wire answer. A body that is not a
 //! readable `ExtenderArgs` gets HTTP 400 with the reason (in `Error` for filter, as the
-//! upstream type has that field). Bodies past the size limit get 413 the same way.
+//! upstream type has that field). Bodies are read within [`BodyLimits`] (413 past the size
+//! limit, 408 past the read timeout, 503 while the decode budget is full), answered in the
+//! same shapes. `/explain` can be put behind an [`AccessReview`].
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -20,8 +22,10 @@ use tracing::{debug, warn};
 
 use super::api::{ErrorBody, ExtenderArgs, FilterResult, HostScore, MAX_NODES, RequestNode};
 use super::decide::{Decider, Explanation, FilterDecision, PrioritizeDecision};
+use super::limits::{BodyError, BodyLimits, DecodeBudget, ReadBody, read_body};
 use super::metrics::{ExtenderMetrics, Verb};
 use super::view::{ClusterView, NodeScorer, ViewSource};
+use crate::access::{self, AccessReview};
 use crate::extender::api::object::PodObject;
 
 /// Bodies larger than this are decoded on the blocking pool, so a request carrying thousands
@@ -29,6 +33,8 @@ use crate::extender::api::object::PodObject;
 const BLOCKING_BODY_BYTES: usize = 64 * 1024;
 /// `/explain` lists this many nodes unless told otherwise.
 const DEFAULT_EXPLAIN_LIMIT: usize = 20;
+/// Longest `/explain` query string read (`pod=` a 63-byte namespace and 253-byte name).
+const MAX_EXPLAIN_QUERY_BYTES: usize = 1024;
 
 /// What the routes need from the decision layer; object-safe so the router is not generic.
 pub trait Decide: Send + Sync + 'static {
@@ -60,59 +66,101 @@ where
 struct AppState {
     decide: Arc<dyn Decide>,
     metrics: ExtenderMetrics,
+    limits: BodyLimits,
+    budget: DecodeBudget,
+}
+
+/// How the routes bound bodies and guard `/explain`.
+#[derive(Clone)]
+pub struct RouteOptions {
+    /// Body size, decode budget and timeouts.
+    pub limits: BodyLimits,
+    /// When set, `/explain` needs a bearer token this review allows.
+    pub explain_access: Option<Arc<AccessReview>>,
 }
 
 /// The routes under `prefix` (`/` or e.g. `/scheduler`), refusing bodies over
-/// `max_body_bytes`.
+/// `max_body_bytes`, with the other limits at their defaults and `/explain` open.
 pub fn router(
     prefix: &str,
     decide: Arc<dyn Decide>,
     metrics: ExtenderMetrics,
     max_body_bytes: usize,
 ) -> Router {
+    let options = RouteOptions {
+        limits: BodyLimits::with_max_body(max_body_bytes),
+        explain_access: None,
+    };
+    router_with(prefix, decide, metrics, options)
+}
+
+/// The routes under `prefix` with `options`.
+pub fn router_with(
+    prefix: &str,
+    decide: Arc<dyn Decide>,
+    metrics: ExtenderMetrics,
+    options: RouteOptions,
+) -> Router {
     let base = prefix.trim_end_matches('/');
+    let explain_route = match options.explain_access {
+        Some(review) => {
+            get(explain).route_layer(middleware::from_fn_with_state(review, access::require))
+        }
+        None => get(explain),
+    };
+    let state = AppState {
+        decide,
+        metrics,
+        limits: options.limits,
+        budget: DecodeBudget::new(options.limits.decode_budget_bytes),
+    };
     Router::new()
         .route(&format!("{base}/filter"), post(filter))
         .route(&format!("{base}/prioritize"), post(prioritize))
-        .route(&format!("{base}/explain"), get(explain))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(AppState { decide, metrics })
+        .route(&format!("{base}/explain"), explain_route)
+        .with_state(state)
 }
 
 /// An answer: status and JSON body.
 type Answer = (StatusCode, Vec<u8>);
 
-async fn filter(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn filter(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let (status, json) = match body {
-        Err(rejection) => rejected(&rejection, FilterResult::error),
-        Ok(bytes) => {
+    let response = match read(&state, request).await {
+        Err(e) => refused(&e, FilterResult::error),
+        Ok(body) => {
             let st = state.clone();
-            decode_off_thread(bytes, move |b| filter_answer(&st, b)).await
+            let (status, json) = decode_off_thread(body, move |b| filter_answer(&st, b)).await;
+            json_response(status, json)
         }
     };
     state
         .metrics
-        .observe_request(Verb::Filter, status.as_u16(), started.elapsed());
-    json_response(status, json)
+        .observe_request(Verb::Filter, response.status().as_u16(), started.elapsed());
+    response
 }
 
-async fn prioritize(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn prioritize(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let (status, json) = match body {
-        Err(rejection) => rejected(&rejection, |m| ErrorBody { error: m }),
-        Ok(bytes) => {
+    let response = match read(&state, request).await {
+        Err(e) => refused(&e, |m| ErrorBody { error: m }),
+        Ok(body) => {
             let st = state.clone();
-            decode_off_thread(bytes, move |b| prioritize_answer(&st, b)).await
+            let (status, json) = decode_off_thread(body, move |b| prioritize_answer(&st, b)).await;
+            json_response(status, json)
         }
     };
-    state
-        .metrics
-        .observe_request(Verb::Prioritize, status.as_u16(), started.elapsed());
-    json_response(status, json)
+    state.metrics.observe_request(
+        Verb::Prioritize,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn read(state: &AppState, request: Request) -> Result<ReadBody, BodyError> {
+    let (parts, body) = request.into_parts();
+    read_body(&state.limits, &state.budget, &parts.headers, body).await
 }
 
 /// Query of `/explain`.
@@ -126,10 +174,16 @@ struct ExplainQuery {
 
 async fn explain(
     State(state): State<AppState>,
+    uri: axum::http::Uri,
     query: Result<Query<ExplainQuery>, QueryRejection>,
 ) -> Response {
     let started = Instant::now();
+    let too_long = request_query_len(&uri) > MAX_EXPLAIN_QUERY_BYTES;
     let (status, json) = match query {
+        _ if too_long => error_answer(
+            StatusCode::URI_TOO_LONG,
+            format!("query longer than {MAX_EXPLAIN_QUERY_BYTES} bytes"),
+        ),
         Err(rejection) => error_answer(
             StatusCode::BAD_REQUEST,
             format!("{rejection}; expected ?pod=NAMESPACE/NAME[&limit=N]"),
@@ -251,15 +305,28 @@ fn prioritize_answer(state: &AppState, body: &[u8]) -> Answer {
     encode(StatusCode::OK, &list, false)
 }
 
-/// Runs `answer` on the body, on the blocking pool when the body is large.
-async fn decode_off_thread<F>(bytes: Bytes, answer: F) -> Answer
+fn request_query_len(uri: &axum::http::Uri) -> usize {
+    uri.query().map_or(0, str::len)
+}
+
+/// Runs `answer` on the body, on the blocking pool when the body is large; the body's charge
+/// against the decode budget is released once the answer is encoded.
+async fn decode_off_thread<F>(body: ReadBody, answer: F) -> Answer
 where
     F: FnOnce(&[u8]) -> Answer + Send + 'static,
 {
+    let ReadBody { bytes, charge } = body;
     if bytes.len() < BLOCKING_BODY_BYTES {
-        return answer(&bytes);
+        let out = answer(&bytes);
+        drop(charge);
+        return out;
     }
-    match tokio::task::spawn_blocking(move || answer(&bytes)).await {
+    let task = move || {
+        let out = answer(&bytes);
+        drop(charge);
+        out
+    };
+    match tokio::task::spawn_blocking(task).await {
         Ok(out) => out,
         Err(e) => {
             warn!(error = %e, "request task failed");
@@ -271,11 +338,23 @@ where
     }
 }
 
-/// The answer to a body axum could not read (too large, broken connection).
-fn rejected<T: Serialize>(rejection: &BytesRejection, body: impl FnOnce(String) -> T) -> Answer {
-    let status = rejection.status();
-    debug!(%status, reason = %rejection.body_text(), "request body refused");
-    encode(status, &body(rejection.body_text()), false)
+/// The answer to a body that was not read (too large, too slow, no room, broken), in the
+/// verb's error shape.
+fn refused<T: Serialize>(error: &BodyError, body: impl FnOnce(String) -> T) -> Response {
+    let status = error.status();
+    debug!(%status, reason = %error, label = error.metric_label(), "request body refused");
+    let (status, json) = encode(status, &body(error.to_string()), false);
+    let mut response = json_response(status, json);
+    let headers = response.headers_mut();
+    if matches!(error, BodyError::Busy { .. }) {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if error.closes_connection() {
+        // What is left of the body is still on the connection: it cannot carry another
+        // request, and hyper must not wait to drain it.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn error_answer(status: StatusCode, message: String) -> Answer {

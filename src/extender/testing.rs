@@ -4,6 +4,8 @@
 //! Public (not test-only) for the same reason as `cluster::testing`: the benches and the
 //! integration tests build the same router over `synthetic_cluster` snapshots.
 
+pub mod wire;
+
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;

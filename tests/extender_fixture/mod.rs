@@ -16,7 +16,7 @@ use tessera::extender::evaluate::{
     ByPosition, GpuNode, NodeGpus, Scoring, default_typical_pods, milli_view,
 };
 use tessera::extender::view::{AllocatedShare, ClusterView, ViewSource};
-use tessera::extender::{Decider, ExtenderMetrics, router};
+use tessera::extender::{BodyLimits, Decider, ExtenderMetrics, RouteOptions, router_with};
 use tessera::market::{
     CapacityType, InterruptionBand, MarketError, NodeMarket, PriceCatalog, PriceSource, RiskSource,
     SpotAdvisor,
@@ -231,6 +231,14 @@ impl Fixture {
     }
 
     pub fn router_with_limit(&mut self, prefix: &str, limit: usize) -> axum::Router {
+        let options = RouteOptions {
+            limits: BodyLimits::with_max_body(limit),
+            explain_access: None,
+        };
+        self.router_with_options(prefix, options)
+    }
+
+    pub fn router_with_options(&mut self, prefix: &str, options: RouteOptions) -> axum::Router {
         let view = std::mem::take(&mut self.view);
         let decider = Decider::new(
             FixtureSource(Arc::new(view)),
@@ -239,7 +247,7 @@ impl Fixture {
             Arc::new(PriceCatalog::builtin().unwrap()),
             Arc::new(SpotAdvisor::builtin().unwrap()),
         );
-        router(prefix, Arc::new(decider), self.metrics.clone(), limit)
+        router_with(prefix, Arc::new(decider), self.metrics.clone(), options)
     }
 
     pub fn metrics_text(&self) -> String {

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use k8s_openapi::api::{
     admissionregistration::v1 as admission, apps::v1 as apps, batch::v1 as batch,
-    coordination::v1 as coordination, core::v1 as core, policy::v1 as policy, rbac::v1 as rbac,
-    resource::v1 as resource,
+    coordination::v1 as coordination, core::v1 as core, networking::v1 as networking,
+    policy::v1 as policy, rbac::v1 as rbac, resource::v1 as resource,
 };
 
 /// `Ok(true)` when the kind is known and the object matches its type, `Ok(false)` for kinds
@@ -28,6 +28,7 @@ pub fn check(obj: &Value) -> Result<bool, String> {
         ("apps/v1", "DaemonSet") => roundtrip::<apps::DaemonSet>(obj),
         ("apps/v1", "Deployment") => roundtrip::<apps::Deployment>(obj),
         ("batch/v1", "Job") => roundtrip::<batch::Job>(obj),
+        ("networking.k8s.io/v1", "NetworkPolicy") => roundtrip::<networking::NetworkPolicy>(obj),
         ("policy/v1", "PodDisruptionBudget") => roundtrip::<policy::PodDisruptionBudget>(obj),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => roundtrip::<rbac::ClusterRole>(obj),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {

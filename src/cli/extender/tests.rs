@@ -32,6 +32,61 @@ fn defaults_are_usable_as_they_are() {
     assert_eq!(config.stale_after, Duration::from_secs(120));
     assert!(config.tls.is_none());
     assert!(!config.catalog.is_empty());
+    assert_eq!(
+        config.limits.decode_budget_bytes,
+        2 * DEFAULT_MAX_BODY_BYTES
+    );
+    assert_eq!(config.limits.body_read_timeout, Duration::from_secs(10));
+    assert_eq!(config.timeouts.header_read, Duration::from_secs(10));
+    assert_eq!(config.access_review_ttl, Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn hardening_flags_are_read_and_checked() {
+    let args = parse(&[
+        "--tls-cert",
+        "c.pem",
+        "--tls-key",
+        "k.pem",
+        "--tls-client-ca",
+        "ca.pem",
+        "--max-body-bytes",
+        "1048576",
+        "--body-read-timeout",
+        "3",
+        "--header-read-timeout",
+        "4",
+        "--access-review=false",
+        "--admin-tls=true",
+    ])
+    .unwrap();
+    let config = ExtenderConfig::from_args(&args).unwrap();
+    assert_eq!(config.tls.unwrap().client_ca, Some(PathBuf::from("ca.pem")));
+    assert_eq!(config.limits.decode_budget_bytes, 2 * 1024 * 1024);
+    assert_eq!(config.limits.body_read_timeout, Duration::from_secs(3));
+    assert_eq!(config.timeouts.header_read, Duration::from_secs(4));
+    assert_eq!(config.access_review_ttl, None);
+    assert!(config.admin_tls);
+    // HTTPS on the admin port needs the certificate.
+    assert!(parse(&["--admin-tls=true"]).is_err());
+    // A client CA without a server certificate cannot work: refused by clap.
+    assert!(parse(&["--tls-client-ca", "ca.pem"]).is_err());
+    for (flags, want) in [
+        (
+            vec!["--decode-budget-bytes", "1000"],
+            "--decode-budget-bytes",
+        ),
+        (vec!["--body-read-timeout", "0"], "--body-read-timeout"),
+        (
+            vec!["--header-read-timeout", "301"],
+            "--header-read-timeout",
+        ),
+        (vec!["--access-review-ttl", "0"], "--access-review-ttl"),
+        (vec!["--tls-reload-interval", "0"], "--tls-reload-interval"),
+    ] {
+        let err = ExtenderConfig::from_args(&parse(&flags).unwrap()).unwrap_err();
+        assert!(format!("{err:#}").contains(want), "{flags:?}: {err:#}");
+    }
 }
 
 #[test]

@@ -8,19 +8,20 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
 
+use super::strict::{Strict, object, objects};
 use crate::market::Taint;
 
 /// A Pod as the extender sees it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct PodObject {
     /// Name, namespace, UID, annotations.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "object")]
     pub metadata: ObjectMeta,
     /// Containers and claims.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "object")]
     pub spec: PodSpec,
     /// Generated claim names.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "object")]
     pub status: PodStatus,
 }
 
@@ -53,13 +54,13 @@ pub struct ObjectMeta {
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
     /// Regular containers.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "objects")]
     pub containers: Vec<Container>,
     /// Init containers (including sidecars, `restartPolicy: Always`).
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "objects")]
     pub init_containers: Vec<Container>,
     /// The pod's ResourceClaims.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "objects")]
     pub resource_claims: Vec<PodResourceClaim>,
 }
 
@@ -71,7 +72,7 @@ pub struct Container {
     #[serde(default, deserialize_with = "nullable")]
     pub restart_policy: Option<String>,
     /// Requests and limits.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "object")]
     pub resources: Resources,
 }
 
@@ -106,7 +107,7 @@ pub struct PodResourceClaim {
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
     /// Names of the claims generated from templates.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "objects")]
     pub resource_claim_statuses: Vec<PodResourceClaimStatus>,
 }
 
@@ -160,14 +161,14 @@ impl<'de> Deserialize<'de> for NodeObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         struct Wire {
-            #[serde(default, deserialize_with = "nullable")]
+            #[serde(default, deserialize_with = "object")]
             metadata: ObjectMeta,
-            #[serde(default, deserialize_with = "nullable")]
+            #[serde(default, deserialize_with = "object")]
             spec: SpecWire,
         }
         #[derive(Deserialize, Default)]
         struct SpecWire {
-            #[serde(default, deserialize_with = "nullable")]
+            #[serde(default, deserialize_with = "objects")]
             taints: Vec<TaintWire>,
         }
         #[derive(Deserialize, Default)]
@@ -179,7 +180,7 @@ impl<'de> Deserialize<'de> for NodeObject {
             #[serde(default, deserialize_with = "nullable")]
             effect: String,
         }
-        let wire = Wire::deserialize(deserializer)?;
+        let Strict(wire) = Strict::<Wire>::deserialize(deserializer)?;
         Ok(NodeObject {
             name: wire.metadata.name,
             labels: wire.metadata.labels,

@@ -218,3 +218,71 @@ fn pod_fields_tessera_reads_are_decoded() {
         Some("p-gpu-abc12")
     );
 }
+
+/// A wrong JSON type anywhere is an error that names the field, as Go's decoder refuses it
+/// ("cannot unmarshal array into Go struct field"); serde's derive alone would read an array
+/// into a struct by position.
+#[test]
+fn wrong_types_are_refused_naming_the_field() {
+    let cases: [(&str, &str); 12] = [
+        (r#"{"Pod":[],"NodeNames":["a"]}"#, "field Pod:"),
+        (
+            r#"{"Pod":{"metadata":["p","ns"]},"NodeNames":["a"]}"#,
+            "field Pod.metadata:",
+        ),
+        (
+            r#"{"Pod":{"spec":[[]]},"NodeNames":["a"]}"#,
+            "field Pod.spec:",
+        ),
+        (
+            r#"{"Pod":{"status":[[]]},"NodeNames":["a"]}"#,
+            "field Pod.status:",
+        ),
+        (
+            r#"{"Pod":{"spec":{"containers":[["c"]]}},"NodeNames":["a"]}"#,
+            "field Pod.spec.containers[0]:",
+        ),
+        (
+            r#"{"Pod":{"spec":{"containers":[{"resources":[{}]}]}},"NodeNames":["a"]}"#,
+            "field Pod.spec.containers[0].resources:",
+        ),
+        (
+            r#"{"Pod":{"spec":{"resourceClaims":[["gpu","c"]]}},"NodeNames":["a"]}"#,
+            "field Pod.spec.resourceClaims[0]:",
+        ),
+        (
+            r#"{"Pod":{"status":{"resourceClaimStatuses":[["gpu","c"]]}},"NodeNames":["a"]}"#,
+            "field Pod.status.resourceClaimStatuses[0]:",
+        ),
+        (r#"{"Pod":{},"Nodes":[[{}]]}"#, "field Nodes:"),
+        (
+            r#"{"Pod":{},"Nodes":{"items":[["a"]]}}"#,
+            "field Nodes.items[0]:",
+        ),
+        (
+            r#"{"Pod":{},"Nodes":{"items":[{"metadata":{"name":"a"},"spec":{"taints":[["k","v","NoSchedule"]]}}]}}"#,
+            "field Nodes.items[0].spec.taints[0]:",
+        ),
+        (
+            r#"{"Pod":{"metadata":{"name":"p","labels":["x"]}},"NodeNames":["a"]}"#,
+            "field Pod.metadata.labels:",
+        ),
+    ];
+    for (body, want) in cases {
+        let err = ExtenderArgs::parse(body.as_bytes()).unwrap_err();
+        assert!(matches!(err, ApiError::Json(_)), "{body}: {err:?}");
+        let text = err.to_string();
+        assert!(text.contains(want), "{body}: {text}");
+    }
+}
+
+#[test]
+fn objects_inside_the_lists_still_decode_by_field() {
+    let body = r#"{"Pod":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]}},"Nodes":{"items":[{"metadata":{"name":"a"},"spec":{"taints":[{"key":"k","effect":"NoSchedule"}]}}]}}"#;
+    let args = ExtenderArgs::parse(body.as_bytes()).unwrap();
+    assert_eq!(args.pod.spec.containers.len(), 1);
+    assert_eq!(
+        args.nodes[0].object.as_ref().unwrap().taints[0].effect,
+        "NoSchedule"
+    );
+}
