@@ -174,6 +174,52 @@ impl GpuLayout for Arc<NodeView> {
     fn replica_fraction(&self) -> Option<f64> {
         replica_fraction(self)
     }
+
+    fn share_charge(
+        &self,
+        memory_bytes: Option<u64>,
+        compute_pct: Option<f64>,
+    ) -> Option<(u64, u16)> {
+        share_charge(self, memory_bytes, compute_pct)
+    }
+}
+
+/// What one share consumes on `node`'s shared GPUs under the first shared device's published
+/// request policies (the plugin publishes every shared device of a node alike): memory in
+/// MiB, compute in thousandths. A claim naming no memory consumes the policy's `default`
+/// (the whole GPU's memory as tessera publishes it), 1500Mi is charged 2Gi where the step is
+/// 1Gi. `None` when the policy refuses the amount; the plain request (MiB, unnamed = 0) when
+/// the node has no shared device with policies.
+fn share_charge(
+    node: &NodeView,
+    memory_bytes: Option<u64>,
+    compute_pct: Option<f64>,
+) -> Option<(u64, u16)> {
+    const MIB: u64 = 1024 * 1024;
+    let shared = node
+        .devices()
+        .map(|(_, d)| d)
+        .find(|d| d.kind == SliceKind::Shared && !d.policies.is_empty());
+    let pct = compute_pct.map(|p| p.clamp(0.0, 100.0));
+    let Some(device) = shared else {
+        return Some((
+            memory_bytes.map_or(0, |b| b.div_ceil(MIB)),
+            (pct.unwrap_or(0.0) * 10.0).ceil() as u16,
+        ));
+    };
+    let memory = match device.capacity("memory") {
+        Some(_) => device.consumed("memory", memory_bytes)?.div_ceil(MIB),
+        None => memory_bytes.map_or(0, |b| b.div_ceil(MIB)),
+    };
+    // Percent is the device's unit; a fractional request is rounded up like a quantity.
+    let compute = match device.capacity("compute") {
+        Some(_) => {
+            let consumed = device.consumed("compute", pct.map(|p| p.ceil() as u64))?;
+            u16::try_from(consumed.min(u64::from(COMPUTE_PERCENT)) * 10).ok()?
+        }
+        None => (pct.unwrap_or(0.0) * 10.0).ceil() as u16,
+    };
+    Some((memory, compute))
 }
 
 /// The requests of a cached claim; an allocated claim asks for nothing more.

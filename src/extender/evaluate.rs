@@ -53,6 +53,24 @@ pub trait GpuLayout: Sync {
     fn replica_fraction(&self) -> Option<f64> {
         None
     }
+
+    /// What one share of a shared GPU consumes when a claim asks for `memory_bytes` (`None`:
+    /// names no memory) and `compute_pct`, as the scheduler charges it under the node's
+    /// published `requestPolicy` (a claim naming no memory takes the default, requests are
+    /// rounded up to the policy's steps): (MiB, thousandths of the GPU's compute). `None`
+    /// when the policy refuses the amount. By default, for nodes without published policies:
+    /// the request rounded up to a MiB, nothing when unnamed.
+    fn share_charge(
+        &self,
+        memory_bytes: Option<u64>,
+        compute_pct: Option<f64>,
+    ) -> Option<(u64, u16)> {
+        let pct = compute_pct.unwrap_or(0.0).clamp(0.0, 100.0);
+        Some((
+            memory_bytes.map_or(0, |b| b.div_ceil(MIB)),
+            (pct * 10.0).ceil() as u16,
+        ))
+    }
 }
 
 /// GPUs indexed by their position, without time-sliced replicas.
@@ -364,12 +382,9 @@ fn partition_demand(
     let (kind, memory_mib, compute_milli) = match alt.kind {
         DeviceKind::Whole => (PartitionKind::Whole, 0, MILLI_PER_GPU),
         DeviceKind::Shared => {
-            let pct = alt.compute_percent.unwrap_or(0.0).clamp(0.0, 100.0);
-            (
-                PartitionKind::Shared,
-                memory_mib,
-                (pct * 10.0).ceil() as u16,
-            )
+            let (memory_mib, compute_milli) =
+                layout.share_charge(alt.memory_bytes, alt.compute_percent)?;
+            (PartitionKind::Shared, memory_mib, compute_milli)
         }
         // A replica is a fixed share of a time-sliced GPU, which the partition model keeps
         // as a shared GPU of N equal parts.
