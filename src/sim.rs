@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod cost;
 pub mod engine;
 pub mod mig;
+pub mod placement;
 pub mod runner;
 pub mod workload;
 
@@ -20,6 +21,7 @@ pub mod workload;
 mod test_util;
 
 pub use engine::{RunConfig, run};
+pub use placement::Placement;
 pub use runner::{Experiment, run_all};
 pub use workload::{Workload, WorkloadPod, arrival_order};
 

@@ -16,7 +16,8 @@ use super::SeedList;
 use crate::report::{self, summarize};
 use crate::scoring::Policy;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
-use crate::sim::{Experiment, Workload, run_all};
+use crate::sim::placement::Release;
+use crate::sim::{Experiment, Placement, Workload, run_all};
 use crate::trace;
 
 mod mig;
@@ -86,6 +87,46 @@ pub struct SimulateArgs {
     /// MIG instances made on demand, placed first-fit or by tessera).
     #[arg(long, value_enum, default_value_t = ClusterKind::Openb)]
     pub cluster: ClusterKind,
+
+    // --- deployment modes (`--placement`, docs/simulation.md): keep this block together ---
+    /// Who chooses node and device: `tessera` (tessera picks both: the ideal), `extender`
+    /// (tessera's node score of what kube-scheduler's allocator will give there, then the
+    /// allocator's first fit: what an installed tessera does), `kube` (kube-scheduler alone:
+    /// its default scoring, then the allocator's first fit).
+    #[arg(long, value_enum, default_value_t = PlacementArg::Tessera)]
+    pub placement: PlacementArg,
+    /// Kubernetes release the allocator follows with `--placement kube|extender`: 1.34 or
+    /// 1.35 (a node's slices in an arbitrary order, drawn per pod from the run's seed) or 1.36+
+    /// (slices by name).
+    #[arg(long, default_value = "1.36", value_name = "MAJOR.MINOR", value_parser = parse_release)]
+    pub kube_version: Release,
+}
+
+/// `--placement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlacementArg {
+    /// kube-scheduler alone: default scoring, the allocator's first fit.
+    Kube,
+    /// tessera's node score of the allocator's outcome, the allocator's first fit.
+    Extender,
+    /// tessera chooses node and device.
+    Tessera,
+}
+
+impl From<PlacementArg> for Placement {
+    fn from(p: PlacementArg) -> Placement {
+        match p {
+            PlacementArg::Kube => Placement::Kube,
+            PlacementArg::Extender => Placement::Extender,
+            PlacementArg::Tessera => Placement::Tessera,
+        }
+    }
+}
+
+fn parse_release(text: &str) -> Result<Release, String> {
+    Release::from_version(text).ok_or_else(|| {
+        format!("{text:?} is not a Kubernetes release tessera supports; expected 1.34, 1.35, 1.36 or later")
+    })
 }
 
 /// Which cluster `tessera simulate` replays the pods on.
@@ -164,6 +205,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         tune: args.tune,
         weights: cost::weights(args.weights.as_deref())?.fragmentation,
         typical_threshold_pct: args.typical_threshold,
+        placement: args.placement.into(),
     };
     info!(
         nodes = workload.nodes.len(),

@@ -6,7 +6,7 @@
 //! capacity and legacy share replicas, depending on the [`FeatureLevel`]. With counters the
 //! 1.35+ split shape is used: counter sets in counters-only slices (at most 8 sets each),
 //! devices in device slices of at most 64 devices. Devices are ordered by allocator
-//! preference (see `order.rs`).
+//! preference (see `model::device_order`).
 //!
 //! Nothing here does I/O; [`validate`](super::validate::validate) checks the result against
 //! every documented API limit, and the publisher applies it.
@@ -26,12 +26,11 @@ mod counters;
 mod devices;
 mod format;
 mod naming;
-mod order;
 mod quantity;
 
+pub use crate::model::device_order::Kind;
 pub use format::{FormatError, to_json, to_yaml};
 pub use naming::MAX_SLICE_NAME_LEN;
-pub use order::Kind;
 
 /// The driver name when none is configured.
 pub const DEFAULT_DRIVER_NAME: &str = "gpu.tessera.dev";

@@ -17,8 +17,8 @@ use k8s_openapi::api::resource::v1::{
     DeviceCapacity, DeviceCounterConsumption,
 };
 
-use super::order::{Kind, OrderKey};
 use super::{FeatureLevel, SliceOptions, counters, quantity};
+use crate::model::device_order::{Kind, OrderKey};
 use crate::model::mig::{GpuProduct, profile, profiles};
 use crate::model::{DeviceName, Gpu, Inventory, MigDevice, MigState};
 

@@ -94,6 +94,39 @@ pub(super) fn score(
         (bucket(after - before, weights.quantum), pick)
     };
 
+    Some(finish(node, demand, weights, frag_delta, pick))
+}
+
+/// tessera's score of the placement on exactly the GPUs `pick` (someone else chose them: the
+/// scheduler's allocator), with the same terms as [`score`].
+pub(super) fn score_pick(
+    node: &NodeState,
+    demand: &Demand,
+    pick: GpuPick,
+    typical: &TypicalPods,
+    prices: &SharePrices,
+    weights: &TesseraWeights,
+) -> NodeScore {
+    let eval = FragEval::new(node, typical);
+    let before = eval.current();
+    let after = eval.after_pick(node, demand, pick);
+    let mut frag_delta = bucket(after - before, weights.quantum);
+    if demand.is_sharing()
+        && let Some(free) = pick.indices().next().and_then(|i| node.gpu_free().get(i))
+    {
+        frag_delta += weights.share_loss * prices.loss(*free, demand.gpu_milli);
+    }
+    finish(node, demand, weights, frag_delta, pick)
+}
+
+/// The score from the placement's fragmentation term: stranding and packing added.
+fn finish(
+    node: &NodeState,
+    demand: &Demand,
+    weights: &TesseraWeights,
+    frag_delta: f64,
+    pick: GpuPick,
+) -> NodeScore {
     let idle_after = node
         .total_gpu_free()
         .saturating_sub(demand.total_gpu_milli()) as f64;
@@ -106,10 +139,10 @@ pub(super) fn score(
         );
     let score =
         -weights.frag * frag_delta - weights.strand * strand_delta - weights.pack * idle_after;
-    Some(NodeScore {
+    NodeScore {
         score,
         choice: GpuChoice::Pick(pick),
-    })
+    }
 }
 
 /// `value` rounded down to a multiple of `quantum` (unchanged when `quantum` ≤ 0).

@@ -1,8 +1,11 @@
-//! Device order = the allocator's preference order.
+//! Device order = the allocator's preference order: the order the plugin publishes a node's
+//! devices in (`publish::slices`), and the order the simulator's model of the scheduler's
+//! allocator walks (`sim::mig::published`). One rule, used by both.
 //!
-//! The scheduler's allocator has no scoring: it walks a pool's slices by name and each
-//! slice's devices in order, and takes the first device that fits. So the order *is* the
-//! placement policy inside a node:
+//! The scheduler's allocator has no scoring: it takes the first device that fits, walking
+//! each slice's devices in order, and the slices by name on Kubernetes 1.36+ with the default
+//! gates (in an arbitrary order on 1.34/1.35: `docs/device-model.md`, "Device order"). So the
+//! order *is* the placement policy inside a node:
 //!
 //! 1. MIG devices first, smallest first (memory slices, then compute slices, a plain profile
 //!    before its `+me` twin, then memory): a request that any MIG size satisfies gets the
@@ -16,7 +19,7 @@
 //!    from the top memory slices and leave slice 0, where only 4g/7g fit, for last), ties
 //!    broken by the higher start.
 
-use crate::model::mig::{GpuProduct, MigProfile, Placement, profiles};
+use super::mig::{GpuProduct, MigProfile, Placement, profiles};
 
 /// The kind of a published device, and its `type` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
