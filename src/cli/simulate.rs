@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
 use super::SeedList;
+use crate::model::device_order::Layout;
 use crate::report::{self, summarize};
 use crate::scoring::Policy;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
@@ -100,6 +101,31 @@ pub struct SimulateArgs {
     /// (slices by name).
     #[arg(long, default_value = "1.36", value_name = "MAJOR.MINOR", value_parser = parse_release)]
     pub kube_version: Release,
+    /// How the plugin cuts a node's devices into ResourceSlices, for the allocator's first fit
+    /// in the MIG experiment: `kind-major` (one order across the node, cut every 64 devices)
+    /// or `per-mig-gpu` (each dynamic-MIG GPU's placements in a slice of their own, after the
+    /// node's other devices). Default: what the plugin publishes, `per-mig-gpu`
+    /// (docs/device-model.md).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub publish_layout: Option<LayoutArg>,
+}
+
+/// `--publish-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// One order across the node, cut every 64 devices.
+    KindMajor,
+    /// Each dynamic-MIG GPU's devices in their own slice.
+    PerMigGpu,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(l: LayoutArg) -> Layout {
+        match l {
+            LayoutArg::KindMajor => Layout::KindMajor,
+            LayoutArg::PerMigGpu => Layout::PerMigGpu,
+        }
+    }
 }
 
 /// `--placement`.

@@ -32,6 +32,7 @@ pub use engine::{MigRunConfig, run};
 
 use super::Workload;
 use super::placement::{Placement, Release};
+use crate::model::device_order::Layout;
 use crate::report::mig::MigRunRecord;
 
 /// How MIG is set up and who places the pods.
@@ -103,6 +104,7 @@ pub fn run_all(
     tune: f64,
     placement: Placement,
     release: Release,
+    layout: Layout,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<MigRunRecord>, MigSimError> {
     let policies = match placement {
@@ -118,6 +120,7 @@ pub fn run_all(
                 tune,
                 placement,
                 release,
+                layout,
             })
         })
         .collect();

@@ -7,6 +7,7 @@ use anyhow::Context;
 use tracing::info;
 
 use super::{DelayedBar, OutputFormat, SimulateArgs, mean_gpu_milli};
+use crate::model::device_order::Layout;
 use crate::report;
 use crate::report::mig::summarize_mig;
 use crate::sim::Workload;
@@ -59,6 +60,7 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         args.tune,
         args.placement.into(),
         args.kube_version,
+        args.publish_layout.map_or(Layout::PUBLISHED, Into::into),
         &|n| bar.inc(n),
     )?;
     bar.finish();

@@ -8,6 +8,7 @@ use super::cluster::{MigNode, build_nodes, cluster_shape};
 use super::demand::{MigPod, MigWorkload};
 use super::published::Published;
 use super::{MigPolicy, MigSimError, first_fit};
+use crate::model::device_order::Layout;
 use crate::model::{Demand, MAX_GPUS, ModelSet, NodeState};
 use crate::report::mig::MigRunRecord;
 use crate::report::{RunRecord, Sample};
@@ -31,6 +32,8 @@ pub struct MigRunConfig {
     pub placement: Placement,
     /// The release whose slice order the allocator follows (`kube`, `extender`).
     pub release: Release,
+    /// How the plugin cuts the node's devices into slices (`kube`, `extender`).
+    pub layout: Layout,
 }
 
 /// Fragmentation changes are counted in steps of half a compute slice (in GPUs): smaller
@@ -82,6 +85,7 @@ impl<'a> State<'a> {
         typicals: &'a PartitionTypicals,
         demands: usize,
         allocator: bool,
+        layout: Layout,
     ) -> Self {
         let terms: Vec<NodeFrag> = nodes
             .iter()
@@ -100,7 +104,10 @@ impl<'a> State<'a> {
             held: 0.0,
             cache: vec![Cached::default(); demands.saturating_mul(nodes.len())],
             published: if allocator {
-                nodes.iter().map(|n| Published::of(&n.gpus)).collect()
+                nodes
+                    .iter()
+                    .map(|n| Published::of(&n.gpus, layout))
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -213,7 +220,13 @@ pub fn run(
     by_rank.sort_by_key(|i| rank.get(*i).copied().unwrap_or(u32::MAX));
 
     let allocator = config.placement.allocator_picks();
-    let mut state = State::new(nodes, &mig.typicals, mig.demands.len(), allocator);
+    let mut state = State::new(
+        nodes,
+        &mig.typicals,
+        mig.demands.len(),
+        allocator,
+        config.layout,
+    );
     let mut kube_start = 0usize;
     let mut samples = Vec::with_capacity(order.len());
     let mut failed_after = Vec::with_capacity(order.len());

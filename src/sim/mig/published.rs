@@ -22,7 +22,7 @@
 //! A test (`tests/placement_projection.rs`) checks these outcomes against the allocator model
 //! run on the slices `tessera slices` publishes for the same node.
 
-use crate::model::device_order::OrderKey;
+use crate::model::device_order::{Layout, OrderKey, cut};
 use crate::model::mig::profiles;
 use crate::model::partition::{
     Assignment, GpuPartitioning, Partition, PartitionDemand, PartitionFit, PartitionGpu,
@@ -43,6 +43,8 @@ const MIB: u64 = 1024 * 1024;
 struct Entry {
     gpu: usize,
     partition: Option<Partition>,
+    /// Whether its GPU is dynamic MIG (its own slice under [`Layout::PerMigGpu`]).
+    dynamic: bool,
 }
 
 /// A node's published devices, in order, and where the slices start.
@@ -56,10 +58,12 @@ pub struct Published {
 impl Published {
     /// What the plugin publishes for a node whose GPUs are `gpus` (their current state does
     /// not matter: devices are published whatever is allocated).
-    pub fn of(gpus: &[PartitionGpu]) -> Self {
+    pub fn of(gpus: &[PartitionGpu], layout: Layout) -> Self {
+        let slice_layout = layout;
         let mut keyed: Vec<(OrderKey, Entry)> = Vec::new();
         for (i, gpu) in gpus.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let dynamic = matches!(gpu.state, GpuPartitioning::DynamicMig { .. });
             if let GpuPartitioning::DynamicMig { layout, .. } = &gpu.state {
                 let product = layout.product();
                 for row in profiles(product) {
@@ -81,6 +85,7 @@ impl Published {
                             Entry {
                                 gpu: i,
                                 partition: Some(partition),
+                                dynamic,
                             },
                         ));
                     }
@@ -91,24 +96,38 @@ impl Published {
                 Entry {
                     gpu: i,
                     partition: None,
+                    dynamic,
                 },
             ));
             keyed.push((
-                OrderKey::whole(index),
+                if dynamic {
+                    OrderKey::whole_cuttable(index)
+                } else {
+                    OrderKey::whole(index)
+                },
                 Entry {
                     gpu: i,
                     partition: Some(Partition::Whole),
+                    dynamic,
                 },
             ));
         }
         // Equal keys do not occur (GPU and placement are in the key); a stable sort keeps
         // the build order regardless.
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let entries: Vec<Entry> = keyed.into_iter().map(|(_, e)| e).collect();
-        let slices = (0..entries.len())
-            .step_by(DEVICES_PER_SLICE)
-            .map(|start| (start, (start + DEVICES_PER_SLICE).min(entries.len())))
-            .collect();
+        let sorted: Vec<Entry> = keyed.into_iter().map(|(_, e)| e).collect();
+        let cut = cut(&sorted, slice_layout, DEVICES_PER_SLICE, |e| {
+            let placement = matches!(e.partition, Some(Partition::Mig { .. }));
+            (e.dynamic && placement).then(|| u32::try_from(e.gpu).unwrap_or(u32::MAX))
+        });
+        // Entries regrouped slice by slice, so each slice is a range.
+        let mut entries = Vec::with_capacity(sorted.len());
+        let mut slices = Vec::with_capacity(cut.len());
+        for slice in cut {
+            let start = entries.len();
+            entries.extend(slice.iter().filter_map(|i| sorted.get(*i).cloned()));
+            slices.push((start, entries.len()));
+        }
         Published { entries, slices }
     }
 

@@ -158,6 +158,7 @@ fn every_policy_records_every_pod_within_capacity_and_deterministically() {
             tune: 1.3,
             placement: crate::sim::Placement::Tessera,
             release: crate::sim::placement::Release::NameOrder,
+            layout: crate::model::device_order::Layout::KindMajor,
         };
         let run_record = run(&workload, &mig, &config, &|_| {}).unwrap();
         let record = &run_record.record;
@@ -195,6 +196,7 @@ fn run_all_is_policy_major_and_reports_progress() {
         1.3,
         crate::sim::Placement::Tessera,
         crate::sim::placement::Release::NameOrder,
+        crate::model::device_order::Layout::KindMajor,
         &|n| {
             done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         },
@@ -227,6 +229,7 @@ fn the_allocators_placements_record_every_pod_within_capacity_and_deterministica
                 tune: 1.3,
                 placement,
                 release,
+                layout: crate::model::device_order::Layout::KindMajor,
             };
             let run_record = run(&workload, &mig, &config, &|_| {}).unwrap();
             let record = &run_record.record;
