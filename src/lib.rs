@@ -12,6 +12,7 @@
 //! the binary's shell.
 
 pub mod admin;
+pub mod allocator;
 pub mod cli;
 pub mod cluster;
 pub mod discovery;
