@@ -14,6 +14,7 @@ pub mod demand;
 pub mod evaluate;
 pub mod metrics;
 pub mod pod;
+pub mod predict;
 pub mod quantity;
 mod reason;
 pub mod routes;

@@ -14,10 +14,12 @@ use tracing::info;
 
 use super::{AdminArgs, KubeArgs};
 use crate::admin::{self, Readiness};
+use crate::allocator::Release;
 use crate::cluster::{Cache, CacheConfig, READINESS_CONDITIONS};
 use crate::extender::cluster_view::{CacheSource, MemoScoring};
 use crate::extender::demand::DeviceClasses;
 use crate::extender::evaluate::{Scoring, default_typical_pods};
+use crate::extender::predict::Predictor;
 use crate::extender::{
     Bound, Decide, Decider, ExtenderMetrics, TlsFiles, attribution, router, tls_config,
 };
@@ -93,6 +95,16 @@ pub struct ExtenderArgs {
         value_name = "SECONDS"
     )]
     pub stale_after: u64,
+    /// The scheduler's Kubernetes release, whose slice order and default feature gates the
+    /// allocator model follows when it predicts which device a pod gets: `auto` (the API
+    /// server's version at start), or `1.34`, `1.35`, `1.36` (and later).
+    #[arg(
+        long,
+        env = "TESSERA_KUBE_VERSION",
+        default_value = "auto",
+        value_name = "auto|MAJOR.MINOR"
+    )]
+    pub kube_version: String,
     /// Admin server.
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -122,6 +134,8 @@ pub struct ExtenderConfig {
     pub driver_name: String,
     /// Readiness staleness threshold.
     pub stale_after: Duration,
+    /// The release the allocator model follows; `None`: read it from the API server.
+    pub kube_version: Option<Release>,
 }
 
 impl ExtenderConfig {
@@ -159,6 +173,14 @@ impl ExtenderConfig {
                 args.driver_name
             );
         }
+        let kube_version = match args.kube_version.trim() {
+            "auto" => None,
+            text => Some(Release::parse(text).with_context(|| {
+                format!(
+                    "--kube-version must be auto or a release from 1.34 on (1.34, 1.35, 1.36, …), got {text:?}"
+                )
+            })?),
+        };
         let weights = match &args.weights {
             None => Weights::default(),
             Some(path) => {
@@ -192,6 +214,7 @@ impl ExtenderConfig {
             advisor: Arc::new(advisor),
             driver_name: args.driver_name.clone(),
             stale_after: Duration::from_secs(args.stale_after),
+            kube_version,
         })
     }
 }
@@ -223,6 +246,23 @@ async fn serve(
     // Bind first: a taken port is the most common start-up mistake and needs no cluster.
     let bound = Bound::bind(config.listen)?;
     let client = args.kube.client().await?;
+    let release = match config.kube_version {
+        Some(release) => release,
+        None => {
+            let version = client
+                .apiserver_version()
+                .await
+                .context("reading the API server version for --kube-version auto")?;
+            let text = format!("{}.{}", version.major, version.minor);
+            Release::parse(&text).with_context(|| {
+                format!("the API server is Kubernetes {text}; tessera needs 1.34 or later")
+            })?
+        }
+    };
+    info!(
+        release = release.label(),
+        "allocator model follows this release"
+    );
 
     let mut conditions: Vec<&'static str> = READINESS_CONDITIONS.to_vec();
     conditions.push(FRESH_CONDITION);
@@ -244,7 +284,10 @@ async fn serve(
     let typical = default_typical_pods().context("bundled typical pods")?;
     let decider = Arc::new(Decider::new(
         CacheSource::new(cache.clone(), classes.clone()),
-        MemoScoring::new(Scoring::new(config.weights, typical)),
+        MemoScoring::new(
+            Scoring::new(config.weights, typical)
+                .with_predictor(Predictor::new(release, &config.driver_name)),
+        ),
         classes,
         Arc::clone(&config.catalog),
         Arc::clone(&config.advisor),
