@@ -198,7 +198,8 @@ fn mig_first_fit_is_the_allocators_on_published_dynamic_mig() {
 
         // Any order: the same set of outcomes.
         let classes = Classes::new(&chart_classes(DRIVER));
-        let prepared = PreparedClaims::new(&[claim.clone()], &classes, Features::all()).unwrap();
+        let prepared =
+            PreparedClaims::new(std::slice::from_ref(&claim), &classes, Features::all()).unwrap();
         let d = allocator::orders::distribution(&model.devices, &state, &prepared, 3).unwrap();
         let model_outcomes: BTreeSet<Vec<String>> = d
             .outcomes
