@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod allocator;
+pub mod allocator_k8s;
 pub mod cli;
 pub mod cluster;
 pub mod discovery;

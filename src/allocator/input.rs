@@ -3,8 +3,9 @@
 //! `resource.k8s.io/v1` objects, the cluster cache, or the simulator) and checked by
 //! [`NodeDevices::new`](super::NodeDevices::new) and [`Claim::validate`].
 //!
-//! Attribute and capacity names are fully qualified (`gpu.tessera.dev/memory`): a name
-//! without a domain gets the driver's, as the API defines.
+//! Attribute and capacity names are kept as published (`memory` or `gpu.tessera.dev/memory`):
+//! CEL reads a bare name as the driver's domain, while capacity requests are matched to
+//! device capacities by the literal name, as upstream does.
 
 use std::collections::BTreeMap;
 
@@ -153,9 +154,9 @@ pub struct CounterConsumption {
 pub struct Device {
     /// Device name, unique in its pool.
     pub name: String,
-    /// Fully qualified attribute name → value.
+    /// Attribute name (as published) → value.
     pub attributes: BTreeMap<String, AttributeValue>,
-    /// Fully qualified capacity name → capacity.
+    /// Capacity name (as published) → capacity.
     pub capacity: BTreeMap<String, Capacity>,
     /// `consumesCounters`.
     pub consumes_counters: Vec<CounterConsumption>,
@@ -243,7 +244,7 @@ pub struct DeviceChoice {
     pub mode: AllocationMode,
     /// `tolerations`.
     pub tolerations: Vec<Toleration>,
-    /// `capacity.requests`: fully qualified name → amount.
+    /// `capacity.requests`: capacity name (matched literally) → amount.
     pub capacity_requests: BTreeMap<String, Quantity>,
     /// `adminAccess` (only on `exactly`).
     pub admin_access: bool,

@@ -61,8 +61,22 @@ fn no_overload(op: &str, a: &Value, b: &Value) -> Value {
     ))
 }
 
-fn key(domain: &str, id: &str) -> String {
-    format!("{domain}/{id}")
+/// Looks up `domain`/`id` in a map keyed by names as published: fully qualified, or bare
+/// for the driver's own domain (`parseQualifiedName` upstream gives bare names the driver's
+/// domain).
+fn lookup<'m, V>(
+    map: &'m BTreeMap<String, V>,
+    driver: &str,
+    domain: &str,
+    id: &str,
+) -> Option<&'m V> {
+    if let Some(v) = map.get(&format!("{domain}/{id}")) {
+        return Some(v);
+    }
+    if domain == driver {
+        return map.get(id);
+    }
+    None
 }
 
 /// Evaluates `expr` on `device`.
@@ -85,7 +99,7 @@ pub(super) fn eval(expr: &Expr, device: &DeviceView<'_>) -> Value {
             Expr::Domain {
                 capacity: false,
                 domain,
-            } => match device.attributes.get(&key(domain, id)) {
+            } => match lookup(device.attributes, device.driver, domain, id) {
                 Some(AttributeValue::Int(i)) => Value::Int(*i),
                 Some(AttributeValue::Bool(b)) => Value::Bool(*b),
                 Some(AttributeValue::String(s)) => Value::Str(s.clone()),
@@ -98,7 +112,7 @@ pub(super) fn eval(expr: &Expr, device: &DeviceView<'_>) -> Value {
             Expr::Domain {
                 capacity: true,
                 domain,
-            } => match device.capacity.get(&key(domain, id)) {
+            } => match lookup(device.capacity, device.driver, domain, id) {
                 Some(c) => Value::Quantity(c.value),
                 None => Value::Error(format!("no such key: {id}")),
             },
@@ -139,14 +153,11 @@ pub(super) fn eval(expr: &Expr, device: &DeviceView<'_>) -> Value {
                     Value::Bool(items.iter().any(|item| equal(&needle, item) == Some(true)))
                 }
                 Value::Domain { capacity, domain } => match needle {
-                    Value::Str(id) => {
-                        let k = key(&domain, &id);
-                        Value::Bool(if capacity {
-                            device.capacity.contains_key(&k)
-                        } else {
-                            device.attributes.contains_key(&k)
-                        })
-                    }
+                    Value::Str(id) => Value::Bool(if capacity {
+                        lookup(device.capacity, device.driver, &domain, &id).is_some()
+                    } else {
+                        lookup(device.attributes, device.driver, &domain, &id).is_some()
+                    }),
                     other => {
                         Value::Error(format!("no such overload: {} in map", other.type_name()))
                     }
