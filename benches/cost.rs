@@ -50,6 +50,7 @@ fn cost_run(c: &mut Criterion) {
         weights: Weights::default(),
         spot_share: 0.3,
         typical_threshold_pct: 95.0,
+        placement: tessera::sim::Placement::Tessera,
     };
     let mut group = c.benchmark_group("cost_run");
     group

@@ -22,6 +22,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tower::ServiceExt;
 
+use tessera::allocator::Release;
 use tessera::cluster::testing::synthetic_cluster;
 use tessera::cluster::{CacheConfig, Snapshot};
 use tessera::extender::testing::{RouterOptions, reference_request, snapshot_router};
@@ -70,8 +71,19 @@ fn app(snapshot: Snapshot, warm: bool) -> axum::Router {
     let options = RouterOptions {
         memo: warm,
         parallel_from: None,
+        predict: predict(),
     };
     snapshot_router(snapshot, options).unwrap()
+}
+
+/// The release whose allocator prioritize predicts: `TESSERA_BENCH_RELEASE` (`1.34`, `1.35`,
+/// `1.36`, or `none` for tessera's own fit, the scoring before the prediction); default 1.36.
+fn predict() -> Option<Release> {
+    match std::env::var("TESSERA_BENCH_RELEASE") {
+        Ok(v) if v == "none" => None,
+        Ok(v) => Some(Release::parse(&v).expect("TESSERA_BENCH_RELEASE: 1.34, 1.35, 1.36 or none")),
+        Err(_) => Some(Release::V1_36),
+    }
 }
 
 async fn call(app: &axum::Router, verb: &str, body: &[u8]) -> usize {

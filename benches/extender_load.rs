@@ -50,6 +50,7 @@ fn main() {
     let options = RouterOptions {
         memo: true,
         parallel_from: None,
+        predict: Some(tessera::allocator::Release::V1_36),
     };
     let app = snapshot_router(snapshot, options).unwrap();
 

@@ -2,6 +2,7 @@
 //!
 //! Parsing only; each subcommand's wiring lives in its own file under `cli/`.
 
+pub mod allocate;
 pub mod discovery;
 pub mod error_line;
 pub mod extender;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Serve kube-scheduler's HTTP extender calls: filter nodes a pod must not use and rank
     /// the rest by the cost of the GPU partition it would get, spot risk and fragmentation.
     Extender(extender::ExtenderArgs),
+    /// Show which device(s) kube-scheduler's DRA allocator may give a claim on each node,
+    /// from ResourceSlice, DeviceClass and ResourceClaim YAML files, offline.
+    Allocate(allocate::AllocateArgs),
 }
 
 /// Log output shared by every subcommand.

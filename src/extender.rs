@@ -15,6 +15,7 @@ pub mod evaluate;
 pub mod limits;
 pub mod metrics;
 pub mod pod;
+pub mod predict;
 pub mod quantity;
 mod reason;
 pub mod routes;

@@ -13,6 +13,8 @@
 
 pub mod access;
 pub mod admin;
+pub mod allocator;
+pub mod allocator_k8s;
 pub mod cli;
 pub mod cluster;
 pub mod discovery;

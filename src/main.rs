@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Slices(args) => tessera::cli::slices::run(args),
         Command::Extender(args) => tessera::cli::extender::run(args),
         Command::Plugin(args) => tessera::cli::plugin::run(args),
+        Command::Allocate(args) => tessera::cli::allocate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

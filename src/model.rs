@@ -4,6 +4,7 @@
 
 pub mod demand;
 pub mod device_name;
+pub mod device_order;
 pub mod gpu_model;
 pub mod inventory;
 pub mod mig;

@@ -14,6 +14,7 @@ pub mod cost;
 pub mod engine;
 pub mod mig;
 pub mod oracle;
+pub mod placement;
 pub mod runner;
 pub mod workload;
 
@@ -21,6 +22,7 @@ pub mod workload;
 mod test_util;
 
 pub use engine::{RunConfig, run, run_until};
+pub use placement::Placement;
 pub use runner::{Experiment, run_all};
 pub use workload::{Workload, WorkloadPod, arrival_order};
 

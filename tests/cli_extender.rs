@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 const EXIT_USAGE: i32 = 2;
 
 /// Every flag of `tessera extender` and the variable that can set it.
-const FLAGS: [(&str, &str); 21] = [
+const FLAGS: [(&str, &str); 22] = [
     ("--listen", "TESSERA_EXTENDER_LISTEN"),
     ("--url-prefix", "TESSERA_EXTENDER_URL_PREFIX"),
     ("--tls-cert", "TESSERA_EXTENDER_TLS_CERT"),
@@ -36,6 +36,7 @@ const FLAGS: [(&str, &str); 21] = [
     ("--prices", "TESSERA_PRICES"),
     ("--driver-name", "TESSERA_DRIVER_NAME"),
     ("--stale-after", "TESSERA_EXTENDER_STALE_AFTER"),
+    ("--kube-version", "TESSERA_KUBE_VERSION"),
     ("--admin-addr", "TESSERA_ADMIN_ADDR"),
     ("--kubeconfig", "TESSERA_KUBECONFIG"),
     ("--kube-context", "TESSERA_KUBE_CONTEXT"),
@@ -86,6 +87,7 @@ fn bad_values_stop_it_before_it_starts_naming_the_flag() {
         (vec!["--url-prefix", "filter"], "--url-prefix"),
         (vec!["--max-body-bytes", "12"], "--max-body-bytes"),
         (vec!["--stale-after", "0"], "--stale-after"),
+        (vec!["--kube-version", "1.33"], "--kube-version"),
         (vec!["--listen", "not-an-address"], "--listen"),
         (vec!["--weights", "/nonexistent/w.yaml"], "--weights"),
         (vec!["--tls-cert", "/nonexistent/c.pem"], "--tls-key"),

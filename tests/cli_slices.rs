@@ -85,16 +85,18 @@ fn json_output_is_a_list_kubectl_can_apply() {
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(list["kind"], "List");
     let items = list["items"].as_array().unwrap();
-    // One counters slice, 216 devices in slices of at most 64.
-    assert_eq!(items.len(), 5);
+    // One counters slice; 216 devices: the 16 whole and shared GPUs, then one slice per
+    // GPU's 25 MIG placements.
+    assert_eq!(items.len(), 10);
     for item in items {
         assert_eq!(item["apiVersion"], "resource.k8s.io/v1");
         assert_eq!(item["spec"]["driver"], "gpu.example.com");
         assert_eq!(item["spec"]["nodeName"], "n7");
         assert_eq!(item["spec"]["pool"]["generation"], 4);
     }
-    let first_device = &items[1]["spec"]["devices"][0];
-    assert_eq!(first_device["name"], "gpu-0-mig-1g10gb-6");
+    assert_eq!(items[1]["spec"]["devices"][0]["name"], "gpu-0-shared");
+    let first_placement = &items[2]["spec"]["devices"][0];
+    assert_eq!(first_placement["name"], "gpu-0-mig-1g10gb-6");
 }
 
 #[test]

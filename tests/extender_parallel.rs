@@ -20,6 +20,7 @@ fn app(snapshot: &Snapshot, parallel_from: usize, memo: bool) -> axum::Router {
     let options = RouterOptions {
         memo,
         parallel_from: Some(parallel_from),
+        predict: None,
     };
     snapshot_router(snapshot.clone(), options).unwrap()
 }

@@ -15,11 +15,13 @@ use tracing::info;
 use super::{AdminArgs, KubeArgs};
 use crate::access::AccessReview;
 use crate::admin::{self, AdminOptions, Readiness};
+use crate::allocator::Release;
 use crate::cluster::{Cache, CacheConfig, READINESS_CONDITIONS};
 use crate::extender::cluster_view::{CacheSource, MemoScoring};
 use crate::extender::demand::DeviceClasses;
 use crate::extender::evaluate::{Scoring, default_typical_pods};
 use crate::extender::limits::DEFAULT_QUEUE_WAIT;
+use crate::extender::predict::Predictor;
 use crate::extender::tls::reload_on_change;
 use crate::extender::{
     BodyLimits, Bound, Decide, Decider, ExtenderMetrics, RouteOptions, TlsFiles, attribution,
@@ -174,6 +176,16 @@ pub struct ExtenderArgs {
         value_name = "SECONDS"
     )]
     pub stale_after: u64,
+    /// The scheduler's Kubernetes release, whose slice order and default feature gates the
+    /// allocator model follows when it predicts which device a pod gets: `auto` (the API
+    /// server's version at start), or `1.34`, `1.35`, `1.36` (and later).
+    #[arg(
+        long,
+        env = "TESSERA_KUBE_VERSION",
+        default_value = "auto",
+        value_name = "auto|MAJOR.MINOR"
+    )]
+    pub kube_version: String,
     /// Admin server.
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -213,6 +225,8 @@ pub struct ExtenderConfig {
     pub driver_name: String,
     /// Readiness staleness threshold.
     pub stale_after: Duration,
+    /// The release the allocator model follows; `None`: read it from the API server.
+    pub kube_version: Option<Release>,
 }
 
 impl ExtenderConfig {
@@ -286,6 +300,14 @@ impl ExtenderConfig {
                 args.driver_name
             );
         }
+        let kube_version = match args.kube_version.trim() {
+            "auto" => None,
+            text => Some(Release::parse(text).with_context(|| {
+                format!(
+                    "--kube-version must be auto or a release from 1.34 on (1.34, 1.35, 1.36, …), got {text:?}"
+                )
+            })?),
+        };
         let weights = match &args.weights {
             None => Weights::default(),
             Some(path) => {
@@ -335,6 +357,7 @@ impl ExtenderConfig {
             advisor: Arc::new(advisor),
             driver_name: args.driver_name.clone(),
             stale_after: Duration::from_secs(args.stale_after),
+            kube_version,
         })
     }
 }
@@ -392,6 +415,23 @@ async fn serve(
         }
         _ => None,
     };
+    let release = match config.kube_version {
+        Some(release) => release,
+        None => {
+            let version = client
+                .apiserver_version()
+                .await
+                .context("reading the API server version for --kube-version auto")?;
+            let text = format!("{}.{}", version.major, version.minor);
+            Release::parse(&text).with_context(|| {
+                format!("the API server is Kubernetes {text}; tessera needs 1.34 or later")
+            })?
+        }
+    };
+    info!(
+        release = release.label(),
+        "allocator model follows this release"
+    );
 
     let mut conditions: Vec<&'static str> = READINESS_CONDITIONS.to_vec();
     conditions.push(FRESH_CONDITION);
@@ -413,7 +453,10 @@ async fn serve(
     let typical = default_typical_pods().context("bundled typical pods")?;
     let decider = Arc::new(Decider::new(
         CacheSource::new(cache.clone(), classes.clone()),
-        MemoScoring::new(Scoring::new(config.weights, typical)),
+        MemoScoring::new(
+            Scoring::new(config.weights, typical)
+                .with_predictor(Predictor::new(release, &config.driver_name)),
+        ),
         classes,
         Arc::clone(&config.catalog),
         Arc::clone(&config.advisor),

@@ -14,10 +14,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
 use super::SeedList;
+use crate::model::device_order::Layout;
 use crate::report::{self, summarize};
 use crate::scoring::Policy;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
-use crate::sim::{Experiment, Workload, run_all};
+use crate::sim::placement::Release;
+use crate::sim::{Experiment, Placement, Workload, run_all};
 use crate::trace;
 
 mod mig;
@@ -97,6 +99,71 @@ pub struct SimulateArgs {
     /// MIG instances made on demand, placed first-fit or by tessera).
     #[arg(long, value_enum, default_value_t = ClusterKind::Openb)]
     pub cluster: ClusterKind,
+
+    // --- deployment modes (`--placement`, docs/simulation.md): keep this block together ---
+    /// Who chooses node and device: `tessera` (tessera picks both: the ideal), `extender`
+    /// (tessera's node score of what kube-scheduler's allocator will give there, then the
+    /// allocator's first fit: what an installed tessera does), `kube` (kube-scheduler alone:
+    /// its default scoring, then the allocator's first fit).
+    #[arg(long, value_enum, default_value_t = PlacementArg::Tessera)]
+    pub placement: PlacementArg,
+    /// Kubernetes release the allocator follows with `--placement kube|extender`: 1.34 or
+    /// 1.35 (a node's slices in an arbitrary order, drawn per pod from the run's seed) or 1.36+
+    /// (slices by name).
+    #[arg(long, default_value = "1.36", value_name = "MAJOR.MINOR", value_parser = parse_release)]
+    pub kube_version: Release,
+    /// How the plugin cuts a node's devices into ResourceSlices, for the allocator's first fit
+    /// in the MIG experiment: `kind-major` (one order across the node, cut every 64 devices)
+    /// or `per-mig-gpu` (each dynamic-MIG GPU's placements in a slice of their own, after the
+    /// node's other devices). Default: what the plugin publishes, `per-mig-gpu`
+    /// (docs/device-model.md).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub publish_layout: Option<LayoutArg>,
+}
+
+/// `--publish-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// One order across the node, cut every 64 devices.
+    KindMajor,
+    /// Each dynamic-MIG GPU's devices in their own slice.
+    PerMigGpu,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(l: LayoutArg) -> Layout {
+        match l {
+            LayoutArg::KindMajor => Layout::KindMajor,
+            LayoutArg::PerMigGpu => Layout::PerMigGpu,
+        }
+    }
+}
+
+/// `--placement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlacementArg {
+    /// kube-scheduler alone: default scoring, the allocator's first fit.
+    Kube,
+    /// tessera's node score of the allocator's outcome, the allocator's first fit.
+    Extender,
+    /// tessera chooses node and device.
+    Tessera,
+}
+
+impl From<PlacementArg> for Placement {
+    fn from(p: PlacementArg) -> Placement {
+        match p {
+            PlacementArg::Kube => Placement::Kube,
+            PlacementArg::Extender => Placement::Extender,
+            PlacementArg::Tessera => Placement::Tessera,
+        }
+    }
+}
+
+fn parse_release(text: &str) -> Result<Release, String> {
+    Release::from_version(text).ok_or_else(|| {
+        format!("{text:?} is not a Kubernetes release tessera supports; expected 1.34, 1.35, 1.36 or later")
+    })
 }
 
 /// Which cluster `tessera simulate` replays the pods on.
@@ -176,6 +243,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         tune: args.tune,
         weights: cost::weights(args.weights.as_deref())?.fragmentation,
         typical_threshold_pct: args.typical_threshold,
+        placement: args.placement.into(),
     };
     // --published on a plain run compares against the default workload (the bundled pod
     // list). A --pods file may be anything, so it is never matched to a published row.

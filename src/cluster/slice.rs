@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::resource::v1::{
-    Counter, Device as ApiDevice, DeviceAttribute, DeviceCapacity, ResourceSlice,
+    CapacityRequestPolicy, Counter, Device as ApiDevice, DeviceAttribute, DeviceCapacity,
+    ResourceSlice,
 };
 use tracing::debug;
 
@@ -63,6 +64,64 @@ pub struct CounterConsumption {
     pub counter_set: Arc<str>,
     /// Counters consumed.
     pub counters: Arc<[Amount]>,
+}
+
+/// `requestPolicy` of one consumable capacity: how the scheduler turns a claim's request
+/// (or its absence) into the amount a share consumes.
+///
+/// The rules are upstream's (`staging/src/k8s.io/dynamic-resource-allocation/structured/
+/// internal/incubating/consumable_capacity.go`, `calculateConsumedQuantity` and
+/// `violatesPolicy`, kubernetes-1.36.0): no request consumes `default`, or the whole value
+/// when there is no default; a request is raised to `validRange.min` and then up to the next
+/// `min + k × step`, or to the next `validValues` entry; an amount above `validRange.max` or
+/// past the last valid value does not fit the device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestPolicy {
+    /// Capacity name, without our driver's domain (as in [`Amount::name`]).
+    pub name: Arc<str>,
+    /// `default`.
+    pub default: Option<u64>,
+    /// `validRange.min`.
+    pub min: Option<u64>,
+    /// `validRange.max`.
+    pub max: Option<u64>,
+    /// `validRange.step`.
+    pub step: Option<u64>,
+    /// `validValues`, ascending (empty when the policy uses a range or nothing).
+    pub valid_values: Box<[u64]>,
+}
+
+impl RequestPolicy {
+    /// What a share consumes of a capacity whose total is `total` when the claim asks for
+    /// `requested` (`None`: does not name the capacity); `None` when the policy refuses it.
+    pub fn consumed(
+        policy: Option<&RequestPolicy>,
+        requested: Option<u64>,
+        total: u64,
+    ) -> Option<u64> {
+        let Some(policy) = policy else {
+            return Some(requested.unwrap_or(total));
+        };
+        let Some(requested) = requested else {
+            return Some(policy.default.unwrap_or(total));
+        };
+        if let Some(min) = policy.min {
+            let mut amount = requested.max(min);
+            if let Some(step) = policy.step.filter(|s| *s > 0) {
+                let over = amount - min;
+                amount = min.checked_add(over.div_ceil(step).checked_mul(step)?)?;
+            }
+            return policy.max.is_none_or(|max| amount <= max).then_some(amount);
+        }
+        if !policy.valid_values.is_empty() {
+            return policy
+                .valid_values
+                .iter()
+                .copied()
+                .find(|v| *v >= requested);
+        }
+        Some(requested)
+    }
 }
 
 /// What kind of device the `type` attribute says it is.
@@ -153,6 +212,8 @@ pub struct DeviceSpec {
     pub mig: Option<MigInfo>,
     /// Capacities (`memory` in bytes, `compute` in percent, `computeSlices`, …).
     pub capacity: Arc<[Amount]>,
+    /// The `requestPolicy` of each consumable capacity that has one, sorted by name.
+    pub policies: Arc<[RequestPolicy]>,
     /// Counters this device takes while allocated.
     pub consumes: Arc<[CounterConsumption]>,
     /// `allowMultipleAllocations`: several claims may hold it, each consuming capacity.
@@ -170,6 +231,19 @@ impl DeviceSpec {
     /// The `memory` capacity in bytes.
     pub fn memory_bytes(&self) -> Option<u64> {
         self.capacity("memory")
+    }
+
+    /// The request policy of capacity `name`.
+    pub fn policy(&self, name: &str) -> Option<&RequestPolicy> {
+        self.policies.iter().find(|p| &*p.name == name)
+    }
+
+    /// What one share of this device consumes of capacity `name` when a claim asks for
+    /// `requested` ([`RequestPolicy::consumed`]); `None` when the device has no such capacity
+    /// or its policy refuses the amount.
+    pub fn consumed(&self, name: &str, requested: Option<u64>) -> Option<u64> {
+        let total = self.capacity(name)?;
+        RequestPolicy::consumed(self.policy(name), requested, total)
     }
 }
 
@@ -264,6 +338,7 @@ fn read_device(device: &ApiDevice, driver: &str, interners: &mut Interners) -> D
     let model = string("model").or_else(|| string("productName"));
     let profile = string("profile");
     let capacity = read_capacities(device.capacity.as_ref(), driver, interners);
+    let policies = read_policies(device.capacity.as_ref(), driver, interners);
     let mig = match (kind, profile) {
         (DeviceKind::Mig, Some(profile)) => {
             let start = match &parsed_name {
@@ -302,6 +377,7 @@ fn read_device(device: &ApiDevice, driver: &str, interners: &mut Interners) -> D
         model,
         mig,
         capacity,
+        policies,
         consumes: interners.consumptions(consumes),
         multiple_allocations: device.allow_multiple_allocations.unwrap_or(false),
         tainted,
@@ -372,6 +448,68 @@ fn read_capacities(
         driver,
         interners,
     )
+}
+
+/// The request policies of a device's capacities; a policy with an unreadable quantity is
+/// skipped (and logged) whole, so no half-read policy rounds differently from the scheduler.
+fn read_policies(
+    map: Option<&BTreeMap<String, DeviceCapacity>>,
+    driver: &str,
+    interners: &mut Interners,
+) -> Arc<[RequestPolicy]> {
+    let mut policies: Vec<RequestPolicy> = map
+        .into_iter()
+        .flatten()
+        .take(MAX_AMOUNTS)
+        .filter_map(|(key, c)| {
+            let policy = c.request_policy.as_ref()?;
+            let read = read_policy(policy);
+            if read.is_none() {
+                debug!(key = %truncate(key, MAX_NAME_LEN), "request policy skipped");
+            }
+            let (default, min, max, step, valid_values) = read?;
+            Some(RequestPolicy {
+                name: interners.str(truncate(local_name(key, driver), MAX_NAME_LEN)),
+                default,
+                min,
+                max,
+                step,
+                valid_values,
+            })
+        })
+        .collect();
+    policies.sort_by(|a, b| a.name.cmp(&b.name));
+    policies.dedup_by(|a, b| a.name == b.name);
+    policies.into()
+}
+
+/// (default, min, max, step, validValues) of one policy; `None` if a quantity is unreadable.
+#[allow(clippy::type_complexity)]
+fn read_policy(
+    policy: &CapacityRequestPolicy,
+) -> Option<(
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Box<[u64]>,
+)> {
+    let read = |q: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+        q.map(|q| parse_quantity(&q.0).ok())
+            .map_or(Some(None), |v| v.map(Some))
+    };
+    let range = policy.valid_range.as_ref();
+    let default = read(policy.default.as_ref())?;
+    let min = read(range.map(|r| &r.min))?;
+    let max = read(range.and_then(|r| r.max.as_ref()))?;
+    let step = read(range.and_then(|r| r.step.as_ref()))?;
+    // The API allows 10 valid values; more are not a policy we could have been given.
+    let mut values = Vec::new();
+    for q in policy.valid_values.iter().flatten().take(16) {
+        values.push(parse_quantity(&q.0).ok()?);
+    }
+    values.sort_unstable();
+    Some((default, min, max, step, values.into()))
 }
 
 /// A device's attributes, read by identifier with or without our driver's domain.

@@ -21,6 +21,7 @@ use crate::market::{
 use crate::model::NodeState;
 use crate::model::partition::{PartitionGpu, milli_view};
 
+pub mod allocator;
 mod partition;
 
 /// Most slices of our driver read per node; far above what a node publishes (one counters
@@ -165,6 +166,8 @@ pub struct NodeView {
     pub counters: Box<[CounterUsage]>,
     /// Classic `nvidia.com/gpu` allocatable and requests.
     pub classic: ClassicGpus,
+    /// The view in the allocator model's terms, built on first use (`view::allocator`).
+    pub model: allocator::ModelCell,
 }
 
 /// A node's allocatable CPU and memory and the requests of the pods the cache keeps on it.
@@ -421,6 +424,7 @@ pub fn assemble<'a>(
         allocations: allocations.into(),
         counters,
         classic,
+        model: allocator::ModelCell::default(),
     };
     let (partitions, index) = partition::partition_gpus(&view);
     let ((cpu_capacity, cpu_free), (memory_capacity, memory_free)) =

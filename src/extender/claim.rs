@@ -31,6 +31,9 @@ pub struct ClaimRequests {
     pub unreadable: Vec<String>,
     /// Whether the claim already has an allocation (its devices are fixed and paid for).
     pub allocated: bool,
+    /// The claim in the allocator model's terms, when every request is for tessera's classes
+    /// and was read in full (`None` otherwise: its devices cannot be predicted).
+    pub model: Option<std::sync::Arc<crate::allocator::Claim>>,
 }
 
 /// The GPU requests of `claim`.

@@ -19,9 +19,12 @@ use super::demand::{Count, DeviceClasses, GpuRequest};
 use super::evaluate::Scoring;
 use super::evaluate::{GpuLayout, GpuNode, NodeGpus};
 use super::pod::CLASSIC_GPU_RESOURCE;
+use super::predict::{PredictedDevice, Prediction, Predictor};
 use super::view::{AllocatedShare, ClusterView, Detail, Evaluation, NodeScorer, ViewSource};
+use crate::allocator::Claim;
 use crate::cluster::claim::AllocationMode;
 use crate::cluster::slice::{DeviceKind as SliceKind, amount};
+use crate::cluster::view::allocator::model_claim;
 use crate::cluster::{
     Allocation, Cache, ClaimView, Device, GpuDevices, NodeView, PodView, Snapshot,
 };
@@ -29,6 +32,7 @@ use crate::market::CapacityType;
 use crate::market::{MarketError, NodeMarket};
 use crate::model::mig::{GpuProduct, profile};
 use crate::model::partition::COMPUTE_PERCENT;
+use crate::model::partition::Partition;
 use crate::scoring::Tolerance;
 use crate::scoring::filter::NodeCondition;
 
@@ -174,6 +178,109 @@ impl GpuLayout for Arc<NodeView> {
     fn replica_fraction(&self) -> Option<f64> {
         replica_fraction(self)
     }
+
+    fn predict(
+        &self,
+        predictor: &Predictor,
+        claims: &[Arc<Claim>],
+    ) -> Option<Result<Prediction, String>> {
+        Some(predictor.predict(self, claims))
+    }
+
+    fn predicted_partition(&self, device: &PredictedDevice) -> Option<(usize, Partition)> {
+        predicted_partition(self, device)
+    }
+
+    fn share_charge(
+        &self,
+        memory_bytes: Option<u64>,
+        compute_pct: Option<f64>,
+    ) -> Option<(u64, u16)> {
+        share_charge(self, memory_bytes, compute_pct)
+    }
+}
+
+/// The partition-model position and partition of a predicted device: a whole GPU, a MIG
+/// device (its catalog profile and placement), a share with what it consumes, a replica
+/// (its fixed part of the GPU). `None` for a GPU the partition model does not hold.
+fn predicted_partition(node: &NodeView, predicted: &PredictedDevice) -> Option<(usize, Partition)> {
+    const MIB: u64 = 1024 * 1024;
+    let gpu = node
+        .gpus
+        .iter()
+        .find(|g| g.devices.contains(&predicted.device))?;
+    let position = gpu.partition?;
+    let state = node.partitions.get(position)?;
+    let device = node.device(predicted.device)?;
+    let consumed = |name: &str| {
+        predicted
+            .consumed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+    };
+    let partition = match device.kind {
+        SliceKind::Gpu => Partition::Whole,
+        SliceKind::Mig => {
+            let product = state.mig_product()?;
+            let mig = device.mig.as_ref()?;
+            Partition::Mig {
+                profile: profile(product, &mig.profile)?,
+                placement: mig.placement?,
+            }
+        }
+        SliceKind::Shared => Partition::Shared {
+            memory_mib: consumed("memory").unwrap_or(0).div_ceil(MIB),
+            compute_pct: u8::try_from(consumed("compute").unwrap_or(0).min(100)).ok()?,
+        },
+        SliceKind::Share => {
+            let n = replicas_of(node, device)?;
+            Partition::Shared {
+                memory_mib: device.memory_bytes().unwrap_or(0) / MIB,
+                compute_pct: u8::try_from(100 / n.max(1)).ok()?,
+            }
+        }
+        SliceKind::Other => return None,
+    };
+    Some((position, partition))
+}
+
+/// What one share consumes on `node`'s shared GPUs under the first shared device's published
+/// request policies (the plugin publishes every shared device of a node alike): memory in
+/// MiB, compute in thousandths. A claim naming no memory consumes the policy's `default`
+/// (the whole GPU's memory as tessera publishes it), 1500Mi is charged 2Gi where the step is
+/// 1Gi. `None` when the policy refuses the amount; the plain request (MiB, unnamed = 0) when
+/// the node has no shared device with policies.
+fn share_charge(
+    node: &NodeView,
+    memory_bytes: Option<u64>,
+    compute_pct: Option<f64>,
+) -> Option<(u64, u16)> {
+    const MIB: u64 = 1024 * 1024;
+    let shared = node
+        .devices()
+        .map(|(_, d)| d)
+        .find(|d| d.kind == SliceKind::Shared && !d.policies.is_empty());
+    let pct = compute_pct.map(|p| p.clamp(0.0, 100.0));
+    let Some(device) = shared else {
+        return Some((
+            memory_bytes.map_or(0, |b| b.div_ceil(MIB)),
+            (pct.unwrap_or(0.0) * 10.0).ceil() as u16,
+        ));
+    };
+    let memory = match device.capacity("memory") {
+        Some(_) => device.consumed("memory", memory_bytes)?.div_ceil(MIB),
+        None => memory_bytes.map_or(0, |b| b.div_ceil(MIB)),
+    };
+    // Percent is the device's unit; a fractional request is rounded up like a quantity.
+    let compute = match device.capacity("compute") {
+        Some(_) => {
+            let consumed = device.consumed("compute", pct.map(|p| p.ceil() as u64))?;
+            u16::try_from(consumed.min(u64::from(COMPUTE_PERCENT)) * 10).ok()?
+        }
+        None => (pct.unwrap_or(0.0) * 10.0).ceil() as u16,
+    };
+    Some((memory, compute))
 }
 
 /// The requests of a cached claim; an allocated claim asks for nothing more.
@@ -184,6 +291,16 @@ fn claim_requests(claim: &ClaimView, classes: &DeviceClasses) -> ClaimRequests {
     };
     if out.allocated {
         return out;
+    }
+    // The allocator model sees only tessera's slices: a claim also asking another driver
+    // cannot be predicted.
+    let ours = claim.spec.requests.iter().all(|r| {
+        r.alternatives
+            .iter()
+            .all(|a| classes.kind(&a.device_class).is_some())
+    });
+    if ours {
+        out.model = model_claim(claim, classes.driver()).map(Arc::new);
     }
     for request in claim.spec.requests.iter() {
         let source = format!("{}/{}", claim.key.as_str(), request.name);

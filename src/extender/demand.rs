@@ -6,9 +6,11 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
+
+use crate::allocator::Claim;
 
 /// The DeviceClasses tessera's chart installs for a driver name (`gpu.tessera.dev` by
 /// default): `<driver>` selects whole GPUs, `mig.<driver>` MIG partitions, `shared.<driver>`
@@ -144,6 +146,13 @@ pub struct PodDemand {
     pub cpu_milli: u64,
     /// Memory request, MiB.
     pub memory_mib: u64,
+    /// The pod's pending claims that hold GPU requests, in the allocator model's terms.
+    #[serde(skip)]
+    pub model_claims: Vec<Arc<Claim>>,
+    /// Whether some GPU request has no model form (classic `nvidia.com/gpu`, a claim also
+    /// asking another driver, a claim not read in full): the allocator cannot be predicted.
+    #[serde(skip)]
+    pub model_missing: bool,
     /// [`PodDemand::shape_key`], computed once.
     #[serde(skip)]
     pub shape: OnceLock<u64>,
@@ -170,6 +179,12 @@ impl PodDemand {
                 }
             }
             (self.requests.len(), self.cpu_milli, self.memory_mib).hash(&mut h);
+            // What the allocator model reads (selectors above all), names aside: two pods
+            // whose claims differ only in a CEL selector get different devices.
+            self.model_missing.hash(&mut h);
+            for claim in &self.model_claims {
+                format!("{:?}", claim.requests).hash(&mut h);
+            }
             h.finish()
         })
     }

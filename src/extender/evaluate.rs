@@ -14,14 +14,18 @@ use crate::model::{Demand, DeviceName, MILLI_PER_GPU, ModelSet, NodeState};
 use crate::scoring::filter::NodeCondition;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use crate::scoring::frag::waste::placement_frag_gpus;
-use crate::scoring::partition::{PartitionKind, fit};
+use crate::scoring::partition::{PartitionKind, assignment, fit};
 use crate::scoring::{
     NodeInputs, PodInputs, Policy, Scorer, Tolerance, TypicalPods, Weights, partition_hourly_cost,
     score_node, to_extender_range,
 };
 
+use std::sync::Arc;
+
 use super::demand::{Alternative, Count, DeviceKind, GpuRequest, PodDemand};
-use super::view::{Detail, Evaluation, NodeScorer, PartitionChoice};
+use super::predict::{Certainty, PredictedDevice, PredictedOutcome, Prediction, Predictor};
+use super::view::{Detail, Evaluation, NodeScorer, PartitionChoice, PredictionNote};
+use crate::allocator::Claim;
 
 /// Bytes in a MiB.
 const MIB: u64 = 1024 * 1024;
@@ -53,6 +57,39 @@ pub trait GpuLayout: Sync {
     fn replica_fraction(&self) -> Option<f64> {
         None
     }
+
+    /// What the scheduler's allocator gives `claims` on this node (`None`: this node type
+    /// cannot say; `Some(Err)`: the allocator model cannot tell, with the reason).
+    fn predict(
+        &self,
+        _predictor: &Predictor,
+        _claims: &[Arc<Claim>],
+    ) -> Option<Result<Prediction, String>> {
+        None
+    }
+
+    /// The position in [`NodeGpus::gpus`] and the partition a predicted device stands for.
+    fn predicted_partition(&self, _device: &PredictedDevice) -> Option<(usize, Partition)> {
+        None
+    }
+
+    /// What one share of a shared GPU consumes when a claim asks for `memory_bytes` (`None`:
+    /// names no memory) and `compute_pct`, as the scheduler charges it under the node's
+    /// published `requestPolicy` (a claim naming no memory takes the default, requests are
+    /// rounded up to the policy's steps): (MiB, thousandths of the GPU's compute). `None`
+    /// when the policy refuses the amount. By default, for nodes without published policies:
+    /// the request rounded up to a MiB, nothing when unnamed.
+    fn share_charge(
+        &self,
+        memory_bytes: Option<u64>,
+        compute_pct: Option<f64>,
+    ) -> Option<(u64, u16)> {
+        let pct = compute_pct.unwrap_or(0.0).clamp(0.0, 100.0);
+        Some((
+            memory_bytes.map_or(0, |b| b.div_ceil(MIB)),
+            (pct * 10.0).ceil() as u16,
+        ))
+    }
 }
 
 /// GPUs indexed by their position, without time-sliced replicas.
@@ -68,11 +105,22 @@ pub trait GpuNode: Send + Sync {
     fn node_gpus(&self) -> NodeGpus<'_>;
 }
 
-/// What the extender scores with: the blend's weights and the fragmentation policy.
+/// What the extender scores with: the blend's weights, the fragmentation policy and, when
+/// set, the allocator model that predicts which devices the scheduler will give.
 #[derive(Debug, Clone)]
 pub struct Scoring {
     weights: Weights,
     fragmentation: Scorer,
+    predictor: Option<Predictor>,
+}
+
+/// One evaluation's inputs besides the placement.
+struct Terms<'n, 'g> {
+    node: &'n NodeGpus<'g>,
+    market: &'n NodeMarket,
+    interruption_notice: bool,
+    demand: &'n PodDemand,
+    tolerance: Tolerance,
 }
 
 impl Scoring {
@@ -81,6 +129,7 @@ impl Scoring {
         Scoring {
             fragmentation: Scorer::new(Policy::Tessera, typical, weights.fragmentation),
             weights,
+            predictor: None,
         }
     }
 
@@ -89,8 +138,22 @@ impl Scoring {
         &self.weights
     }
 
-    /// Where `demand` would go on the node and what that costs, or `None` if a request fits
-    /// no alternative there.
+    /// Scoring that prices what kube-scheduler's allocator will give (`predictor`'s release)
+    /// instead of tessera's own fit, wherever the allocator model can tell.
+    pub fn with_predictor(mut self, predictor: Predictor) -> Self {
+        self.predictor = Some(predictor);
+        self
+    }
+
+    /// The predictor, if scoring predicts the allocator.
+    pub fn predictor(&self) -> Option<&Predictor> {
+        self.predictor.as_ref()
+    }
+
+    /// Where `demand` would go on the node and what that costs, or `None` if it does not fit
+    /// there. With a predictor: what the allocator will give (the expected terms over its
+    /// possible outcomes where the release's slice order is arbitrary); without one, or
+    /// where the model cannot tell: tessera's own fit.
     pub fn evaluate(
         &self,
         node: &NodeGpus<'_>,
@@ -100,29 +163,123 @@ impl Scoring {
         tolerance: Tolerance,
         detail: Detail,
     ) -> Option<Evaluation> {
+        let terms = Terms {
+            node,
+            market,
+            interruption_notice,
+            demand,
+            tolerance,
+        };
+        let prediction = match &self.predictor {
+            Some(p) if !demand.model_missing && !demand.model_claims.is_empty() => {
+                node.layout.predict(p, &demand.model_claims)
+            }
+            _ => None,
+        };
+        let note = match prediction {
+            Some(Ok(prediction)) => return self.evaluate_predicted(&terms, &prediction, detail),
+            Some(Err(reason)) => Some(PredictionNote::OwnFit {
+                reason: format!("the allocator model cannot tell: {reason}"),
+            }),
+            None if self.predictor.is_some() && !demand.requests.is_empty() => {
+                Some(PredictionNote::OwnFit {
+                    reason: "the pod has requests the allocator model does not see (classic \
+                             nvidia.com/gpu, another driver's, or a claim not read in full)"
+                        .to_owned(),
+                })
+            }
+            None => None,
+        };
         let placed = place(node, &demand.requests, detail)?;
+        let mut evaluation = self.score_placed(&terms, placed);
+        evaluation.prediction = note;
+        Some(evaluation)
+    }
+
+    /// The expected evaluation over the predicted outcomes; `None` when the pod does not fit
+    /// (no outcome) or an outcome names a device the partition model cannot place.
+    fn evaluate_predicted(
+        &self,
+        terms: &Terms<'_, '_>,
+        prediction: &Prediction,
+        detail: Detail,
+    ) -> Option<Evaluation> {
+        let mut total: Option<Evaluation> = None;
+        let mut weight = 0.0;
+        for outcome in &prediction.outcomes {
+            let placed = place_predicted(terms.node, &terms.demand.requests, outcome, detail)?;
+            let e = self.score_placed(terms, placed);
+            let p = outcome.probability;
+            weight += p;
+            total = Some(match total {
+                None => Evaluation {
+                    hourly_cost_usd: e.hourly_cost_usd * p,
+                    risk_usd_per_hour: e.risk_usd_per_hour * p,
+                    fragmentation: e.fragmentation * p,
+                    packing: e.packing * p,
+                    raw_score: e.raw_score * p,
+                    ..e
+                },
+                Some(mut t) => {
+                    t.hourly_cost_usd += e.hourly_cost_usd * p;
+                    t.risk_usd_per_hour += e.risk_usd_per_hour * p;
+                    t.fragmentation += e.fragmentation * p;
+                    t.packing += e.packing * p;
+                    t.raw_score += e.raw_score * p;
+                    t.partitions.extend(e.partitions);
+                    t.refused = t.refused.or(e.refused);
+                    t
+                }
+            });
+        }
+        let mut t = total?;
+        if weight > 0.0 && (weight - 1.0).abs() > 1e-12 {
+            t.hourly_cost_usd /= weight;
+            t.risk_usd_per_hour /= weight;
+            t.fragmentation /= weight;
+            t.packing /= weight;
+            t.raw_score /= weight;
+        }
+        // A refused outcome refuses the node (refusals are about the node and the pod).
+        if t.refused.is_some() || t.raw_score.is_nan() {
+            t.raw_score = f64::NEG_INFINITY;
+        }
+        t.prediction = Some(match prediction.certainty {
+            Certainty::Exact => PredictionNote::Exact,
+            Certainty::Expected { orders, sampled } => PredictionNote::Expected {
+                orders,
+                sampled,
+                outcomes: prediction.outcomes.len(),
+            },
+        });
+        Some(t)
+    }
+
+    /// The blend's terms for one placement.
+    fn score_placed(&self, terms: &Terms<'_, '_>, placed: Placed) -> Evaluation {
         let partition_gpus: f64 = placed.assignments.iter().map(|a| a.fraction).sum();
         let frag_gpus = placement_frag_gpus(
-            self.frag_delta_gpus(&node.milli, &placed.assignments, demand),
+            self.frag_delta_gpus(&terms.node.milli, &placed.assignments, terms.demand),
             partition_gpus,
             placed.needed_gpus,
         );
+        let market = terms.market;
         let inputs = NodeInputs {
             // Unknown (no GPUs to divide by): scoring prices it at its fallback.
             price_per_gpu_hour: market.price_per_gpu_hour().unwrap_or(-1.0),
             node_hourly_price: market.hourly_price_usd,
-            in_use: node.in_use,
+            in_use: terms.node.in_use,
             capacity: market.capacity,
             hourly_interruption_probability: market.hourly_interruption_probability,
-            interruption_notice,
+            interruption_notice: terms.interruption_notice,
         };
         let pod = PodInputs {
-            tolerance,
+            tolerance: terms.tolerance,
             partition_gpus,
             frag_gpus,
         };
         let decision = score_node(&inputs, &pod, &self.weights);
-        Some(Evaluation {
+        Evaluation {
             partitions: placed.choices,
             hourly_cost_usd: decision.hourly_cost,
             risk_usd_per_hour: decision.risk_cost,
@@ -136,7 +293,8 @@ impl Scoring {
                 f64::NEG_INFINITY
             },
             refused: decision.filtered.map(|f| f.message()),
-        })
+            prediction: None,
+        }
     }
 
     /// The fragmentation change of the placement, in GPUs: minus the tessera policy's score
@@ -289,6 +447,7 @@ fn place(node: &NodeGpus<'_>, requests: &[GpuRequest], detail: Detail) -> Option
                     kind: a.partition.kind_name().to_owned(),
                     partition: partition_name(a, node.layout.gpu_index(a.gpu)),
                     gpu_fraction: a.fraction,
+                    probability: 1.0,
                 });
             }
             // Given its first choice, the pod got what it needs; given a later one, it needs
@@ -303,6 +462,61 @@ fn place(node: &NodeGpus<'_>, requests: &[GpuRequest], detail: Detail) -> Option
             apply(&found, next).ok()?;
         }
         assignments.extend(found.assignments);
+    }
+    Some(Placed {
+        choices,
+        assignments,
+        needed_gpus,
+    })
+}
+
+/// The placement of one predicted outcome: each device's partition on its GPU, applied in
+/// turn (two shares may land on one GPU). `None` when a device is not one the partition
+/// model places (an unknown GPU or kind).
+fn place_predicted(
+    node: &NodeGpus<'_>,
+    requests: &[GpuRequest],
+    outcome: &PredictedOutcome,
+    detail: Detail,
+) -> Option<Placed> {
+    let mut gpus = node.gpus.to_vec();
+    let mut choices = Vec::new();
+    let mut assignments = Vec::with_capacity(outcome.devices.len());
+    let mut needed_gpus = 0.0;
+    for device in &outcome.devices {
+        let (position, partition) = node.layout.predicted_partition(device)?;
+        let gpu = gpus.get(position)?;
+        let a = assignment(position, gpu, partition)?;
+        // The request and the alternative the allocator chose (`request/subrequest`).
+        let (request_name, sub) = match device.request.split_once('/') {
+            Some((r, s)) => (r, Some(s)),
+            None => (device.request.as_str(), None),
+        };
+        let source = format!("{}/{request_name}", device.claim);
+        let request = requests.iter().find(|r| r.source == source);
+        let first = request.and_then(|r| r.alternatives.first());
+        let chosen_first = first.is_none_or(|f| f.subrequest.as_deref() == sub);
+        needed_gpus += match (chosen_first, first) {
+            (false, Some(first)) => nominal_fraction(first, gpu).unwrap_or(a.fraction),
+            _ => a.fraction,
+        };
+        if detail == Detail::Explain {
+            choices.push(PartitionChoice {
+                request: source,
+                alternative: sub.map(str::to_owned),
+                kind: a.partition.kind_name().to_owned(),
+                partition: partition_name(&a, node.layout.gpu_index(position)),
+                gpu_fraction: a.fraction,
+                probability: outcome.probability,
+            });
+        }
+        if let Some(g) = gpus.get_mut(position) {
+            let one = crate::model::partition::PartitionFit {
+                assignments: vec![Assignment { gpu: 0, ..a }],
+            };
+            apply(&one, std::slice::from_mut(g)).ok()?;
+        }
+        assignments.push(a);
     }
     Some(Placed {
         choices,
@@ -364,12 +578,9 @@ fn partition_demand(
     let (kind, memory_mib, compute_milli) = match alt.kind {
         DeviceKind::Whole => (PartitionKind::Whole, 0, MILLI_PER_GPU),
         DeviceKind::Shared => {
-            let pct = alt.compute_percent.unwrap_or(0.0).clamp(0.0, 100.0);
-            (
-                PartitionKind::Shared,
-                memory_mib,
-                (pct * 10.0).ceil() as u16,
-            )
+            let (memory_mib, compute_milli) =
+                layout.share_charge(alt.memory_bytes, alt.compute_percent)?;
+            (PartitionKind::Shared, memory_mib, compute_milli)
         }
         // A replica is a fixed share of a time-sliced GPU, which the partition model keeps
         // as a shared GPU of N equal parts.

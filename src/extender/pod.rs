@@ -122,6 +122,12 @@ pub fn pod_demand(
         };
         match claims(&id) {
             Some(found) => {
+                if !found.requests.is_empty() {
+                    match found.model {
+                        Some(model) => demand.model_claims.push(model),
+                        None => demand.model_missing = true,
+                    }
+                }
                 demand.requests.extend(found.requests);
                 demand.unreadable.extend(found.unreadable);
             }
@@ -130,17 +136,20 @@ pub fn pod_demand(
     }
     match classic_gpus(pod) {
         Ok(0) => {}
-        Ok(count) => demand.requests.push(GpuRequest {
-            source: CLASSIC_GPU_RESOURCE.to_owned(),
-            alternatives: vec![Alternative {
-                subrequest: None,
-                kind: DeviceKind::Whole,
-                count: Count::Exact(count),
-                memory_bytes: None,
-                compute_percent: None,
-                mig_profile: None,
-            }],
-        }),
+        Ok(count) => {
+            demand.model_missing = true;
+            demand.requests.push(GpuRequest {
+                source: CLASSIC_GPU_RESOURCE.to_owned(),
+                alternatives: vec![Alternative {
+                    subrequest: None,
+                    kind: DeviceKind::Whole,
+                    count: Count::Exact(count),
+                    memory_bytes: None,
+                    compute_percent: None,
+                    mig_profile: None,
+                }],
+            });
+        }
         Err(reason) => demand.unreadable.push(reason),
     }
     match cpu_and_memory(pod) {

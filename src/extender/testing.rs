@@ -16,8 +16,10 @@ use super::decide::Decider;
 use super::demand::DeviceClasses;
 use super::evaluate::{Scoring, default_typical_pods};
 use super::metrics::ExtenderMetrics;
+use super::predict::Predictor;
 use super::routes::{Decide, router};
 use super::view::{NodeScorer, ViewSource};
+use crate::allocator::Release;
 use crate::cluster::{CacheConfig, NodeView, Snapshot};
 use crate::scoring::Weights;
 
@@ -53,6 +55,9 @@ pub struct RouterOptions {
     pub memo: bool,
     /// Request size from which prioritize goes parallel (`None`: the extender's default).
     pub parallel_from: Option<usize>,
+    /// Price what the allocator of this release will give (`Predictor`), as the extender
+    /// runs; `None`: tessera's own fit.
+    pub predict: Option<Release>,
 }
 
 /// The extender's router (default weights, bundled typical pods) over `snapshot`.
@@ -63,7 +68,10 @@ pub fn snapshot_router(snapshot: Snapshot, options: RouterOptions) -> anyhow::Re
     let classes = DeviceClasses::new(DRIVER);
     let config = CacheConfig::builtin(DRIVER)?;
     let view = FixedView::new(snapshot);
-    let scoring = Scoring::new(Weights::default(), default_typical_pods()?);
+    let mut scoring = Scoring::new(Weights::default(), default_typical_pods()?);
+    if let Some(release) = options.predict {
+        scoring = scoring.with_predictor(Predictor::new(release, DRIVER));
+    }
     let (catalog, advisor) = (config.catalog, config.advisor);
     let router_of = |decider: Arc<dyn Decide>| {
         let metrics = ExtenderMetrics::register(&mut Registry::default());

@@ -133,6 +133,9 @@ pub struct PartitionChoice {
     pub partition: String,
     /// Share of one physical GPU it takes (devices × fraction each).
     pub gpu_fraction: f64,
+    /// Probability the allocator gives this (1 unless the prediction is over slice
+    /// orders).
+    pub probability: f64,
 }
 
 /// A pod on a node: what it would get and what that costs.
@@ -155,4 +158,32 @@ pub struct Evaluation {
     pub raw_score: f64,
     /// Why scoring refuses the node for this pod, if it does.
     pub refused: Option<&'static str>,
+    /// Whose device choice was priced: the allocator model's prediction (exact, or expected
+    /// over slice orders) or tessera's own fit (and why); `None` without a predictor.
+    pub prediction: Option<PredictionNote>,
+}
+
+/// Whose device choice an [`Evaluation`] prices.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum PredictionNote {
+    /// What the scheduler's allocator will give: the release searches slices by name (or the
+    /// node has one device slice).
+    Exact,
+    /// The expected terms over what the allocator may give: the release takes slices in an
+    /// arbitrary order; each outcome weighted by the share of slice orders that give it.
+    #[serde(rename_all = "camelCase")]
+    Expected {
+        /// Slice orders tried.
+        orders: usize,
+        /// Whether those were a seeded sample.
+        sampled: bool,
+        /// Distinct outcomes.
+        outcomes: usize,
+    },
+    /// tessera's own fit, because the allocator model cannot answer for this pod.
+    OwnFit {
+        /// Why.
+        reason: String,
+    },
 }

@@ -2,8 +2,11 @@
 //!
 //! | socket | default | with `--pod-uid` (rolling update) |
 //! |---|---|---|
-//! | registration, in the kubelet's registry dir | `<driver>-reg.sock` | `<driver>-<podUID>-reg.sock`, else `<driver>-<b64(sha256(podUID)[:8])>-reg.sock`, else `dra-<b64(sha256(driver NUL podUID)[:16])>-reg.sock`: the first whose full path fits 108 bytes |
-//! | DRA service, in the plugin dir | `dra.sock` | `dra-<podUID>.sock` |
+//! | registration, in the kubelet's registry dir | `<driver>-reg.sock` | `<driver>-<podUID>-reg.sock`, else `<driver>-<b64(sha256(podUID)[:8])>-reg.sock`, else `dra-<b64(sha256(driver NUL podUID)[:16])>-reg.sock`: the first whose full path fits 107 bytes |
+//! | DRA service, in the plugin dir | `dra.sock` | `dra-<podUID>.sock`, else `dra-<b64(sha256(podUID)[:8])>.sock` when that path is longer than 107 bytes |
+//!
+//! Binding refuses any socket path longer than [`UNIX_PATH_MAX`] with a clear error instead of
+//! the kernel's bare `EINVAL` (or a silently truncated name).
 
 use std::fs;
 use std::io;
@@ -15,8 +18,9 @@ use tokio::net::UnixListener;
 
 use super::PluginError;
 
-/// Longest AF_UNIX path the kubelet's helper accepts for a socket (`unixPathMax`).
-pub const UNIX_PATH_MAX: usize = 108;
+/// Longest AF_UNIX socket path, in bytes: `sockaddr_un.sun_path` holds 108 bytes on Linux
+/// and that includes the terminating NUL (unix(7)), so a path may have at most 107.
+pub const UNIX_PATH_MAX: usize = 107;
 
 /// The two socket paths of one plugin instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +51,7 @@ impl SocketPaths {
                     driver,
                     uid,
                 )),
-                dra: plugin_dir.join(format!("dra-{uid}.sock")),
+                dra: plugin_dir.join(rolling_dra_name(plugin_dir, uid)),
             },
         }
     }
@@ -69,6 +73,17 @@ fn rolling_registration_name(registry_dir: &Path, driver: &str, uid: &str) -> St
         .find(fits)
         .unwrap_or(&candidates[2])
         .clone()
+}
+
+/// The DRA socket name for a rolling-update instance: `dra-<podUID>.sock`, or a hash of the
+/// UID when that path does not fit [`UNIX_PATH_MAX`] (a long `--plugin-dir`).
+fn rolling_dra_name(plugin_dir: &Path, uid: &str) -> String {
+    let plain = format!("dra-{uid}.sock");
+    if plugin_dir.join(&plain).as_os_str().len() <= UNIX_PATH_MAX {
+        return plain;
+    }
+    let uid_hash = digest(&SHA256, uid.as_bytes());
+    format!("dra-{}.sock", base64_url(&uid_hash.as_ref()[..8]))
 }
 
 /// Unpadded base64 with the URL-safe alphabet (RFC 4648 §5): file-name safe.
@@ -124,6 +139,15 @@ pub fn bind(path: &Path) -> Result<UnixListener, PluginError> {
         path: path.to_owned(),
         source,
     };
+    let length = path.as_os_str().len();
+    if length > UNIX_PATH_MAX {
+        return Err(bind_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "socket path is {length} bytes, longer than the {UNIX_PATH_MAX} a Unix socket allows; use a shorter directory"
+            ),
+        )));
+    }
     if let Some(dir) = path.parent() {
         create_dir(dir).map_err(bind_err)?;
     }
@@ -247,6 +271,51 @@ mod tests {
             third,
             rolling_registration_name(deep, driver, "another-uid")
         );
+    }
+
+    #[test]
+    fn unix_path_limit_is_107_bytes_without_the_nul() {
+        assert_eq!(UNIX_PATH_MAX, 107);
+        // A registry dir that leaves exactly 108 bytes for the plain name must not use it.
+        let driver = "gpu.tessera.dev";
+        let plain = format!("{driver}-{UID}-reg.sock");
+        let dir_len = 108 - plain.len() - 1;
+        let dir = PathBuf::from(format!("/{}", "d".repeat(dir_len - 1)));
+        assert_eq!(dir.join(&plain).as_os_str().len(), 108);
+        let name = rolling_registration_name(&dir, driver, UID);
+        assert_ne!(name, plain);
+        assert!(dir.join(&name).as_os_str().len() <= 107);
+    }
+
+    #[test]
+    fn dra_socket_path_is_checked_and_shortened() {
+        let long_dir = PathBuf::from(format!("/var/lib/kubelet/plugins/{}", "x".repeat(50)));
+        let p = SocketPaths::new(Path::new("/r"), &long_dir, "gpu.tessera.dev", Some(UID));
+        assert!(
+            p.dra.as_os_str().len() <= UNIX_PATH_MAX,
+            "{}",
+            p.dra.display()
+        );
+        assert_ne!(p.dra, long_dir.join(format!("dra-{UID}.sock")));
+        assert_eq!(
+            p.dra,
+            SocketPaths::new(Path::new("/r"), &long_dir, "gpu.tessera.dev", Some(UID)).dra
+        );
+    }
+
+    #[tokio::test]
+    async fn binding_refuses_a_path_over_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = "s".repeat(UNIX_PATH_MAX + 1 - dir.path().as_os_str().len() - 1);
+        let path = dir.path().join(name);
+        assert_eq!(path.as_os_str().len(), UNIX_PATH_MAX + 1);
+        let err = bind(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("longer than the 107"), "{err}");
+        let ok = dir
+            .path()
+            .join("s".repeat(UNIX_PATH_MAX - dir.path().as_os_str().len() - 1));
+        assert_eq!(ok.as_os_str().len(), UNIX_PATH_MAX);
+        assert!(bind(&ok).is_ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! capacity and legacy share replicas, depending on the [`FeatureLevel`]. With counters the
 //! 1.35+ split shape is used: counter sets in counters-only slices (at most 8 sets each),
 //! devices in device slices of at most 64 devices. Devices are ordered by allocator
-//! preference (see `order.rs`).
+//! preference (see `model::device_order`).
 //!
 //! Nothing here does I/O; [`validate`](super::validate::validate) checks the result against
 //! every documented API limit, and the publisher applies it.
@@ -20,18 +20,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
 
 use super::FeatureLevel;
-use crate::model::Inventory;
+use crate::model::device_order::{Layout, cut};
+use crate::model::{Inventory, MigState};
 
 mod counters;
 mod devices;
 mod format;
 mod naming;
-mod order;
 mod quantity;
 
+pub use crate::model::device_order::Kind;
 pub use format::{FormatError, to_json, to_yaml};
 pub use naming::MAX_SLICE_NAME_LEN;
-pub use order::Kind;
 
 /// The driver name when none is configured.
 pub const DEFAULT_DRIVER_NAME: &str = "gpu.tessera.dev";
@@ -100,11 +100,23 @@ pub enum RenderError {
     Generation(i64),
 }
 
-/// The slices of this node's pool, counters-only slices first, devices in preference order.
+/// The slices of this node's pool, counters-only slices first, devices in preference order,
+/// cut as [`Layout::PUBLISHED`] (each dynamic-MIG GPU's placements in a slice of their own,
+/// measured in `docs/simulation.md`, "Publishing layout").
 /// An inventory without GPUs gives no slices.
 pub fn render(
     inventory: &Inventory,
     options: &SliceOptions,
+) -> Result<Vec<ResourceSlice>, RenderError> {
+    render_with_layout(inventory, options, Layout::PUBLISHED)
+}
+
+/// [`render`], cutting the devices into slices as `layout` says (`model::device_order`):
+/// kind-major, or each dynamic-MIG GPU's devices in a slice of their own.
+pub fn render_with_layout(
+    inventory: &Inventory,
+    options: &SliceOptions,
+    layout: Layout,
 ) -> Result<Vec<ResourceSlice>, RenderError> {
     check_options(options)?;
     let mut gpus: Vec<_> = inventory.gpus.iter().collect();
@@ -113,21 +125,41 @@ pub fn render(
     let mut planned = Vec::new();
     for gpu in gpus {
         let plan = devices::plan(inventory, gpu, options);
+        // The same test `devices::plan` makes before publishing every placement.
+        let dynamic = matches!(gpu.mig, MigState::Dynamic)
+            && gpu.mig_product().is_some()
+            && options.level.counters();
         counter_sets.extend(plan.counter_set);
-        planned.extend(plan.devices);
+        planned.extend(
+            plan.devices
+                .into_iter()
+                .map(|p| (dynamic.then_some(gpu.index), p)),
+        );
     }
-    planned.sort_by(|a, b| {
+    planned.sort_by(|(_, a), (_, b)| {
         a.order
             .cmp(&b.order)
             .then_with(|| a.device.name.cmp(&b.device.name))
     });
-    let with_counters = planned.iter().any(|p| p.device.consumes_counters.is_some());
+    let with_counters = planned
+        .iter()
+        .any(|(_, p)| p.device.consumes_counters.is_some());
     let per_slice = if with_counters {
         MAX_DEVICES_PER_SLICE_WITH_COUNTERS
     } else {
         MAX_DEVICES_PER_SLICE
     };
-    let devices: Vec<Device> = planned.into_iter().map(|p| p.device).collect();
+    let chunks: Vec<Vec<Device>> = cut(&planned, layout, per_slice, |(gpu, p)| {
+        gpu.filter(|_| p.order.kind() == Kind::Mig)
+    })
+    .into_iter()
+    .map(|indices| {
+        indices
+            .into_iter()
+            .filter_map(|i| planned.get(i).map(|(_, p)| p.device.clone()))
+            .collect()
+    })
+    .collect();
 
     let mut specs: Vec<(String, ResourceSliceSpec)> = Vec::new();
     for (k, sets) in counter_sets.chunks(MAX_COUNTER_SETS_PER_SLICE).enumerate() {
@@ -135,9 +167,9 @@ pub fn render(
         spec.shared_counters = Some(sets.to_vec());
         specs.push((slice_name(options, "counters", k), spec));
     }
-    for (k, chunk) in devices.chunks(per_slice).enumerate() {
+    for (k, chunk) in chunks.into_iter().enumerate() {
         let mut spec = base_spec(options);
-        spec.devices = Some(chunk.to_vec());
+        spec.devices = Some(chunk);
         specs.push((slice_name(options, "devices", k), spec));
     }
     let count = i64::try_from(specs.len()).unwrap_or(i64::MAX);

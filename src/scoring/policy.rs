@@ -256,6 +256,52 @@ impl Scorer {
     }
 }
 
+impl Scorer {
+    /// Score `node` for `demand` placed on exactly the GPUs `pick`, chosen by someone else
+    /// (the scheduler's allocator, in the simulator's `extender` deployment); `None` if the
+    /// pod does not fit the node or the pick does not fit the demand. tessera and FGD score
+    /// the placement they are given; the other policies' node scores do not depend on which
+    /// GPUs, so they keep their score and take the pick.
+    pub fn score_pick(
+        &self,
+        node: &NodeState,
+        demand: &Demand,
+        pick: GpuPick,
+    ) -> Option<NodeScore> {
+        if !fit::fits(node, demand) || !pick_fits(node, demand, pick) {
+            return None;
+        }
+        match self.policy {
+            Policy::Tessera => Some(tessera::score_pick(
+                node,
+                demand,
+                pick,
+                &tessera::Context {
+                    typical: &self.typical,
+                    prices: &self.prices,
+                    pressure: &self.pressure,
+                },
+                &self.weights,
+            )),
+            Policy::Fgd => Some(fgd::score_pick(node, demand, pick, &self.typical)),
+            _ => self.score(node, demand).map(|s| NodeScore {
+                score: s.score,
+                choice: GpuChoice::Pick(pick),
+            }),
+        }
+    }
+}
+
+/// Whether `pick` names `demand.gpus` GPUs of the node, each with room for the demand.
+fn pick_fits(node: &NodeState, demand: &Demand, pick: GpuPick) -> bool {
+    pick.count() == u32::from(demand.gpus)
+        && pick.indices().all(|i| {
+            node.gpu_free()
+                .get(i)
+                .is_some_and(|f| *f >= demand.gpu_milli)
+        })
+}
+
 fn with_default_pick(node: &NodeState, demand: &Demand, score: i64) -> Option<NodeScore> {
     Some(NodeScore {
         score: score as f64,

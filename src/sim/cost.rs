@@ -14,6 +14,7 @@ use rayon::prelude::*;
 pub use pricing::{NodeOffers, NodePrice, SIM_REGION, node_offers, openb_instance_type};
 pub use run::{CostRunConfig, run_cost, spot_nodes};
 
+use super::placement::Placement;
 use super::{SimError, Workload};
 use crate::market::{MarketError, PriceCatalog, SpotAdvisor};
 use crate::report::cost::CostRunRecord;
@@ -156,12 +157,19 @@ pub struct CostExperiment {
     pub spot_share: f64,
     /// Share of pods the typical pods cover, percent.
     pub typical_threshold_pct: f64,
+    /// Who chooses the node and the device.
+    pub placement: Placement,
 }
 
 impl CostExperiment {
-    /// Every (policy, seed) run, policy-major.
+    /// Every (policy, seed) run, policy-major; kube-scheduler alone uses no policy: one run
+    /// per seed.
     pub fn configs(&self) -> Vec<CostRunConfig> {
-        self.policies
+        let policies = match self.placement {
+            Placement::Kube => &self.policies[..self.policies.len().min(1)],
+            _ => &self.policies[..],
+        };
+        policies
             .iter()
             .flat_map(|policy| {
                 self.seeds.iter().map(|seed| CostRunConfig {
@@ -171,6 +179,7 @@ impl CostExperiment {
                     weights: self.weights,
                     spot_share: self.spot_share,
                     typical_threshold_pct: self.typical_threshold_pct,
+                    placement: self.placement,
                 })
             })
             .collect()

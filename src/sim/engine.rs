@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::SimError;
 use super::cluster::SimCluster;
+use super::placement::{Placement, first_fit, kube_node};
 use super::workload::{Workload, arrival_order};
 use crate::model::{GpuPick, NodeState};
 use crate::report::{RunRecord, Sample};
@@ -25,6 +26,8 @@ pub struct RunConfig {
     pub weights: TesseraWeights,
     /// Share of pods the typical pods must cover, percent.
     pub typical_threshold_pct: f64,
+    /// Who chooses the node and the device.
+    pub placement: Placement,
 }
 
 impl RunConfig {
@@ -36,6 +39,7 @@ impl RunConfig {
             tune: 1.3,
             weights: TesseraWeights::default(),
             typical_threshold_pct: DEFAULT_POPULARITY_THRESHOLD_PCT,
+            placement: Placement::Tessera,
         }
     }
 }
@@ -115,6 +119,11 @@ pub fn run_until(
     let mut cluster = SimCluster::new(workload.nodes.clone(), &typical);
     let mut cache = ScoreCache::new(workload.shapes.len(), workload.nodes.len());
 
+    // kube-scheduler walks its nodes in one fixed order, resuming where it stopped.
+    let mut kube_order: Vec<usize> = (0..workload.nodes.len()).collect();
+    kube_order.sort_by_key(|i| rank.get(*i).copied().unwrap_or(u32::MAX));
+    let mut kube_start = 0usize;
+
     let mut samples = Vec::with_capacity(order.len());
     let mut arrived_milli = 0u64;
     let mut failed = 0u64;
@@ -130,17 +139,37 @@ pub fn run_until(
             }
         }
         arrived_milli += pod.demand.total_gpu_milli();
-        let choice = if config.policy == Policy::Random {
-            random_node(&scorer, &cluster, &pod.demand, &mut rng)
-        } else {
-            select_node(&cluster, cache.row(pod.shape), &rank, |_, node| {
-                scorer.score(node, &pod.demand)
-            })
+        let demand = &pod.demand;
+        let choice = match (config.placement, config.policy) {
+            (Placement::Kube, _) => kube_node(
+                cluster.nodes(),
+                &kube_order,
+                &mut kube_start,
+                demand,
+                &mut rng,
+                |_, _| true,
+            )
+            .map(|(index, pick)| (index, GpuChoice::Pick(pick))),
+            (_, Policy::Random) => random_node(&scorer, &cluster, demand, &mut rng),
+            (Placement::Extender, _) => {
+                select_node(&cluster, cache.row(pod.shape), &rank, |_, node| {
+                    scorer.score_pick(node, demand, first_fit(node, demand)?)
+                })
+            }
+            (Placement::Tessera, _) => {
+                select_node(&cluster, cache.row(pod.shape), &rank, |_, node| {
+                    scorer.score(node, demand)
+                })
+            }
         };
         let placed = choice.and_then(|(index, choice)| {
             let node = cluster.nodes().get(index)?;
-            let pick = resolve_gpus(node, &pod.demand, choice, &mut rng)?;
-            cluster.place(index, &pod.demand, pick, &typical).ok()
+            let pick = if config.placement.allocator_picks() {
+                first_fit(node, demand)?
+            } else {
+                resolve_gpus(node, demand, choice, &mut rng)?
+            };
+            cluster.place(index, demand, pick, &typical).ok()
         });
         if placed.is_none() {
             failed += 1;
@@ -159,7 +188,7 @@ pub fn run_until(
     progress(since_report);
 
     Ok(RunRecord {
-        policy: config.policy.name().to_string(),
+        policy: record_name(config.placement, config.policy.name()),
         seed: config.seed,
         capacity_milli: workload.capacity_milli,
         pods: samples.len() as u64,
@@ -167,6 +196,18 @@ pub fn run_until(
         samples,
     })
 }
+
+/// A run's name in reports: the policy's, or `kube-scheduler` when kube-scheduler alone
+/// places the pods (no policy takes part).
+pub fn record_name(placement: Placement, policy: &str) -> String {
+    match placement {
+        Placement::Kube => KUBE_SCHEDULER.to_owned(),
+        _ => policy.to_owned(),
+    }
+}
+
+/// The report name of [`Placement::Kube`] runs.
+pub const KUBE_SCHEDULER: &str = "kube-scheduler";
 
 /// What every run starts from: its random stream after the arrival order and node ranks were
 /// drawn, the typical pods, the arrival order and the node ranks.

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod demand;
 pub mod engine;
 mod first_fit;
+pub mod published;
 
 use rayon::prelude::*;
 
@@ -30,6 +31,8 @@ pub use demand::{MigPod, MigWorkload};
 pub use engine::{MigRunConfig, run};
 
 use super::Workload;
+use super::placement::{Placement, Release};
+use crate::model::device_order::Layout;
 use crate::report::mig::MigRunRecord;
 
 /// How MIG is set up and who places the pods.
@@ -90,14 +93,24 @@ pub enum MigSimError {
 
 /// Every (policy, seed) run on the rayon pool; records come back policy-major, seeds in the
 /// given order.
+/// With `placement` other than [`Placement::Tessera`] the allocator chooses among the devices
+/// of dynamic MIG, so one run per seed replaces the policies.
+#[allow(clippy::too_many_arguments)]
 pub fn run_all(
     workload: &Workload,
     mig: &MigWorkload,
     policies: &[MigPolicy],
     seeds: &[u64],
     tune: f64,
+    placement: Placement,
+    release: Release,
+    layout: Layout,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<MigRunRecord>, MigSimError> {
+    let policies = match placement {
+        Placement::Tessera => policies,
+        _ => &[MigPolicy::DynamicTessera][..],
+    };
     let configs: Vec<MigRunConfig> = policies
         .iter()
         .flat_map(|policy| {
@@ -105,6 +118,9 @@ pub fn run_all(
                 policy: *policy,
                 seed: *seed,
                 tune,
+                placement,
+                release,
+                layout,
             })
         })
         .collect();

@@ -4,6 +4,7 @@ use rayon::prelude::*;
 
 use super::SimError;
 use super::engine::{RunConfig, run};
+use super::placement::Placement;
 use super::workload::Workload;
 use crate::report::RunRecord;
 use crate::scoring::{Policy, TesseraWeights};
@@ -21,12 +22,19 @@ pub struct Experiment {
     pub weights: TesseraWeights,
     /// Share of pods the typical pods cover, percent.
     pub typical_threshold_pct: f64,
+    /// Who chooses the node and the device.
+    pub placement: Placement,
 }
 
 impl Experiment {
-    /// Every (policy, seed) run, policy-major.
+    /// Every (policy, seed) run, policy-major. kube-scheduler alone uses no policy: one
+    /// run per seed.
     pub fn configs(&self) -> Vec<RunConfig> {
-        self.policies
+        let policies = match self.placement {
+            Placement::Kube => &self.policies[..self.policies.len().min(1)],
+            _ => &self.policies[..],
+        };
+        policies
             .iter()
             .flat_map(|policy| {
                 self.seeds.iter().map(|seed| RunConfig {
@@ -35,6 +43,7 @@ impl Experiment {
                     tune: self.tune,
                     weights: self.weights,
                     typical_threshold_pct: self.typical_threshold_pct,
+                    placement: self.placement,
                 })
             })
             .collect()

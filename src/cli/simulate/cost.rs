@@ -104,6 +104,7 @@ pub(super) fn run(
         weights,
         spot_share,
         typical_threshold_pct: args.typical_threshold,
+        placement: args.placement.into(),
     };
     let runs = experiment.configs().len();
     info!(

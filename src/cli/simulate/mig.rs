@@ -7,6 +7,7 @@ use anyhow::Context;
 use tracing::info;
 
 use super::{DelayedBar, OutputFormat, SimulateArgs, mean_gpu_milli};
+use crate::model::device_order::Layout;
 use crate::report;
 use crate::report::mig::summarize_mig;
 use crate::sim::Workload;
@@ -32,7 +33,12 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let workload = Workload::from_trace(&nodes, &pods)?;
     let mig = MigWorkload::new(&workload, args.typical_threshold);
     let shape = cluster_shape(workload.capacity_milli / 1000)?;
-    let runs = MigPolicy::ALL.len() * args.seeds.0.len();
+    let policies = match args.placement {
+        super::PlacementArg::Tessera => MigPolicy::ALL.len(),
+        // The allocator's modes run dynamic MIG only: one run per seed.
+        _ => 1,
+    };
+    let runs = policies * args.seeds.0.len();
     info!(
         nodes = shape.len(),
         gpus = workload.capacity_milli / 1000,
@@ -52,6 +58,9 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         &MigPolicy::ALL,
         &args.seeds.0,
         args.tune,
+        args.placement.into(),
+        args.kube_version,
+        args.publish_layout.map_or(Layout::PUBLISHED, Into::into),
         &|n| bar.inc(n),
     )?;
     bar.finish();

@@ -262,3 +262,115 @@ fn repeated_values_share_memory() {
     assert!(Arc::ptr_eq(&a.devices[0].capacity, &b.devices[0].capacity));
     assert!(Arc::ptr_eq(&a.devices[0].consumes, &b.devices[0].consumes));
 }
+
+#[test]
+fn request_policies_are_read_with_the_capacity() {
+    let s = read(&device_slice(
+        "node-a-devices-0",
+        place(DRIVER),
+        vec![shared_gpu(h100(0))],
+    ))
+    .unwrap();
+    let d = &s.devices[0];
+    let memory = d.policy("memory").unwrap();
+    assert_eq!(memory.default, Some(1 << 30));
+    assert_eq!(
+        (memory.min, memory.step, memory.max),
+        (Some(1 << 30), Some(1 << 30), None)
+    );
+    assert!(d.policy("compute").is_some());
+    assert!(d.policy("memorySlices").is_none());
+    assert!(whole_policies_are_empty());
+}
+
+fn whole_policies_are_empty() -> bool {
+    let s = read(&device_slice("n", place(DRIVER), vec![whole_gpu(h100(0))])).unwrap();
+    s.devices[0].policies.is_empty()
+}
+
+fn range(default: Option<u64>, min: u64, step: Option<u64>, max: Option<u64>) -> RequestPolicy {
+    RequestPolicy {
+        name: Arc::from("memory"),
+        default,
+        min: Some(min),
+        max,
+        step,
+        valid_values: Box::default(),
+    }
+}
+
+const GI: u64 = 1 << 30;
+const MI: u64 = 1 << 20;
+
+#[test]
+fn an_unnamed_capacity_consumes_the_default_or_everything() {
+    let p = range(Some(79 * GI), GI, Some(GI), Some(79 * GI));
+    assert_eq!(
+        RequestPolicy::consumed(Some(&p), None, 80 * GI),
+        Some(79 * GI)
+    );
+    let no_default = range(None, GI, Some(GI), None);
+    assert_eq!(
+        RequestPolicy::consumed(Some(&no_default), None, 80 * GI),
+        Some(80 * GI)
+    );
+    assert_eq!(
+        RequestPolicy::consumed(None, None, 80 * GI),
+        Some(80 * GI),
+        "no policy"
+    );
+    assert_eq!(
+        RequestPolicy::consumed(None, Some(1500 * MI), 80 * GI),
+        Some(1500 * MI)
+    );
+}
+
+#[test]
+fn requests_round_up_to_min_then_to_whole_steps_and_stop_at_max() {
+    let p = range(Some(79 * GI), GI, Some(GI), Some(79 * GI));
+    assert_eq!(
+        RequestPolicy::consumed(Some(&p), Some(1500 * MI), 80 * GI),
+        Some(2 * GI)
+    );
+    assert_eq!(
+        RequestPolicy::consumed(Some(&p), Some(1), 80 * GI),
+        Some(GI),
+        "min"
+    );
+    assert_eq!(
+        RequestPolicy::consumed(Some(&p), Some(3 * GI), 80 * GI),
+        Some(3 * GI)
+    );
+    assert_eq!(
+        RequestPolicy::consumed(Some(&p), Some(79 * GI + 1), 80 * GI),
+        None,
+        "past max"
+    );
+    let stepless = range(None, GI, None, None);
+    assert_eq!(
+        RequestPolicy::consumed(Some(&stepless), Some(1500 * MI), 80 * GI),
+        Some(1500 * MI)
+    );
+    // Steps count from min, not from zero.
+    let offset = range(None, 3, Some(5), None);
+    assert_eq!(
+        RequestPolicy::consumed(Some(&offset), Some(4), 100),
+        Some(8)
+    );
+}
+
+#[test]
+fn requests_round_up_to_the_next_valid_value() {
+    let p = RequestPolicy {
+        name: Arc::from("compute"),
+        default: Some(25),
+        min: None,
+        max: None,
+        step: None,
+        valid_values: vec![25, 50, 100].into(),
+    };
+    assert_eq!(RequestPolicy::consumed(Some(&p), Some(30), 100), Some(50));
+    assert_eq!(RequestPolicy::consumed(Some(&p), Some(50), 100), Some(50));
+    assert_eq!(RequestPolicy::consumed(Some(&p), Some(101), 100), None);
+    assert_eq!(RequestPolicy::consumed(Some(&p), None, 100), Some(25));
+}

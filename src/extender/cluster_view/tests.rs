@@ -148,7 +148,11 @@ fn cached_claims_become_gpu_requests_in_order() {
         requests,
         unreadable,
         allocated,
+        model,
     } = v.claim("ml/pending-gpu").unwrap();
+    let model = model.expect("every request is for tessera's classes");
+    assert_eq!(model.requests.len(), 1);
+    assert_eq!(model.requests[0].alternatives().len(), 3);
     assert!(unreadable.is_empty() && !allocated);
     let alts = &requests[0].alternatives;
     assert_eq!(requests[0].source, "ml/pending-gpu/gpu");

@@ -52,7 +52,8 @@ async fn the_first_publish_applies_every_slice_owned_by_the_node() {
         .unwrap();
     assert_eq!(report.level, FeatureLevel::Consumable, "1.36 → consumable");
     assert_eq!((report.generation, report.changed), (1, true));
-    assert_eq!(report.slices.len(), 5);
+    // Counters, whole and shared GPUs, then one slice per GPU's placements.
+    assert_eq!(report.slices.len(), 10);
     assert_eq!(report.devices["mig"], 200);
 
     let applies: Vec<_> = api
@@ -60,7 +61,7 @@ async fn the_first_publish_applies_every_slice_owned_by_the_node() {
         .into_iter()
         .filter(|s| s.method == "APPLY")
         .collect();
-    assert_eq!(applies.len(), 5);
+    assert_eq!(applies.len(), 10);
     assert!(
         applies[0].name.as_ref().unwrap().ends_with("-counters-000"),
         "counters first"
@@ -74,13 +75,13 @@ async fn the_first_publish_applies_every_slice_owned_by_the_node() {
         let body = apply.body.as_ref().unwrap();
         assert_eq!(body["kind"], "ResourceSlice");
         assert_eq!(body["spec"]["pool"]["generation"], 1);
-        assert_eq!(body["spec"]["pool"]["resourceSliceCount"], 5);
+        assert_eq!(body["spec"]["pool"]["resourceSliceCount"], 10);
         assert_eq!(
             body["metadata"]["ownerReferences"],
             json!([{"apiVersion": "v1", "kind": "Node", "name": NODE, "uid": "node-uid-1"}])
         );
     }
-    assert_eq!(api.slices().len(), 5);
+    assert_eq!(api.slices().len(), 10);
     let list = api.seen().into_iter().find(|s| s.method == "LIST").unwrap();
     assert_eq!(
         list.query.get("fieldSelector").map(String::as_str),
@@ -134,14 +135,16 @@ async fn stale_slices_of_this_node_and_driver_are_deleted_and_others_kept() {
         "above the highest generation already there"
     );
 
-    // Fewer slices at a lower level: the counters slice goes.
+    // Fewer slices at a lower level: the counters slice goes, and so does GPU 3's slice of
+    // dynamic placements (without counters it is published whole).
     let publisher = Publisher::new(api.client(), config(FeatureChoice::Fixed(FeatureLevel::Ga)));
     let report = publisher
         .publish_once(&inventory(FakeProfile::Mixed))
         .await
         .unwrap();
-    assert_eq!(report.deleted.len(), 1);
-    assert!(report.deleted[0].ends_with("-counters-000"));
+    assert_eq!(report.deleted.len(), 2, "{:?}", report.deleted);
+    assert!(report.deleted.iter().any(|d| d.ends_with("-counters-000")));
+    assert!(report.deleted.iter().any(|d| d.ends_with("-devices-001")));
     let names: Vec<_> = api.slices().into_keys().collect();
     assert!(names.contains(&"other-driver".to_owned()) && names.contains(&"other-node".to_owned()));
     assert_eq!(names.len(), 3);
@@ -293,7 +296,7 @@ async fn run_retries_with_backoff_until_the_server_answers() {
     assert!(
         readiness
             .report()
-            .contains("ok slices_published: generation 1 in 2 slice(s)"),
+            .contains("ok slices_published: generation 1 in 3 slice(s)"),
         "{}",
         readiness.report()
     );

@@ -17,8 +17,8 @@ use k8s_openapi::api::resource::v1::{
     DeviceCapacity, DeviceCounterConsumption,
 };
 
-use super::order::{Kind, OrderKey};
 use super::{FeatureLevel, SliceOptions, counters, quantity};
+use crate::model::device_order::{Kind, OrderKey};
 use crate::model::mig::{GpuProduct, profile, profiles};
 use crate::model::{DeviceName, Gpu, Inventory, MigDevice, MigState};
 
@@ -211,7 +211,9 @@ impl Builder<'_> {
     fn dynamic(&self, product: GpuProduct, level: FeatureLevel) -> GpuPlan {
         let gpu = self.gpu.index;
         let full = full_instance_bytes(self.gpu, Some(product));
-        let mut devices = vec![self.whole(full, Some(counters::consume_all_mig(gpu, product)))];
+        let mut whole = self.whole(full, Some(counters::consume_all_mig(gpu, product)));
+        whole.order = OrderKey::whole_cuttable(gpu);
+        let mut devices = vec![whole];
         for row in profiles(product) {
             let memory = row.capacity_mib() * MIB;
             for &placement in row.placements {

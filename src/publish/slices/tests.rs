@@ -185,14 +185,15 @@ fn counters_use_the_split_shape_and_devices_stay_under_64_per_slice() {
     assert!(counters[0].spec.devices.is_none());
     assert_eq!(counters[0].spec.shared_counters.as_ref().unwrap().len(), 8);
     assert_eq!(counters[0].spec.node_name.as_deref(), Some(NODE));
-    // 8 × (1 whole + 25 placements + 1 shared) = 216 devices in slices of at most 64.
-    assert_eq!(devices.len(), 4);
+    // 8 × (1 whole + 25 placements + 1 shared) = 216 devices: the 16 whole and shared GPUs,
+    // then one slice per GPU's placements.
+    assert_eq!(devices.len(), 9);
     for s in &devices {
         assert!(s.spec.shared_counters.is_none());
         assert!(s.spec.devices.as_ref().unwrap().len() <= MAX_DEVICES_PER_SLICE_WITH_COUNTERS);
     }
     for s in &slices {
-        assert_eq!(s.spec.pool.resource_slice_count, 5);
+        assert_eq!(s.spec.pool.resource_slice_count, 10);
         assert_eq!(s.spec.pool.generation, 1);
         assert_eq!(s.spec.pool.name, NODE);
     }
@@ -240,25 +241,65 @@ fn devices_come_in_allocator_preference_order() {
         &options(FeatureLevel::Consumable),
     );
     let n = names(&slices);
-    // Smallest profile first, packed onto GPU 0 from its top memory slice down.
+    // First slice: shared from GPU 0, then whole GPUs from the highest index down.
+    assert_eq!(n[0], "gpu-0-shared");
+    assert_eq!(n[8], "gpu-7");
+    assert_eq!(n[15], "gpu-0");
+    // Then each GPU's placements: smallest profile first, from its top memory slice down.
     assert_eq!(
-        &n[..3],
+        &n[16..19],
         [
             "gpu-0-mig-1g10gb-6",
             "gpu-0-mig-1g10gb-5",
             "gpu-0-mig-1g10gb-4"
         ]
     );
-    assert_eq!(n[7], "gpu-1-mig-1g10gb-6");
-    // The +me twin after the plain profile on every GPU; 7g last among MIG.
     let pos = |name: &str| n.iter().position(|x| *x == name).unwrap();
-    assert!(pos("gpu-7-mig-1g10gb-0") < pos("gpu-0-mig-1g10gbme-6"));
-    assert!(pos("gpu-7-mig-4g40gb-0") < pos("gpu-0-mig-7g80gb-0"));
-    // Then shared from GPU 0, then whole GPUs from the highest index down.
-    let tail: Vec<_> = n[n.len() - 16..].to_vec();
-    assert_eq!(tail[0], "gpu-0-shared");
-    assert_eq!(tail[8], "gpu-7");
-    assert_eq!(tail[15], "gpu-0");
+    // The +me twin after the plain profile; 7g last on its GPU; GPU 0 before GPU 1.
+    assert!(pos("gpu-0-mig-1g10gb-0") < pos("gpu-0-mig-1g10gbme-6"));
+    assert!(pos("gpu-0-mig-4g40gb-0") < pos("gpu-0-mig-7g80gb-0"));
+    assert!(pos("gpu-0-mig-7g80gb-0") < pos("gpu-1-mig-1g10gb-6"));
+    let placements: Vec<usize> = slices[2..]
+        .iter()
+        .map(|s| s.spec.devices.as_ref().unwrap().len())
+        .collect();
+    assert_eq!(placements, [25; 8], "one slice per GPU's placements");
+
+    // The kind-major layout: one order across the node, cut every 64.
+    let kind_major = render_with_layout(
+        &FakeProfile::H100x8MigDynamic.inventory(NODE),
+        &options(FeatureLevel::Consumable),
+        Layout::KindMajor,
+    )
+    .unwrap();
+    let k = names(&kind_major);
+    assert_eq!(k[7], "gpu-1-mig-1g10gb-6");
+    assert_eq!(k[k.len() - 16], "gpu-0-shared");
+    assert_eq!(kind_major.len(), 5);
+}
+
+/// Issue 14: on `mixed` (GPUs 0, 1 MIG off, 2 static MIG, 3 dynamic MIG) the first
+/// whole-GPU claim took GPU 3, the only dynamic-MIG GPU, because whole GPUs were published
+/// highest index first. Whole GPUs that cannot be cut now come first, and GPU 3's
+/// placements sit in a slice of their own after the static instances.
+#[test]
+fn mixed_nodes_hand_out_mig_off_gpus_whole_before_the_dynamic_mig_gpu() {
+    let slices = render_profile(FakeProfile::Mixed, &options(FeatureLevel::Consumable));
+    let n = names(&slices);
+    let wholes: Vec<&str> = n
+        .iter()
+        .copied()
+        .filter(|d| d.len() == 5 && d.starts_with("gpu-"))
+        .collect();
+    assert_eq!(wholes, ["gpu-1", "gpu-0", "gpu-3"]);
+    let pos = |prefix: &str| n.iter().position(|x| x.starts_with(prefix)).unwrap();
+    assert!(
+        pos("gpu-2-mig-") < pos("gpu-3-mig-"),
+        "static instances first: {n:?}"
+    );
+    let last = slices.last().unwrap().spec.devices.as_ref().unwrap();
+    assert!(last.iter().all(|d| d.name.starts_with("gpu-3-mig-")));
+    validate(&slices).unwrap();
 }
 
 #[test]
@@ -523,6 +564,7 @@ fn the_largest_inventory_still_renders_valid_slices() {
         .filter(|s| s.spec.shared_counters.is_some())
         .count();
     assert_eq!(counter_slices, 8);
-    // 64 × 27 devices in slices of 64.
-    assert_eq!(slices.len() - counter_slices, 27);
+    // 64 GPUs' 128 whole and shared devices in 2 slices, then one slice per GPU's 25
+    // placements.
+    assert_eq!(slices.len() - counter_slices, 66);
 }

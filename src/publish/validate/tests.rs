@@ -10,10 +10,16 @@ use super::*;
 use crate::discovery::FakeProfile;
 use crate::publish::{FeatureLevel, SliceOptions, render};
 
-/// Mixed profile at consumable: a counters slice (index 0) and one devices slice (index 1).
+/// Mixed profile at consumable, cut kind-major: a counters slice (index 0) and one devices
+/// slice (index 1).
 fn valid() -> Vec<ResourceSlice> {
     let opts = SliceOptions::new("node-1", FeatureLevel::Consumable);
-    let slices = render(&FakeProfile::Mixed.inventory("node-1"), &opts).unwrap();
+    let slices = crate::publish::slices::render_with_layout(
+        &FakeProfile::Mixed.inventory("node-1"),
+        &opts,
+        crate::model::device_order::Layout::KindMajor,
+    )
+    .unwrap();
     assert_eq!(slices.len(), 2);
     validate(&slices).unwrap();
     slices

@@ -17,6 +17,21 @@ fn to_score(before: f64, after: f64) -> i64 {
     (sigmoid((before - after) / f64::from(MILLI_PER_GPU)) * MAX_NODE_SCORE as f64) as i64
 }
 
+/// FGD's score of the placement on exactly the GPUs `pick` (someone else chose them).
+pub(super) fn score_pick(
+    node: &NodeState,
+    demand: &Demand,
+    pick: GpuPick,
+    typical: &TypicalPods,
+) -> NodeScore {
+    let eval = FragEval::new(node, typical);
+    let after = eval.after_pick(node, demand, pick);
+    NodeScore {
+        score: to_score(eval.current(), after) as f64,
+        choice: GpuChoice::Pick(pick),
+    }
+}
+
 pub(super) fn score(node: &NodeState, demand: &Demand, typical: &TypicalPods) -> Option<NodeScore> {
     let eval = FragEval::new(node, typical);
     let before = eval.current();

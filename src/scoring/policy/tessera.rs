@@ -117,6 +117,45 @@ pub(super) fn score(
         (bucket(after - before, weights.quantum), pick)
     };
 
+    Some(finish(node, demand, weights, frag_delta, pick, pressure))
+}
+
+/// tessera's score of the placement on exactly the GPUs `pick` (someone else chose them: the
+/// scheduler's allocator), with the same terms as [`score`].
+pub(super) fn score_pick(
+    node: &NodeState,
+    demand: &Demand,
+    pick: GpuPick,
+    context: &Context<'_>,
+    weights: &TesseraWeights,
+) -> NodeScore {
+    let Context {
+        typical,
+        prices,
+        pressure,
+    } = context;
+    let eval = FragEval::new(node, typical);
+    let before = eval.current();
+    let after = eval.after_pick(node, demand, pick);
+    let mut frag_delta = bucket(after - before, weights.quantum);
+    if demand.is_sharing()
+        && let Some(free) = pick.indices().next().and_then(|i| node.gpu_free().get(i))
+    {
+        frag_delta += weights.share_loss * prices.loss(*free, demand.gpu_milli);
+    }
+    finish(node, demand, weights, frag_delta, pick, pressure)
+}
+
+/// The score from the placement's fragmentation term: stranding, packing and model pressure
+/// added.
+fn finish(
+    node: &NodeState,
+    demand: &Demand,
+    weights: &TesseraWeights,
+    frag_delta: f64,
+    pick: GpuPick,
+    pressure: &ModelPressure,
+) -> NodeScore {
     let idle_after = node
         .total_gpu_free()
         .saturating_sub(demand.total_gpu_milli()) as f64;
@@ -132,10 +171,10 @@ pub(super) fn score(
         - weights.strand * strand_delta
         - weights.pack * idle_after
         - weights.pressure * pressure_cost;
-    Some(NodeScore {
+    NodeScore {
         score,
         choice: GpuChoice::Pick(pick),
-    })
+    }
 }
 
 /// `value` rounded down to a multiple of `quantum` (unchanged when `quantum` ≤ 0).

@@ -249,3 +249,39 @@ fn least_allocated_spreads_to_the_emptiest_node() {
     );
     assert_eq!("spread".parse::<Policy>().unwrap(), Policy::LeastAllocated);
 }
+
+#[test]
+fn a_pick_made_elsewhere_is_scored_as_it_is_and_the_own_pick_scores_the_same() {
+    let n = node(4, 60_000, &[1000, 500, 1000, 300]);
+    let share = demand(4000, 1, 500);
+    for p in [Policy::Tessera, Policy::Fgd, Policy::BestFit] {
+        let s = scorer(p);
+        let own = s.score(&n, &share).unwrap();
+        let GpuChoice::Pick(pick) = own.choice else {
+            panic!("{p:?} picks its GPU")
+        };
+        assert_eq!(s.score_pick(&n, &share, pick), Some(own), "{p:?}");
+        // The allocator's first fit (GPU 0) breaks an idle GPU where the policy fills GPU 1.
+        let taken = s.score_pick(&n, &share, GpuPick::single(0)).unwrap();
+        assert_eq!(taken.choice, GpuChoice::Pick(GpuPick::single(0)));
+        if p != Policy::BestFit {
+            assert!(
+                taken.score < own.score,
+                "{p:?}: {} vs {}",
+                taken.score,
+                own.score
+            );
+        }
+    }
+    let s = scorer(Policy::Tessera);
+    assert_eq!(
+        s.score_pick(&n, &share, GpuPick::single(3)),
+        None,
+        "no room"
+    );
+    assert_eq!(
+        s.score_pick(&n, &share, GpuPick::single(0).with(2)),
+        None,
+        "two GPUs"
+    );
+}

@@ -17,7 +17,8 @@ use crate::scoring::{
     NodeInputs, NodeScore, PodInputs, Policy, Scorer, Tolerance, Weights, demand_gpus, score_node,
 };
 use crate::sim::cluster::SimCluster;
-use crate::sim::engine::{ScoreCache, resolve_gpus, select_node, setup};
+use crate::sim::engine::{ScoreCache, record_name, resolve_gpus, select_node, setup};
+use crate::sim::placement::{Placement, first_fit, kube_node};
 
 /// Stream of the run's seed the spot nodes are drawn from.
 const SPOT_STREAM: u64 = 1;
@@ -37,6 +38,8 @@ pub struct CostRunConfig {
     pub spot_share: f64,
     /// Share of pods the typical pods must cover, percent.
     pub typical_threshold_pct: f64,
+    /// Who chooses the node and the device.
+    pub placement: Placement,
 }
 
 /// Which nodes are spot: those the node list marks so, plus `share` of the others (rounded),
@@ -133,6 +136,9 @@ pub fn run_cost(
     let mut arrived_milli = 0u64;
     let mut failed = 0u64;
     let mut since_report = 0u64;
+    let mut kube_order: Vec<usize> = (0..workload.nodes.len()).collect();
+    kube_order.sort_by_key(|i| setup.rank.get(*i).copied().unwrap_or(u32::MAX));
+    let mut kube_start = 0usize;
 
     for &pod_index in &setup.order {
         let (Some(pod), Some(&tolerance)) =
@@ -147,6 +153,7 @@ pub fn run_cost(
             score_pod(
                 &scorer,
                 config.policy,
+                config.placement,
                 &weights,
                 node,
                 price,
@@ -154,10 +161,26 @@ pub fn run_cost(
                 tolerance,
             )
         };
-        let choice = select_node(&cluster, cache.row(shape), &setup.rank, score);
+        let choice = match config.placement {
+            // kube-scheduler alone, held to the same spot filter as every policy.
+            Placement::Kube => kube_node(
+                cluster.nodes(),
+                &kube_order,
+                &mut kube_start,
+                &pod.demand,
+                &mut rng,
+                |index, node| score(index, node).is_some(),
+            )
+            .map(|(index, pick)| (index, crate::scoring::GpuChoice::Pick(pick))),
+            _ => select_node(&cluster, cache.row(shape), &setup.rank, score),
+        };
         let placed = choice.and_then(|(index, choice)| {
             let node = cluster.nodes().get(index)?;
-            let pick = resolve_gpus(node, &pod.demand, choice, &mut rng)?;
+            let pick = if config.placement.allocator_picks() {
+                first_fit(node, &pod.demand)?
+            } else {
+                resolve_gpus(node, &pod.demand, choice, &mut rng)?
+            };
             cluster
                 .place(index, &pod.demand, pick, &setup.typical)
                 .ok()?;
@@ -216,7 +239,7 @@ pub fn run_cost(
 
     Ok(CostRunRecord {
         run: RunRecord {
-            policy: config.policy.name().to_owned(),
+            policy: record_name(config.placement, config.policy.name()),
             seed: config.seed,
             capacity_milli: workload.capacity_milli,
             pods: setup.order.len() as u64,
@@ -233,16 +256,24 @@ pub fn run_cost(
 /// Every policy is held to the same filter (`score_node`'s: intolerant pods stay off spot
 /// nodes), as a spot taint without a toleration would hold any scheduler to it. Only tessera's
 /// score is the blended one; the baselines keep their own.
+#[allow(clippy::too_many_arguments)]
 fn score_pod(
     scorer: &Scorer,
     policy: CostPolicy,
+    placement: Placement,
     weights: &Weights,
     node: &NodeState,
     price: &NodePrice,
     demand: &Demand,
     tolerance: Tolerance,
 ) -> Option<NodeScore> {
-    let base = scorer.score(node, demand)?;
+    // Where the allocator picks the GPUs, the policy scores what it will pick.
+    let base = match placement {
+        Placement::Tessera => scorer.score(node, demand)?,
+        Placement::Extender | Placement::Kube => {
+            scorer.score_pick(node, demand, first_fit(node, demand)?)?
+        }
+    };
     let inputs = NodeInputs {
         price_per_gpu_hour: price.price_per_gpu_hour,
         node_hourly_price: price.node_hourly_price,

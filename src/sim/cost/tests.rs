@@ -45,6 +45,7 @@ fn config(policy: CostPolicy, seed: u64, spot_share: f64) -> CostRunConfig {
         weights: Weights::default(),
         spot_share,
         typical_threshold_pct: 95.0,
+        placement: crate::sim::Placement::Tessera,
     }
 }
 
@@ -190,6 +191,7 @@ fn tessera_with_cost_weights_is_cheaper_than_spreading() {
         weights: Weights::default(),
         spot_share: 0.3,
         typical_threshold_pct: 95.0,
+        placement: crate::sim::Placement::Tessera,
     };
     let records = run_cost_all(&priced, &experiment, &|_| {}).unwrap();
     let summary = crate::report::cost::summarize_cost(&records, 720.0);
@@ -210,6 +212,7 @@ fn a_bad_spot_share_and_the_random_baseline_are_refused() {
         weights: Weights::default(),
         spot_share: 1.5,
         typical_threshold_pct: 95.0,
+        placement: crate::sim::Placement::Tessera,
     };
     assert!(matches!(
         run_cost_all(&priced, &experiment, &|_| {}),

@@ -156,6 +156,9 @@ fn every_policy_records_every_pod_within_capacity_and_deterministically() {
             policy,
             seed: 42,
             tune: 1.3,
+            placement: crate::sim::Placement::Tessera,
+            release: crate::sim::placement::Release::NameOrder,
+            layout: crate::model::device_order::Layout::KindMajor,
         };
         let run_record = run(&workload, &mig, &config, &|_| {}).unwrap();
         let record = &run_record.record;
@@ -185,9 +188,19 @@ fn every_policy_records_every_pod_within_capacity_and_deterministically() {
 fn run_all_is_policy_major_and_reports_progress() {
     let (workload, mig) = small();
     let done = std::sync::atomic::AtomicU64::new(0);
-    let records = run_all(&workload, &mig, &MigPolicy::ALL, &[42, 43], 1.3, &|n| {
-        done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    })
+    let records = run_all(
+        &workload,
+        &mig,
+        &MigPolicy::ALL,
+        &[42, 43],
+        1.3,
+        crate::sim::Placement::Tessera,
+        crate::sim::placement::Release::NameOrder,
+        crate::model::device_order::Layout::KindMajor,
+        &|n| {
+            done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        },
+    )
     .unwrap();
     let order: Vec<(&str, u64)> = records
         .iter()
@@ -200,4 +213,41 @@ fn run_all_is_policy_major_and_reports_progress() {
     let pods: u64 = records.iter().map(|r| r.record.pods).sum();
     assert_eq!(done.into_inner(), pods);
     assert_eq!(GPUS_PER_NODE, 8);
+}
+
+#[test]
+fn the_allocators_placements_record_every_pod_within_capacity_and_deterministically() {
+    use crate::sim::Placement;
+    use crate::sim::placement::Release;
+    let (workload, mig) = small();
+    let mut used = Vec::new();
+    for placement in [Placement::Kube, Placement::Extender] {
+        for release in [Release::NameOrder, Release::Arbitrary] {
+            let config = MigRunConfig {
+                policy: MigPolicy::DynamicTessera,
+                seed: 42,
+                tune: 1.3,
+                placement,
+                release,
+                layout: crate::model::device_order::Layout::KindMajor,
+            };
+            let run_record = run(&workload, &mig, &config, &|_| {}).unwrap();
+            let record = &run_record.record;
+            let name = match placement {
+                Placement::Kube => "kube-scheduler",
+                _ => "dynamic-tessera",
+            };
+            assert_eq!(record.policy, name);
+            assert_eq!(record.samples.len() as u64, record.pods);
+            for pair in record.samples.windows(2) {
+                assert!(pair[1].used_milli >= pair[0].used_milli, "{placement:?}");
+            }
+            let last = record.samples.last().unwrap();
+            assert!(last.used_milli <= workload.capacity_milli, "{placement:?}");
+            assert!(last.used_milli > 0, "{placement:?} placed nothing");
+            assert_eq!(run(&workload, &mig, &config, &|_| {}).unwrap(), run_record);
+            used.push(last.used_milli);
+        }
+    }
+    assert_eq!(used.len(), 4);
 }

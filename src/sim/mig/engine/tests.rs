@@ -62,19 +62,33 @@ fn tessera_puts_a_3g_beside_a_4g_and_first_fit_takes_the_first_placement() {
     // Typical pods: 4g and whole GPUs.
     let (mig, nodes) = state_with(&[(0, 500, 1, 0.5), (0, 1000, 1, 0.5)]);
     let rank = [0, 1];
-    let mut state = State::new(nodes.clone(), &mig.typicals, mig.demands.len());
+    let mut state = State::new(
+        nodes.clone(),
+        &mig.typicals,
+        mig.demands.len(),
+        false,
+        Layout::KindMajor,
+    );
     // A 4g goes on node 0 (lowest rank among equals), GPU 0 at 0:4.
-    let (i, fit) = choose_scored(&mut state, &mig, &pod(0), &rank).unwrap();
+    let (i, fit) =
+        choose_scored(&mut state, &mig, &pod(0), &rank, Inside::Scored, &mut rng()).unwrap();
     let fit = fit.unwrap();
     assert_eq!((i, mig_at(&fit)), (0, (0, "4g.40gb", 0)));
     assert!(state.place(i, &pod(0), Some(&fit)));
     // The 3g joins it at 4:4: that fills the GPU and fragments nothing new.
-    let (i, fit) = choose_scored(&mut state, &mig, &pod(1), &rank).unwrap();
+    let (i, fit) =
+        choose_scored(&mut state, &mig, &pod(1), &rank, Inside::Scored, &mut rng()).unwrap();
     assert_eq!((i, mig_at(&fit.unwrap())), (0, (0, "3g.40gb", 4)));
 
     // First-fit puts a 1g at slot 0 of the first node's first GPU (where it rules out a 4g;
     // tessera puts it at 6), and a 3g after it on the same GPU at 4:4.
-    let mut state = State::new(nodes, &mig.typicals, mig.demands.len());
+    let mut state = State::new(
+        nodes,
+        &mig.typicals,
+        mig.demands.len(),
+        false,
+        Layout::KindMajor,
+    );
     let (i, one) = choose_first(&mut state, &mig, &pod(2), &[0, 1]).unwrap();
     let one = one.unwrap();
     assert_eq!(
@@ -90,13 +104,27 @@ fn tessera_puts_a_3g_beside_a_4g_and_first_fit_takes_the_first_placement() {
 #[test]
 fn placing_updates_held_capacity_fragmentation_and_the_cache() {
     let (mig, nodes) = state_with(&[(0, 1000, 1, 1.0)]);
-    let mut state = State::new(nodes, &mig.typicals, mig.demands.len());
+    let mut state = State::new(
+        nodes,
+        &mig.typicals,
+        mig.demands.len(),
+        false,
+        Layout::KindMajor,
+    );
     assert_eq!(
         state.frag.iter().sum::<f64>(),
         0.0,
         "empty GPUs host whole pods"
     );
-    let (i, fit) = choose_scored(&mut state, &mig, &pod(2), &[1, 0]).unwrap();
+    let (i, fit) = choose_scored(
+        &mut state,
+        &mig,
+        &pod(2),
+        &[1, 0],
+        Inside::Scored,
+        &mut rng(),
+    )
+    .unwrap();
     assert_eq!(i, 1, "rank decides between equal nodes");
     let fit = fit.unwrap();
     assert!(state.place(i, &pod(2), Some(&fit)));
@@ -128,4 +156,8 @@ fn placing_updates_held_capacity_fragmentation_and_the_cache() {
             GpuProduct::H100_80GB
         )
     );
+}
+
+fn rng() -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(1)
 }

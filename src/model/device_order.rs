@@ -1,8 +1,11 @@
-//! Device order = the allocator's preference order.
+//! Device order = the allocator's preference order: the order the plugin publishes a node's
+//! devices in (`publish::slices`), and the order the simulator's model of the scheduler's
+//! allocator walks (`sim::mig::published`). One rule, used by both.
 //!
-//! The scheduler's allocator has no scoring: it walks a pool's slices by name and each
-//! slice's devices in order, and takes the first device that fits. So the order *is* the
-//! placement policy inside a node:
+//! The scheduler's allocator has no scoring: it takes the first device that fits, walking
+//! each slice's devices in order, and the slices by name on Kubernetes 1.36+ with the default
+//! gates (in an arbitrary order on 1.34/1.35: `docs/device-model.md`, "Device order"). So the
+//! order *is* the placement policy inside a node:
 //!
 //! 1. MIG devices first, smallest first (memory slices, then compute slices, a plain profile
 //!    before its `+me` twin, then memory): a request that any MIG size satisfies gets the
@@ -16,7 +19,7 @@
 //!    from the top memory slices and leave slice 0, where only 4g/7g fit, for last), ties
 //!    broken by the higher start.
 
-use crate::model::mig::{GpuProduct, MigProfile, Placement, profiles};
+use super::mig::{GpuProduct, MigProfile, Placement, profiles};
 
 /// The kind of a published device, and its `type` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,10 +46,78 @@ impl Kind {
     }
 }
 
+/// How a node's ordered devices are cut into device slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// One order across the node ([`OrderKey`]), cut into slices of at most 64 devices in
+    /// that order: on 1.36+ (slices by name) the allocator walks exactly this order.
+    #[default]
+    KindMajor,
+    /// Each dynamic-MIG GPU's MIG placements in a slice of their own, in [`OrderKey`] order,
+    /// those slices in GPU order, after every other device (whole GPUs, shared GPUs, static
+    /// MIG instances, replicas) cut as [`Layout::KindMajor`]. On 1.34/1.35 (slices in
+    /// arbitrary order) whichever slice comes first still offers the smallest adequate
+    /// partition of its GPU; a whole-GPU request never meets a dynamic-MIG GPU's placements
+    /// and takes MIG-off GPUs first; a MIG request on 1.36+ takes an existing static instance
+    /// before cutting a dynamic GPU.
+    PerMigGpu,
+}
+
+impl Layout {
+    /// What the plugin publishes: measured best on every release family
+    /// (`docs/simulation.md`, "Publishing layout").
+    pub const PUBLISHED: Layout = Layout::PerMigGpu;
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::KindMajor => "kind-major",
+            Layout::PerMigGpu => "per-mig-gpu",
+        }
+    }
+}
+
+/// Cuts devices (already sorted by [`OrderKey`]) into slices of at most `per_slice` under
+/// `layout`: `gpu_of` gives a device's GPU index when it is a MIG placement of a dynamic-MIG
+/// GPU (its own slice under [`Layout::PerMigGpu`]), `None` otherwise. Returns each slice's
+/// device indices, in slice (name) order.
+pub fn cut<T>(
+    devices: &[T],
+    layout: Layout,
+    per_slice: usize,
+    gpu_of: impl Fn(&T) -> Option<u32>,
+) -> Vec<Vec<usize>> {
+    let per_slice = per_slice.max(1);
+    let mut slices: Vec<Vec<usize>> = Vec::new();
+    let mut rest: Vec<usize> = Vec::new();
+    match layout {
+        Layout::KindMajor => rest.extend(0..devices.len()),
+        Layout::PerMigGpu => {
+            let mut by_gpu: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+            for (i, d) in devices.iter().enumerate() {
+                match gpu_of(d) {
+                    Some(gpu) => by_gpu.entry(gpu).or_default().push(i),
+                    None => rest.push(i),
+                }
+            }
+            slices.extend(rest.chunks(per_slice).map(<[usize]>::to_vec));
+            for own in by_gpu.into_values() {
+                slices.extend(own.chunks(per_slice).map(<[usize]>::to_vec));
+            }
+            return slices;
+        }
+    }
+    slices.extend(rest.chunks(per_slice).map(<[usize]>::to_vec));
+    slices
+}
+
 /// Sort key of a device; smaller sorts first. Field order is the precedence.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OrderKey {
     kind: Kind,
+    /// A whole GPU that could still be cut into MIG instances (dynamic MIG): handed out after
+    /// every whole GPU that cannot.
+    cuttable: bool,
     memory_slices: u8,
     compute_slices: u8,
     media_extensions: bool,
@@ -58,6 +129,11 @@ pub struct OrderKey {
 }
 
 impl OrderKey {
+    /// The device's kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// A MIG device of `profile` (if the catalog knows it; else sizes from the device) at
     /// `placement` on GPU `gpu` of `product`.
     pub fn mig(
@@ -70,6 +146,7 @@ impl OrderKey {
     ) -> Self {
         OrderKey {
             kind: Kind::Mig,
+            cuttable: false,
             memory_slices: placement.size,
             compute_slices,
             media_extensions: profile.is_some_and(|p| p.media_extensions),
@@ -108,9 +185,20 @@ impl OrderKey {
         }
     }
 
+    /// The whole GPU `gpu` of a dynamic-MIG GPU: after every whole GPU that cannot be cut
+    /// (so a whole-GPU request keeps the MIG-capable capacity for MIG requests), highest
+    /// index first.
+    pub fn whole_cuttable(gpu: u32) -> Self {
+        OrderKey {
+            cuttable: true,
+            ..Self::whole(gpu)
+        }
+    }
+
     fn base(kind: Kind) -> Self {
         OrderKey {
             kind,
+            cuttable: false,
             memory_slices: 0,
             compute_slices: 0,
             media_extensions: false,
