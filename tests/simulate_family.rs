@@ -13,7 +13,7 @@ use tessera::report::published::Published;
 use tessera::report::summarize;
 use tessera::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use tessera::scoring::{Policy, TesseraWeights};
-use tessera::sim::{RunConfig, Workload, run_until};
+use tessera::sim::{Placement, RunConfig, Workload, run_until};
 use tessera::trace::{bundled_nodes, openb};
 
 /// The protocol's first seed. tessera's margin over FGD is 0.5–4 points on every workload at
@@ -35,6 +35,8 @@ fn tessera_leaves_no_more_gpus_idle_than_published_fgd_on_any_bundled_workload()
         tune: 1.3,
         weights: TesseraWeights::default(),
         typical_threshold_pct: DEFAULT_POPULARITY_THRESHOLD_PCT,
+        // The FGD protocol: the policy chooses node and GPU (docs/simulation.md).
+        placement: Placement::Tessera,
     };
     let results: Vec<(&str, f64, f64)> = openb::WORKLOADS
         .par_iter()
