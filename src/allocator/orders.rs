@@ -4,6 +4,14 @@
 //! informer's map order, which differs between calls: every order is possible. With up to
 //! [`EXHAUSTIVE_MAX_SLICES`] device slices every permutation is tried (6 slices: 720 orders);
 //! with more, a seeded sample of [`SAMPLE_SIZE`] permutations.
+//!
+//! One device for one request of one claim, in one pool (the shape of almost every GPU pod)
+//! needs neither: the allocator picks the request's alternative before it looks at the order
+//! (the first alternative any device fits, `allocateOne` trying subrequests in turn), then
+//! takes the first fitting device of the first slice that has one. Under a uniformly random
+//! order, that slice is equally likely to be each of the `k` slices that have one. So one
+//! search per slice, with that slice first, gives the exact distribution over all `S!` orders
+//! ([`single_device`]): 9 searches instead of 720 sampled ones on an 8-GPU dynamic-MIG node.
 
 use std::collections::BTreeMap;
 
@@ -89,6 +97,9 @@ pub fn distribution(
     claims: &PreparedClaims,
     seed: u64,
 ) -> Result<Distribution, AllocatorError> {
+    if let Some(exact) = single_device(node, state, claims)? {
+        return Ok(exact);
+    }
     let (all, coverage) = orders(node, seed);
     let mut outcomes = BTreeMap::new();
     for order in &all {
@@ -100,4 +111,69 @@ pub fn distribution(
         orders: all.len(),
         coverage,
     })
+}
+
+/// Most device slices for which [`single_device`] counts orders (20! still fits a `u64`).
+const SINGLE_DEVICE_MAX_SLICES: usize = 20;
+
+/// The exact distribution over every slice order when the claims ask for one device in one
+/// pool, from one search per slice (module docs); `None` for other shapes.
+fn single_device(
+    node: &NodeDevices,
+    state: &AllocatedState,
+    claims: &PreparedClaims,
+) -> Result<Option<Distribution>, AllocatorError> {
+    let one_device = match claims.claims.as_slice() {
+        [claim] => match claim.requests.as_slice() {
+            [request] => request
+                .alternatives
+                .iter()
+                .all(|a| a.mode == super::AllocationMode::ExactCount(1)),
+            _ => false,
+        },
+        _ => false,
+    };
+    let valid_pools = node
+        .pools()
+        .iter()
+        .filter(|p| p.status == super::PoolStatus::Valid)
+        .count();
+    let slices = node.device_slice_indices();
+    if !one_device || valid_pools != 1 || slices.len() > SINGLE_DEVICE_MAX_SLICES {
+        return Ok(None);
+    }
+    let total: usize = (1..=slices.len()).product();
+    let mut firsts = Vec::new();
+    for (at, &first) in slices.iter().enumerate() {
+        let mut order = Vec::with_capacity(slices.len());
+        order.push(first);
+        order.extend(slices.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, s)| *s));
+        let outcome = allocate(node, state, claims, &SliceOrder::Given(order))?;
+        let lands_in_first = match &outcome {
+            Outcome::Allocated(results) => results
+                .iter()
+                .flat_map(|c| c.devices.iter())
+                .all(|d| node.devices.get(d.device).is_some_and(|e| e.slice == first)),
+            Outcome::Unsatisfiable => false,
+        };
+        if lands_in_first {
+            firsts.push(outcome);
+        }
+    }
+    let mut outcomes = BTreeMap::new();
+    if firsts.is_empty() {
+        // No slice has a fitting device: every order gives the same (unsatisfiable) answer.
+        let outcome = allocate(node, state, claims, &SliceOrder::ByName)?;
+        outcomes.insert(outcome, total);
+    } else {
+        let each = total / firsts.len();
+        for outcome in firsts {
+            *outcomes.entry(outcome).or_insert(0) += each;
+        }
+    }
+    Ok(Some(Distribution {
+        outcomes,
+        orders: total,
+        coverage: Coverage::Exhaustive,
+    }))
 }

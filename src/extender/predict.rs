@@ -7,7 +7,8 @@
 //! - **Expected** where the slice order is arbitrary (1.34, 1.35, the 1.36+ "stable"
 //!   allocator) and the node has several device slices: every slice order is equally likely,
 //!   so each distinct outcome is weighted by the share of orders that give it (every order up
-//!   to 6 device slices, a seeded sample of 720 beyond: `allocator::orders`). Scoring takes
+//!   to 6 device slices, a seeded sample of 720 beyond; exact from one search per slice when the
+//!   pod asks for one device: `allocator::orders`). Scoring takes
 //!   the expected price, risk and fragmentation over them (`docs/extender.md` says why the
 //!   mean and not the worst case).
 //!

@@ -235,3 +235,48 @@ fn rename(request: Request, j: usize) -> Request {
         },
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// `orders::distribution` (one search per slice for one-device claims, every order
+    /// otherwise) counts the same outcomes as allocating under every permutation.
+    #[test]
+    fn order_distribution_equals_every_permutation(
+        gpus in 1usize..5,
+        per_slice in 1usize..3,
+        taint in any::<bool>(),
+        request in request_strategy(),
+        prefill in prop::collection::vec(request_strategy(), 0..3),
+    ) {
+        let node = node(build(gpus, per_slice, taint), Features::all());
+        // Earlier pods, allocated in name order, so that some slices are full.
+        let mut earlier = Vec::new();
+        let mut state = AllocatedState::empty(&node);
+        for (i, r) in prefill.into_iter().enumerate() {
+            let prepared = PreparedClaims::new(&[claim(&format!("e{i}"), vec![rename(r, 0)])], &classes(), node.features()).expect("prepare");
+            if let Ok(Outcome::Allocated(done)) = allocate_bounded(&node, &state, &prepared, &SliceOrder::ByName, 50_000) {
+                for d in &done[0].devices {
+                    let (dr, po, na) = node.device_id(d.device).expect("id");
+                    earlier.push(AllocatedDevice {
+                        driver: dr.into(), pool: po.into(), device: na.into(),
+                        shared: d.share, consumed_capacity: d.consumed_capacity.clone(), admin_access: false,
+                    });
+                }
+                state = AllocatedState::new(&node, &earlier).expect("state");
+            }
+        }
+        let prepared = PreparedClaims::new(&[claim("c", vec![rename(request, 0)])], &classes(), node.features()).expect("prepare");
+        let mut brute: BTreeMap<Outcome, usize> = BTreeMap::new();
+        let all = orders::permutations(&node.device_slice_indices());
+        for order in &all {
+            match allocate_bounded(&node, &state, &prepared, &SliceOrder::Given(order.clone()), 50_000) {
+                Err(AllocatorError::SearchBudget { .. }) => return Err(TestCaseError::reject("search budget")),
+                other => *brute.entry(other.expect("allocate")).or_insert(0) += 1,
+            }
+        }
+        let dist = orders::distribution(&node, &state, &prepared, 7).expect("distribution");
+        prop_assert_eq!(dist.orders, all.len());
+        prop_assert_eq!(dist.outcomes, brute);
+    }
+}
