@@ -13,8 +13,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            // Help and version go to stdout with success, as usual.
-            print!("{e}");
+            // Help and version go to stdout with success, as usual. A reader that closed the
+            // pipe early (`tessera --help | head`) is not an error worth a panic.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{e}").and_then(|()| out.flush());
             return ExitCode::SUCCESS;
         }
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
