@@ -15,6 +15,7 @@ pub mod engine;
 pub mod mig;
 pub mod oracle;
 pub mod runner;
+pub mod typical;
 pub mod workload;
 
 #[cfg(test)]
@@ -22,6 +23,7 @@ mod test_util;
 
 pub use engine::{RunConfig, run, run_until};
 pub use runner::{Experiment, run_all};
+pub use typical::{TypicalSource, bundled_prior};
 pub use workload::{Workload, WorkloadPod, arrival_order};
 
 /// Errors of building a simulation from a trace.
@@ -53,4 +55,7 @@ pub enum SimError {
     /// A tune ratio that is not a positive finite number.
     #[error("tune ratio must be a positive number, got {0}")]
     BadTune(f64),
+    /// `--typical online` settings out of range.
+    #[error("online typical pods: {0}")]
+    Online(#[from] crate::scoring::OnlineError),
 }

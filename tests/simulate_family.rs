@@ -35,6 +35,7 @@ fn tessera_leaves_no_more_gpus_idle_than_published_fgd_on_any_bundled_workload()
         tune: 1.3,
         weights: TesseraWeights::default(),
         typical_threshold_pct: DEFAULT_POPULARITY_THRESHOLD_PCT,
+        typical: Default::default(),
     };
     let results: Vec<(&str, f64, f64)> = openb::WORKLOADS
         .par_iter()

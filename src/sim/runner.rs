@@ -4,6 +4,7 @@ use rayon::prelude::*;
 
 use super::SimError;
 use super::engine::{RunConfig, run};
+use super::typical::TypicalSource;
 use super::workload::Workload;
 use crate::report::RunRecord;
 use crate::scoring::{Policy, TesseraWeights};
@@ -21,6 +22,8 @@ pub struct Experiment {
     pub weights: TesseraWeights,
     /// Share of pods the typical pods cover, percent.
     pub typical_threshold_pct: f64,
+    /// Where the policies' typical pods come from.
+    pub typical: TypicalSource,
 }
 
 impl Experiment {
@@ -35,6 +38,7 @@ impl Experiment {
                     tune: self.tune,
                     weights: self.weights,
                     typical_threshold_pct: self.typical_threshold_pct,
+                    typical: self.typical.clone(),
                 })
             })
             .collect()
