@@ -31,7 +31,7 @@ pub enum TypicalSource {
 
 /// Whether the learned set is refreshed after `observed` pods.
 pub fn refresh_due(observed: u64) -> bool {
-    observed > 0 && (observed.is_power_of_two() || observed % REFRESH_EVERY_PODS == 0)
+    observed > 0 && (observed.is_power_of_two() || observed.is_multiple_of(REFRESH_EVERY_PODS))
 }
 
 /// The typical pods of the bundled openb default trace with model constraints dropped: the
