@@ -23,7 +23,9 @@ pub use blend::{FilterReason, NodeDecision, NodeInputs, PodInputs, filter_reason
 pub use cost::{demand_gpus, partition_hourly_cost};
 pub use extender_range::{MAX_EXTENDER_PRIORITY, to_extender_range};
 pub use fit::fits;
-pub use frag::{FragEval, TypicalPod, TypicalPods, node_frag};
+pub use frag::{
+    FragEval, OnlineError, OnlineTypical, OnlineWindow, TypicalPod, TypicalPods, node_frag,
+};
 pub use policy::{GpuChoice, NodeScore, Policy, PolicyError, Scorer, TesseraWeights};
 pub use risk::{INTERRUPTION_ANNOTATION, LossAssumptions, Tolerance, ToleranceError};
 pub use weights::{Weights, WeightsError};

@@ -16,6 +16,7 @@ pub mod mig;
 pub mod oracle;
 pub mod placement;
 pub mod runner;
+pub mod typical;
 pub mod workload;
 
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod test_util;
 pub use engine::{RunConfig, run, run_until};
 pub use placement::Placement;
 pub use runner::{Experiment, run_all};
+pub use typical::{TypicalSource, bundled_prior};
 pub use workload::{Workload, WorkloadPod, arrival_order};
 
 /// Errors of building a simulation from a trace.
@@ -55,4 +57,7 @@ pub enum SimError {
     /// A tune ratio that is not a positive finite number.
     #[error("tune ratio must be a positive number, got {0}")]
     BadTune(f64),
+    /// `--typical online` settings out of range.
+    #[error("online typical pods: {0}")]
+    Online(#[from] crate::scoring::OnlineError),
 }

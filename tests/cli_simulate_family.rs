@@ -115,3 +115,23 @@ fn one_workload_is_printed_next_to_its_published_figures() {
     assert!(dir.path().join("summary.md").exists());
     assert!(dir.path().join("unallocated.svg").exists());
 }
+
+#[test]
+fn typical_online_settings_out_of_range_or_unused_are_one_line_and_exit_2() {
+    let dir = TempDir::new().unwrap();
+    assert_one_line_error(
+        &simulate_bundled(
+            dir.path(),
+            &["--typical", "online", "--typical-half-life", "0"],
+        ),
+        &["--typical-half-life", "half-life"],
+    );
+    assert_one_line_error(
+        &simulate_bundled(dir.path(), &["--typical", "online", "--cost"]),
+        &["--typical online", "--cost"],
+    );
+    assert_one_line_error(
+        &simulate_bundled(dir.path(), &["--typical-half-life", "50"]),
+        &["--typical-half-life", "--typical online"],
+    );
+}

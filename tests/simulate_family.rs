@@ -37,6 +37,7 @@ fn tessera_leaves_no_more_gpus_idle_than_published_fgd_on_any_bundled_workload()
         typical_threshold_pct: DEFAULT_POPULARITY_THRESHOLD_PCT,
         // The FGD protocol: the policy chooses node and GPU (docs/simulation.md).
         placement: Placement::Tessera,
+        typical: Default::default(),
     };
     let results: Vec<(&str, f64, f64)> = openb::WORKLOADS
         .par_iter()

@@ -16,10 +16,12 @@ use tracing::info;
 use super::SeedList;
 use crate::model::device_order::Layout;
 use crate::report::{self, summarize};
+use crate::scoring::OnlineWindow;
 use crate::scoring::Policy;
+use crate::scoring::frag::online::DEFAULT_HALF_LIFE_PODS;
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use crate::sim::placement::Release;
-use crate::sim::{Experiment, Placement, Workload, run_all};
+use crate::sim::{Experiment, Placement, TypicalSource, Workload, bundled_prior, run_all};
 use crate::trace;
 
 mod mig;
@@ -74,6 +76,14 @@ pub struct SimulateArgs {
     /// Share of pods the typical pods (fragmentation measure) must cover, percent.
     #[arg(long, default_value_t = DEFAULT_POPULARITY_THRESHOLD_PCT, value_name = "PERCENT")]
     pub typical_threshold: f64,
+    /// Where the policies' typical pods come from: `known` (FGD's protocol: the workload's
+    /// own distribution, known in advance) or `online` (learned from the pods that have
+    /// arrived so far, starting from the bundled openb default trace; docs/simulation.md).
+    #[arg(long, value_enum, default_value_t = TypicalKind::Known)]
+    pub typical: TypicalKind,
+    /// With `--typical online`: pods after which an arrived pod's weight has halved.
+    #[arg(long, default_value_t = DEFAULT_HALF_LIFE_PODS, value_name = "PODS")]
+    pub typical_half_life: f64,
     /// Never draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -175,6 +185,15 @@ pub enum ClusterKind {
     Mig,
 }
 
+/// Where `tessera simulate`'s policies get their typical pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TypicalKind {
+    /// The workload's own distribution, known in advance (FGD's protocol).
+    Known,
+    /// Learned from the pods that have arrived so far, the bundled trace as the prior.
+    Online,
+}
+
 /// Output on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -198,6 +217,31 @@ impl SimulateArgs {
     }
 }
 
+/// The typical-pod source `--typical` names; `online` is refused where the experiment does
+/// not use it (the cost and MIG experiments keep the protocol's known distribution).
+fn typical_source(args: &SimulateArgs) -> anyhow::Result<TypicalSource> {
+    if args.typical == TypicalKind::Known {
+        if args.typical_half_life != DEFAULT_HALF_LIFE_PODS {
+            anyhow::bail!("--typical-half-life applies to --typical online");
+        }
+        return Ok(TypicalSource::Known);
+    }
+    if args.cost || args.cluster == ClusterKind::Mig {
+        anyhow::bail!(
+            "--typical online applies to the plain openb experiment, not --cost or --cluster mig"
+        );
+    }
+    let window = OnlineWindow {
+        half_life_pods: args.typical_half_life,
+        prior_pods: args.typical_half_life,
+        ..OnlineWindow::default()
+    }
+    .validated()
+    .map_err(|e| anyhow::anyhow!("--typical-half-life: {e}"))?;
+    let prior = bundled_prior().context("bundled openb trace (the online prior)")?;
+    Ok(TypicalSource::Online { prior, window })
+}
+
 /// Run the simulation the flags describe; errors are for the user (bad files, bad values).
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     if !(args.tune.is_finite() && args.tune > 0.0 && args.tune <= 100.0) {
@@ -210,6 +254,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         );
     }
     check_at(args)?;
+    let typical = typical_source(args)?;
     if args.cluster == ClusterKind::Mig {
         if args.workload.is_some() || args.published.is_some() {
             anyhow::bail!("--workload and --published apply to --cluster openb");
@@ -244,6 +289,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         weights: cost::weights(args.weights.as_deref())?.fragmentation,
         typical_threshold_pct: args.typical_threshold,
         placement: args.placement.into(),
+        typical,
     };
     // --published on a plain run compares against the default workload (the bundled pod
     // list). A --pods file may be anything, so it is never matched to a published row.

@@ -6,9 +6,11 @@
 //! enough CPU), the idle milli of GPUs too small for it counts; otherwise all idle milli
 //! counts. CPU-only typical pods count all idle GPU milli (FGD's XL/XR classes).
 
+pub mod online;
 pub mod typical;
 pub mod waste;
 
+pub use online::{OnlineError, OnlineTypical, OnlineWindow};
 pub use typical::{TypicalPod, TypicalPods};
 
 use crate::model::{Demand, GpuPick, ModelId, NodeState};

@@ -7,11 +7,14 @@ use rand_chacha::ChaCha8Rng;
 use super::SimError;
 use super::cluster::SimCluster;
 use super::placement::{Placement, first_fit, kube_node};
+use super::typical::{TypicalSource, refresh_due};
 use super::workload::{Workload, arrival_order};
 use crate::model::{GpuPick, NodeState};
 use crate::report::{RunRecord, Sample};
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
-use crate::scoring::{GpuChoice, NodeScore, Policy, Scorer, TesseraWeights, TypicalPods};
+use crate::scoring::{
+    GpuChoice, NodeScore, OnlineTypical, Policy, Scorer, TesseraWeights, TypicalPods,
+};
 
 /// How to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +31,8 @@ pub struct RunConfig {
     pub typical_threshold_pct: f64,
     /// Who chooses the node and the device.
     pub placement: Placement,
+    /// Where the policies' typical pods come from (the protocol: known in advance).
+    pub typical: TypicalSource,
 }
 
 impl RunConfig {
@@ -40,6 +45,7 @@ impl RunConfig {
             weights: TesseraWeights::default(),
             typical_threshold_pct: DEFAULT_POPULARITY_THRESHOLD_PCT,
             placement: Placement::Tessera,
+            typical: TypicalSource::Known,
         }
     }
 }
@@ -114,8 +120,20 @@ pub fn run_until(
         config.tune,
         config.typical_threshold_pct,
     )?;
-    let scorer = Scorer::new(config.policy, typical.clone(), config.weights)
-        .with_model_capacity(&workload.model_capacity_milli());
+    let model_capacity = workload.model_capacity_milli();
+    let scorer_for = |t: TypicalPods| {
+        Scorer::new(config.policy, t, config.weights).with_model_capacity(&model_capacity)
+    };
+    // Online: the policies score with what was learned from the pods that arrived before;
+    // the recorded fragmentation still uses `typical`, the workload's own distribution.
+    let mut learner = match &config.typical {
+        TypicalSource::Known => None,
+        TypicalSource::Online { prior, window } => Some(OnlineTypical::new(prior, *window)?),
+    };
+    let mut scorer = scorer_for(match &learner {
+        Some(l) => l.typical(config.typical_threshold_pct),
+        None => typical.clone(),
+    });
     let mut cluster = SimCluster::new(workload.nodes.clone(), &typical);
     let mut cache = ScoreCache::new(workload.shapes.len(), workload.nodes.len());
 
@@ -173,6 +191,14 @@ pub fn run_until(
         });
         if placed.is_none() {
             failed += 1;
+        }
+        if let Some(l) = learner.as_mut() {
+            l.observe(&pod.demand);
+            if refresh_due(l.observed()) {
+                scorer = scorer_for(l.typical(config.typical_threshold_pct));
+                // Cached scores were computed with the old typical set.
+                cache = ScoreCache::new(workload.shapes.len(), workload.nodes.len());
+            }
         }
         samples.push(Sample {
             arrived_milli,

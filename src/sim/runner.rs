@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use super::SimError;
 use super::engine::{RunConfig, run};
 use super::placement::Placement;
+use super::typical::TypicalSource;
 use super::workload::Workload;
 use crate::report::RunRecord;
 use crate::scoring::{Policy, TesseraWeights};
@@ -24,6 +25,8 @@ pub struct Experiment {
     pub typical_threshold_pct: f64,
     /// Who chooses the node and the device.
     pub placement: Placement,
+    /// Where the policies' typical pods come from.
+    pub typical: TypicalSource,
 }
 
 impl Experiment {
@@ -44,6 +47,7 @@ impl Experiment {
                     weights: self.weights,
                     typical_threshold_pct: self.typical_threshold_pct,
                     placement: self.placement,
+                    typical: self.typical.clone(),
                 })
             })
             .collect()

@@ -32,7 +32,17 @@ pub struct TypicalPods {
     pods: Vec<TypicalPod>,
 }
 
-type ShapeKey = (u64, u16, u8, ModelSet);
+/// A pod shape as the typical set tells shapes apart: CPU, GPU share, GPU count, models.
+pub(crate) type ShapeKey = (u64, u16, u8, ModelSet);
+
+/// The shape `d` counts as: CPU-only pods are one shape per CPU request, whatever their share.
+pub(crate) fn shape_key(d: &Demand) -> ShapeKey {
+    if d.is_cpu_only() {
+        (d.cpu_milli, 0, 0, d.models)
+    } else {
+        (d.cpu_milli, d.gpu_milli, d.gpus, d.models)
+    }
+}
 
 impl TypicalPods {
     /// The most frequent shapes of `demands`, taken in decreasing frequency until they cover
@@ -45,38 +55,54 @@ impl TypicalPods {
         let mut counts: HashMap<ShapeKey, u64> = HashMap::new();
         let mut total = 0u64;
         for d in demands {
-            let key = if d.is_cpu_only() {
-                (d.cpu_milli, 0, 0, d.models)
-            } else {
-                (d.cpu_milli, d.gpu_milli, d.gpus, d.models)
-            };
-            *counts.entry(key).or_insert(0) += 1;
+            *counts.entry(shape_key(d)).or_insert(0) += 1;
             total += 1;
         }
-        let mut shapes: Vec<(ShapeKey, u64)> = counts.into_iter().collect();
-        // Descending count, then descending shape: FGD sorts with sort.Reverse over
-        // (count, cpu, gpu milli, gpu count, model).
-        shapes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        Self::from_weights(
+            counts.into_iter().map(|(k, c)| (k, c as f64)),
+            total as f64,
+            threshold_pct,
+        )
+    }
 
-        let needed = threshold_pct.clamp(0.0, 100.0) / 100.0 * total as f64;
-        let mut covered = 0u64;
+    /// The heaviest shapes of a weighted tally (weights of `total`), taken in decreasing
+    /// weight until they cover `threshold_pct` percent of `total`, popularity renormalised over
+    /// the chosen set. [`Self::from_demands`] with counts, and the online learner with decayed
+    /// weights, both choose here so that the two can never disagree on the rule.
+    pub(crate) fn from_weights(
+        weights: impl IntoIterator<Item = (ShapeKey, f64)>,
+        total: f64,
+        threshold_pct: f64,
+    ) -> Self {
+        let mut shapes: Vec<(ShapeKey, f64)> = weights
+            .into_iter()
+            .filter(|(_, w)| w.is_finite() && *w > 0.0)
+            .collect();
+        // Descending weight, then descending shape: FGD sorts with sort.Reverse over
+        // (count, cpu, gpu milli, gpu count, model).
+        shapes.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+
+        let needed = threshold_pct.clamp(0.0, 100.0) / 100.0 * total;
+        let mut covered = 0.0;
         let mut chosen = Vec::new();
-        for (key, count) in shapes {
-            if covered as f64 >= needed && !chosen.is_empty() {
+        for (key, weight) in shapes {
+            if covered >= needed && !chosen.is_empty() {
                 break;
             }
-            covered += count;
-            chosen.push((key, count));
+            covered += weight;
+            chosen.push((key, weight));
         }
         let pods = chosen
             .into_iter()
-            .map(|((cpu_milli, gpu_milli, gpus, models), count)| TypicalPod {
-                cpu_milli,
-                gpu_milli,
-                gpus,
-                models,
-                freq: count as f64 / covered.max(1) as f64,
-            })
+            .map(
+                |((cpu_milli, gpu_milli, gpus, models), weight)| TypicalPod {
+                    cpu_milli,
+                    gpu_milli,
+                    gpus,
+                    models,
+                    freq: weight / covered,
+                },
+            )
             .collect();
         TypicalPods { pods }
     }

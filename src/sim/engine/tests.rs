@@ -95,3 +95,64 @@ fn a_run_stopped_at_a_bin_is_the_full_runs_prefix() {
     let next = full.samples[cut.samples.len()];
     assert!((next.arrived_milli as f64 / w.capacity_milli as f64 * 100.0).round() > 60.0);
 }
+
+fn online(prior: TypicalPods, half_life_pods: f64) -> TypicalSource {
+    TypicalSource::Online {
+        prior,
+        window: crate::scoring::OnlineWindow {
+            half_life_pods,
+            prior_pods: half_life_pods,
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn an_online_run_is_reproducible_and_sees_the_same_arrivals() {
+    let w = small_workload();
+    // A prior that knows nothing of the workload: one CPU-only shape.
+    let prior = TypicalPods::from_pods(vec![crate::scoring::TypicalPod {
+        cpu_milli: 1000,
+        gpu_milli: 0,
+        gpus: 0,
+        models: crate::model::ModelSet::ANY,
+        freq: 1.0,
+    }]);
+    for policy in [Policy::Tessera, Policy::Fgd] {
+        let mut config = RunConfig::protocol(policy, 42);
+        let known = run(&w, &config, &|_| {}).unwrap();
+        config.typical = online(prior.clone(), 4.0);
+        let a = run(&w, &config, &|_| {}).unwrap();
+        let b = run(&w, &config, &|_| {}).unwrap();
+        assert_eq!(a, b, "{policy}");
+        // Same arrivals (the learner draws nothing from the run's random stream).
+        assert_eq!(a.pods, known.pods);
+        let arrived = |r: &RunRecord| {
+            r.samples
+                .iter()
+                .map(|s| s.arrived_milli)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(arrived(&a), arrived(&known));
+        let last = a.samples.last().unwrap();
+        assert!(last.used_milli <= w.capacity_milli);
+        assert!(a.samples.iter().all(|s| s.frag_milli >= 0.0));
+    }
+}
+
+#[test]
+fn online_settings_out_of_range_are_a_sim_error() {
+    let w = small_workload();
+    let mut config = RunConfig::protocol(Policy::Fgd, 42);
+    config.typical = online(TypicalPods::default(), 0.0);
+    assert!(matches!(
+        run(&w, &config, &|_| {}),
+        Err(SimError::Online(_))
+    ));
+}
+
+#[test]
+fn the_learned_set_is_refreshed_at_powers_of_two_then_every_256_pods() {
+    let due: Vec<u64> = (0..=1024).filter(|n| refresh_due(*n)).collect();
+    assert_eq!(due, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024]);
+}
