@@ -23,9 +23,7 @@ mod nvml;
 pub mod pods;
 pub mod sampler;
 
-pub use attribute::{
-    Attribution, PodDirectory, PodNames, UsageRow, UtilizationSource, attribute,
-};
+pub use attribute::{Attribution, PodDirectory, PodNames, UsageRow, UtilizationSource, attribute};
 pub use error::UsageError;
 pub use fake::FakeUsageSource;
 pub use holdings::{Holding, holdings};

@@ -153,11 +153,7 @@ pub fn attribute(
             };
             out.attributed += 1;
             let container = match (&container_id, names) {
-                (Some(id), Some(n)) => n
-                    .containers
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_else(|| short(id)),
+                (Some(id), Some(n)) => n.containers.get(id).cloned().unwrap_or_else(|| short(id)),
                 (Some(id), None) => short(id),
                 (None, _) => String::new(),
             };

@@ -177,9 +177,18 @@ mod tests {
 
     #[test]
     fn host_processes_are_not_pods() {
-        assert_eq!(parse("0::/system.slice/nvidia-persistenced.service\n"), Owner::NotPod);
-        assert_eq!(parse("0::/user.slice/user-1000.slice/session-3.scope"), Owner::NotPod);
-        assert_eq!(parse("0::/kubepods.slice/kubepods-burstable.slice\n"), Owner::NotPod);
+        assert_eq!(
+            parse("0::/system.slice/nvidia-persistenced.service\n"),
+            Owner::NotPod
+        );
+        assert_eq!(
+            parse("0::/user.slice/user-1000.slice/session-3.scope"),
+            Owner::NotPod
+        );
+        assert_eq!(
+            parse("0::/kubepods.slice/kubepods-burstable.slice\n"),
+            Owner::NotPod
+        );
         assert_eq!(parse("garbage"), Owner::NotPod);
         assert_eq!(parse(""), Owner::NotPod);
         // A slice that looks like a pod but whose UID is malformed.

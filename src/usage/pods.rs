@@ -24,9 +24,8 @@ pub const MAX_READS_PER_REFRESH: usize = 32;
 const MAX_PODS_PER_CLAIM: usize = 256;
 
 /// Reads one pod by namespace and name (the API server in production; absent in tests).
-pub type PodReader = Arc<
-    dyn Fn(String, String) -> futures::future::BoxFuture<'static, Option<Pod>> + Send + Sync,
->;
+pub type PodReader =
+    Arc<dyn Fn(String, String) -> futures::future::BoxFuture<'static, Option<Pod>> + Send + Sync>;
 
 /// Cached claim → pods and pod → names.
 pub struct PodNamer {
@@ -73,7 +72,8 @@ impl PodNamer {
     pub async fn refresh(&mut self, holdings: &[Holding]) -> &PodDirectory {
         let held: HashMap<&str, &Holding> =
             holdings.iter().map(|h| (h.claim_uid.as_str(), h)).collect();
-        self.claim_pods.retain(|uid, _| held.contains_key(uid.as_str()));
+        self.claim_pods
+            .retain(|uid, _| held.contains_key(uid.as_str()));
         let mut reads = 0;
         for (uid, holding) in &held {
             if self.claim_pods.contains_key(*uid) || reads >= MAX_READS_PER_REFRESH {
@@ -87,7 +87,9 @@ impl PodNamer {
                         .and_then(|s| s.reserved_for)
                         .unwrap_or_default()
                         .into_iter()
-                        .filter(|r| r.resource == "pods" && r.api_group.as_deref().unwrap_or("").is_empty())
+                        .filter(|r| {
+                            r.resource == "pods" && r.api_group.as_deref().unwrap_or("").is_empty()
+                        })
                         .take(MAX_PODS_PER_CLAIM)
                         .map(|r| (r.uid, r.name))
                         .collect::<Vec<_>>();
@@ -96,7 +98,9 @@ impl PodNamer {
                         self.claim_pods.insert((*uid).to_owned(), pods);
                     }
                 }
-                Err(error) => debug!(claim = %holding.claim, %error, "cannot read claim for usage labels"),
+                Err(error) => {
+                    debug!(claim = %holding.claim, %error, "cannot read claim for usage labels")
+                }
             }
         }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::attribute::{Attribution, PodDirectory, attribute};
 use super::cgroup;
@@ -95,9 +95,14 @@ impl Sampler {
             async {
                 match self.once(&mut namer).await {
                     Ok(attribution) => {
-                        debug!(rows = attribution.rows.len(), attributed = attribution.attributed,
-                            exited = attribution.exited, not_pod = attribution.not_pod,
-                            overflow = attribution.overflow, "GPU usage sampled");
+                        debug!(
+                            rows = attribution.rows.len(),
+                            attributed = attribution.attributed,
+                            exited = attribution.exited,
+                            not_pod = attribution.not_pod,
+                            overflow = attribution.overflow,
+                            "GPU usage sampled"
+                        );
                         metrics.record(&attribution);
                     }
                     Err(error) => {

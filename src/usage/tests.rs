@@ -211,7 +211,12 @@ fn whole_gpu_sums_processes_of_one_container() {
     assert_eq!(a.rows.len(), 1);
     let r = row(&a, "trainer");
     assert_eq!(
-        (r.container.as_str(), r.claim.as_str(), r.device.as_str(), r.device_type),
+        (
+            r.container.as_str(),
+            r.claim.as_str(),
+            r.device.as_str(),
+            r.device_type
+        ),
         ("main", "whole", "gpu-0", "gpu")
     );
     assert_eq!(r.memory_bytes, 1024 << 20);
@@ -250,7 +255,10 @@ fn mig_instance_uses_its_own_utilization_labelled_instance() {
     }]);
     let a = run(&f);
     let r = row(&a, "notebook");
-    assert_eq!((r.device.as_str(), r.device_type), ("gpu-1-mig-1g10gb-0", "mig"));
+    assert_eq!(
+        (r.device.as_str(), r.device_type),
+        ("gpu-1-mig-1g10gb-0", "mig")
+    );
     assert_eq!(r.memory_bytes, 5000 << 20);
     assert_eq!(r.utilization, Some((40, UtilizationSource::Instance)));
 }
@@ -269,7 +277,10 @@ fn shared_gpu_splits_time_sliced_and_mps_clients_by_pod() {
     let a = run(&f);
     let ts = row(&a, "infer-ts");
     let mps = row(&a, "infer-mps");
-    assert_eq!((ts.claim.as_str(), ts.device_type), ("timesliced", "shared"));
+    assert_eq!(
+        (ts.claim.as_str(), ts.device_type),
+        ("timesliced", "shared")
+    );
     assert_eq!((mps.claim.as_str(), mps.memory_bytes), ("mps", 4096 << 20));
     assert_eq!(ts.utilization, Some((50, UtilizationSource::Process)));
     // No sample in the window for the MPS client: it ran no kernel (0 %), not "unknown".
@@ -300,7 +311,11 @@ fn legacy_share_is_attributed_like_a_shared_gpu() {
         claim(
             "replica",
             ClaimState::PrepareCompleted,
-            vec![device("gpu-3-share-1", (3, "GPU-3"), DeviceKind::Share { replica: 1 })],
+            vec![device(
+                "gpu-3-share-1",
+                (3, "GPU-3"),
+                DeviceKind::Share { replica: 1 },
+            )],
         ),
     );
     let held = holdings(&data);
@@ -322,9 +337,18 @@ fn legacy_share_is_attributed_like_a_shared_gpu() {
         utilization_percent: Some(10),
         processes: vec![process(500, 300, None)],
     }];
-    let a = attribute(&samples, &held, &names, |pid| cgroup::lookup(dir.path(), pid), 64);
+    let a = attribute(
+        &samples,
+        &held,
+        &names,
+        |pid| cgroup::lookup(dir.path(), pid),
+        64,
+    );
     let r = row(&a, "batch");
-    assert_eq!((r.namespace.as_str(), r.device_type, r.claim.as_str()), ("team-b", "share", "replica"));
+    assert_eq!(
+        (r.namespace.as_str(), r.device_type, r.claim.as_str()),
+        ("team-b", "share", "replica")
+    );
     // Container name unknown to the API yet: the short container ID stands in.
     assert_eq!(r.container, cid(5)[..12]);
     // A share is not exclusive: the GPU's utilization is not this pod's.
@@ -335,7 +359,11 @@ fn legacy_share_is_attributed_like_a_shared_gpu() {
 fn exited_host_and_unclaimed_processes_are_counted_not_attributed() {
     let f = fixture(64);
     pod_pid(&f.proc_dir, 100, 1);
-    write_cgroup(&f.proc_dir, 7, "0::/system.slice/nvidia-persistenced.service\n");
+    write_cgroup(
+        &f.proc_dir,
+        7,
+        "0::/system.slice/nvidia-persistenced.service\n",
+    );
     // Pod 3 holds a share of GPU 2, not GPU 0.
     pod_pid(&f.proc_dir, 300, 3);
     f.source.set(vec![DeviceSample {
@@ -378,10 +406,19 @@ fn unnamed_pod_on_an_exclusive_device_is_labelled_by_uid() {
         },
     ];
     let empty = PodDirectory::new();
-    let a = attribute(&samples, &held, &empty, |pid| cgroup::lookup(dir.path(), pid), 64);
+    let a = attribute(
+        &samples,
+        &held,
+        &empty,
+        |pid| cgroup::lookup(dir.path(), pid),
+        64,
+    );
     // The whole GPU has one holder; the shared one cannot be told apart without the pod.
     assert_eq!(a.rows.len(), 1);
-    assert_eq!((a.rows[0].pod.as_str(), a.rows[0].claim.as_str()), (uid(1).as_str(), "whole"));
+    assert_eq!(
+        (a.rows[0].pod.as_str(), a.rows[0].claim.as_str()),
+        (uid(1).as_str(), "whole")
+    );
     assert_eq!(a.unclaimed, 1);
 }
 
@@ -410,7 +447,13 @@ fn more_series_than_the_cap_are_dropped_and_counted() {
         processes,
         ..DeviceSample::default()
     }];
-    let a = attribute(&samples, &held, &names, |pid| cgroup::lookup(dir.path(), pid), 4);
+    let a = attribute(
+        &samples,
+        &held,
+        &names,
+        |pid| cgroup::lookup(dir.path(), pid),
+        4,
+    );
     assert_eq!(a.rows.len(), 4);
     assert_eq!(a.overflow, 6);
     assert_eq!(a.attributed, 10);
@@ -422,7 +465,11 @@ fn more_series_than_the_cap_are_dropped_and_counted() {
     let metrics = UsageMetrics::register(&mut registry);
     metrics.record(&a);
     let text = crate::metrics::encode(&registry).unwrap();
-    assert_eq!(text.matches("tessera_plugin_gpu_memory_used_bytes{").count(), 4);
+    assert_eq!(
+        text.matches("tessera_plugin_gpu_memory_used_bytes{")
+            .count(),
+        4
+    );
     assert!(text.contains("tessera_plugin_gpu_usage_series_overflow_total 6"));
     assert!(text.contains(
         "tessera_plugin_gpu_utilization_percent{namespace=\"team-a\",pod=\"pod-10\",container=\"0000000a0000\",claim=\"timesliced\",device=\"gpu-2-shared\",type=\"shared\",source=\"process\"} 1.0"
@@ -484,7 +531,10 @@ async fn pod_namer_reads_reserved_for_and_drops_released_claims() {
     let held = holdings(&checkpoint());
     let dir = namer.refresh(&held).await;
     let pod = dir.get(&uid(1)).unwrap();
-    assert_eq!((pod.name.as_str(), pod.claim_uids.as_slice()), ("trainer", ["c1".to_owned()].as_slice()));
+    assert_eq!(
+        (pod.name.as_str(), pod.claim_uids.as_slice()),
+        ("trainer", ["c1".to_owned()].as_slice())
+    );
     // c1 unprepared: its pod leaves the directory.
     let held: Vec<Holding> = held.into_iter().filter(|h| h.claim_uid != "c1").collect();
     assert!(namer.refresh(&held).await.is_empty());
