@@ -258,6 +258,7 @@ fn rbac_is_exactly_least_privilege() {
             &["get", "list", "watch"],
         ),
         ("", "nodes", &["get"]),
+        ("", "pods", &["get"]),
         (
             "resource.k8s.io",
             "resourceslices",
@@ -729,4 +730,42 @@ fn rendered_objects_match_the_kubernetes_api_types() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(checked > 40, "only {checked} objects checked");
+}
+
+#[test]
+fn plugin_reads_the_host_proc_read_only_for_usage() {
+    let Some(renders) = renders("plugin_reads_the_host_proc_read_only_for_usage") else {
+        return;
+    };
+    for r in &renders {
+        let ds = r.plugin().unwrap();
+        assert_eq!(
+            host_paths(ds).get("/proc").map(String::as_str),
+            Some("/host/proc"),
+            "{}: the host's /proc at /host/proc",
+            r.name
+        );
+        let mounts = container(ds, "plugin")["volumeMounts"].as_array().unwrap();
+        let proc_mount = mounts
+            .iter()
+            .find(|m| m["mountPath"] == "/host/proc")
+            .unwrap();
+        assert_eq!(
+            proc_mount["readOnly"], true,
+            "{}: /host/proc read-only",
+            r.name
+        );
+        assert_ne!(
+            pod_spec(ds)["hostPID"],
+            true,
+            "{}: usage needs no host PID namespace",
+            r.name
+        );
+        let args = container(ds, "plugin")["args"].as_array().unwrap();
+        assert!(
+            args.iter().any(|a| a == "--host-proc=/host/proc"),
+            "{}: --host-proc",
+            r.name
+        );
+    }
 }

@@ -110,6 +110,9 @@ impl UsageArgs {
                 };
                 Ok(Some(Arc::new(FakeUsageSource::new(samples))))
             }
+            SourceSpec::Nvml(_) if self.fake_usage.is_some() => {
+                bail!("--fake-usage needs fake GPUs (--fake-gpus or --fake-inventory)")
+            }
             SourceSpec::Nvml(_) => nvml_source(),
         }
     }
