@@ -192,17 +192,18 @@ pub fn attribute(
         }
         // Fallbacks, only where one claim holds the device alone.
         let exclusive = held.is_some_and(|h| h.len() == 1 && h[0].exclusive());
-        if !has_process_samples && exclusive {
-            if let Some(util) = sample.utilization_percent {
-                let source = if sample.is_mig() {
-                    UtilizationSource::Instance
-                } else {
-                    UtilizationSource::Device
-                };
-                for key in &touched {
-                    if let Some(row) = rows.get_mut(key) {
-                        row.utilization = Some((util.min(100), source));
-                    }
+        if !has_process_samples
+            && exclusive
+            && let Some(util) = sample.utilization_percent
+        {
+            let source = if sample.is_mig() {
+                UtilizationSource::Instance
+            } else {
+                UtilizationSource::Device
+            };
+            for key in &touched {
+                if let Some(row) = rows.get_mut(key) {
+                    row.utilization = Some((util.min(100), source));
                 }
             }
         }
@@ -218,7 +219,7 @@ fn pick<'a>(holders: &[&'a Holding], names: Option<&PodNames>) -> Option<&'a Hol
     match names {
         Some(n) => holders
             .iter()
-            .find(|h| n.claim_uids.iter().any(|c| *c == h.claim_uid))
+            .find(|h| n.claim_uids.contains(&h.claim_uid))
             .copied(),
         None => match holders {
             [only] if only.exclusive() => Some(*only),
