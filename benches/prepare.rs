@@ -223,6 +223,22 @@ fn resident_memory(_: &mut Criterion) {
     .unwrap();
     let registry = dir.path().join("registry");
     let plugin_dir = dir.path().join("plugin");
+    // The usage sampler runs every second over 8 GPUs × 48 processes (this bench's own PID,
+    // so each one is read from the real /proc and counted as not a pod's).
+    let usage = dir.path().join("usage.yaml");
+    let mut yaml = String::new();
+    for g in 0..GPUS {
+        yaml.push_str(&format!(
+            "- uuid: GPU-{g}\n  utilizationPercent: 50\n  processes:\n"
+        ));
+        for _ in 0..48 {
+            yaml.push_str(&format!(
+                "    - {{pid: {}, usedMemoryBytes: 1048576, smPercent: 1}}\n",
+                std::process::id()
+            ));
+        }
+    }
+    std::fs::write(&usage, yaml).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["plugin", "--node-name", NODE, "--admin-addr", "127.0.0.1:0"])
         .args(["--fake-gpus", "h100x8", "--features", "consumable"])
@@ -234,6 +250,14 @@ fn resident_memory(_: &mut Criterion) {
         .arg(&plugin_dir)
         .arg("--cdi-dir")
         .arg(dir.path().join("cdi"))
+        .args([
+            "--usage-interval",
+            "1",
+            "--host-proc",
+            "/proc",
+            "--fake-usage",
+        ])
+        .arg(&usage)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

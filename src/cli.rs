@@ -12,6 +12,7 @@ pub mod publish;
 pub mod seeds;
 pub mod simulate;
 pub mod slices;
+pub mod usage;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

@@ -32,3 +32,4 @@ pub mod shutdown;
 pub mod sim;
 pub mod telemetry;
 pub mod trace;
+pub mod usage;

@@ -253,6 +253,7 @@ fn rbac_is_exactly_least_privilege() {
     let plugin = triples(&[
         ("resource.k8s.io", "resourceclaims", &["get"]),
         ("", "nodes", &["get"]),
+        ("", "pods", &["get"]),
         (
             "resource.k8s.io",
             "resourceslices",
@@ -891,4 +892,41 @@ fn second_scheduler_has_a_pdb_anti_affinity_and_priority_where_configured() {
             .is_some(),
         "the default install deploys the second scheduler the examples name"
     );
+}
+
+#[test]
+#[ignore = "needs Helm's renders: .ci/helm-check runs it"]
+fn plugin_reads_the_host_proc_read_only_for_usage() {
+    let renders = renders();
+    for r in &renders {
+        let ds = r.plugin().unwrap();
+        assert_eq!(
+            host_paths(ds).get("/proc").map(String::as_str),
+            Some("/host/proc"),
+            "{}: the host's /proc at /host/proc",
+            r.name
+        );
+        let mounts = container(ds, "plugin")["volumeMounts"].as_array().unwrap();
+        let proc_mount = mounts
+            .iter()
+            .find(|m| m["mountPath"] == "/host/proc")
+            .unwrap();
+        assert_eq!(
+            proc_mount["readOnly"], true,
+            "{}: /host/proc read-only",
+            r.name
+        );
+        assert_ne!(
+            pod_spec(ds)["hostPID"],
+            true,
+            "{}: usage needs no host PID namespace",
+            r.name
+        );
+        let args = container(ds, "plugin")["args"].as_array().unwrap();
+        assert!(
+            args.iter().any(|a| a == "--host-proc=/host/proc"),
+            "{}: --host-proc",
+            r.name
+        );
+    }
 }

@@ -147,7 +147,13 @@ fn single_device(
     for (at, &first) in slices.iter().enumerate() {
         let mut order = Vec::with_capacity(slices.len());
         order.push(first);
-        order.extend(slices.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, s)| *s));
+        order.extend(
+            slices
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != at)
+                .map(|(_, s)| *s),
+        );
         let outcome = allocate(node, state, claims, &SliceOrder::Given(order))?;
         let lands_in_first = match &outcome {
             Outcome::Allocated(results) => results

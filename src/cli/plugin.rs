@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use super::discovery::DiscoveryArgs;
 use super::publish::PublishArgs;
+use super::usage::UsageArgs;
 use super::{AdminArgs, KubeArgs};
 use crate::admin::{self, Readiness};
 use crate::discovery::{self, DeviceSource, SourceSpec};
@@ -64,6 +65,9 @@ pub struct PluginArgs {
     /// `nvidia-smi`, used to set time-slice intervals on real GPUs.
     #[arg(long, env = "TESSERA_NVIDIA_SMI", default_value = "nvidia-smi")]
     pub nvidia_smi: PathBuf,
+    /// Per-pod GPU usage.
+    #[command(flatten)]
+    pub usage: UsageArgs,
     /// Admin server.
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -89,6 +93,7 @@ impl PluginArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
         check_dns_subdomain("--node-name", &self.node_name, 253)?;
         check_dns_subdomain("--driver-name", self.driver_name(), 63)?;
+        self.usage.validate()?;
         if let Some(uid) = &self.pod_uid
             && (uid.len() > 64 || !uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         {
@@ -145,11 +150,12 @@ pub fn run(args: &PluginArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, source, control))
+    runtime.block_on(serve(args, &spec, source, control))
 }
 
 async fn serve(
     args: &PluginArgs,
+    spec: &SourceSpec,
     source: Arc<dyn DeviceSource>,
     control: Arc<dyn GpuControl>,
 ) -> anyhow::Result<()> {
@@ -164,6 +170,7 @@ async fn serve(
     let mut registry = Registry::default();
     let prepare_metrics = PrepareMetrics::register(&mut registry);
     let publish_metrics = PublishMetrics::register(&mut registry);
+    let usage_metrics = UsageArgs::register(&mut registry);
     let admin = tokio::spawn(admin::serve(
         args.admin.admin_addr,
         Arc::new(registry),
@@ -201,14 +208,26 @@ async fn serve(
         serve_health: true,
     };
     info!(node = %config.node_name, driver = %config.driver, source = %described, "starting the kubelet plugin");
+    let claims: Arc<KubeClaimSource> = Arc::new(KubeClaimSource::new(client.clone()));
+    let usage = args.usage.start(
+        spec,
+        &config.state_dir,
+        claims.clone(),
+        client,
+        usage_metrics,
+        shutdown.clone(),
+    )?;
     let parts = PluginParts {
         inventory,
         control,
-        claims: Arc::new(KubeClaimSource::new(client)),
+        claims,
         publisher: Box::pin(publisher),
     };
     runtime::run(config, parts, prepare_metrics, readiness, shutdown).await?;
     discovery_task.abort();
+    if let Some(usage) = usage {
+        usage.abort();
+    }
     match admin.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),

@@ -1,0 +1,131 @@
+//! Usage metrics, registered under the plugin's prefix (`tessera_plugin_gpu_…`).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::attribute::Attribution;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UsageLabels {
+    namespace: String,
+    pod: String,
+    container: String,
+    claim: String,
+    device: String,
+    r#type: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UtilLabels {
+    #[prometheus(flatten)]
+    usage: UsageLabels,
+    source: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    kind: &'static str,
+}
+
+/// GPU memory and compute per container, and what could not be attributed.
+#[derive(Debug, Clone, Default)]
+pub struct UsageMetrics {
+    memory: Family<UsageLabels, Gauge>,
+    utilization: Family<UtilLabels, Gauge<f64, AtomicU64>>,
+    processes: Family<OutcomeLabels, Counter>,
+    overflow: Counter,
+    errors: Family<ErrorLabels, Counter>,
+}
+
+const MEMORY_HELP: &str = "GPU memory in use by a container's processes on a prepared device, in bytes (NVML running compute processes, per GPU and per MIG instance; graphics-only processes are not listed by NVML)";
+const UTIL_HELP: &str = "Compute utilization of a prepared device by a container, percent. source=process: sum of the container's per-process SM samples (whole GPUs, time-sliced and MPS shares alike). NVML has no per-process samples inside MIG instances: there source=instance is the instance's own utilization, and source=device the whole GPU's when it gives no per-process samples; both only for a device one claim holds alone. A shared GPU without per-process samples has no series rather than a guess";
+const PROCESSES_HELP: &str = "GPU compute processes seen per sample by outcome: attributed; exited (gone between the NVML and /proc reads); not_pod (cgroup is not a pod's: host daemons, other agents; counted, not attributed); unreadable (/proc/<pid>/cgroup not readable); unclaimed (a pod's process on a device none of its prepared claims holds)";
+const OVERFLOW_HELP: &str = "Usage series dropped because a sample had more than --usage-max-series (namespace, pod, container, claim, device) combinations";
+
+impl UsageMetrics {
+    /// Create the metrics and register them in `registry` under `tessera_plugin_`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = UsageMetrics::default();
+        let registry = registry.sub_registry_with_prefix("tessera_plugin");
+        registry.register("gpu_memory_used_bytes", MEMORY_HELP, metrics.memory.clone());
+        registry.register(
+            "gpu_utilization_percent",
+            UTIL_HELP,
+            metrics.utilization.clone(),
+        );
+        registry.register(
+            "gpu_usage_processes",
+            PROCESSES_HELP,
+            metrics.processes.clone(),
+        );
+        registry.register(
+            "gpu_usage_series_overflow",
+            OVERFLOW_HELP,
+            metrics.overflow.clone(),
+        );
+        registry.register(
+            "gpu_usage_errors",
+            "GPU usage samples that failed, by kind (nvml, checkpoint, host_proc, ...)",
+            metrics.errors.clone(),
+        );
+        metrics
+    }
+
+    /// Replace the usage series with `attribution`'s and add its counts. Series of
+    /// containers that stopped using a device disappear.
+    pub fn record(&self, attribution: &Attribution) {
+        self.memory.clear();
+        self.utilization.clear();
+        for row in &attribution.rows {
+            let labels = UsageLabels {
+                namespace: row.namespace.clone(),
+                pod: row.pod.clone(),
+                container: row.container.clone(),
+                claim: row.claim.clone(),
+                device: row.device.clone(),
+                r#type: row.device_type,
+            };
+            let bytes = i64::try_from(row.memory_bytes).unwrap_or(i64::MAX);
+            self.memory.get_or_create(&labels).set(bytes);
+            if let Some((percent, source)) = row.utilization {
+                let labels = UtilLabels {
+                    usage: labels,
+                    source: source.label(),
+                };
+                self.utilization
+                    .get_or_create(&labels)
+                    .set(f64::from(percent));
+            }
+        }
+        for (outcome, n) in [
+            ("attributed", attribution.attributed),
+            ("exited", attribution.exited),
+            ("not_pod", attribution.not_pod),
+            ("unreadable", attribution.unreadable),
+            ("unclaimed", attribution.unclaimed),
+        ] {
+            self.processes
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc_by(n);
+        }
+        self.overflow.inc_by(attribution.overflow);
+    }
+
+    /// Count a failed sample; the last good series stay out (cleared) so no stale figure is
+    /// reported as current.
+    pub fn record_error(&self, kind: &'static str) {
+        self.memory.clear();
+        self.utilization.clear();
+        self.errors.get_or_create(&ErrorLabels { kind }).inc();
+    }
+}
