@@ -57,7 +57,17 @@ fn tessera_alone_prints_usage_and_exits_2() {
 #[test]
 fn a_missing_kube_config_is_said_once() {
     let home = tempfile::tempdir().unwrap();
-    let out = tessera(&["extender"], &[("HOME", home.path().to_str().unwrap())]);
+    // Port 0: tests run in parallel, and the extender binds before it reads a kubeconfig.
+    let out = tessera(
+        &[
+            "extender",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ],
+        &[("HOME", home.path().to_str().unwrap())],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -75,7 +85,18 @@ fn a_bad_kubeconfig_is_shown_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config");
     std::fs::write(&path, "apiVersion: v1\nclusters: [\n").unwrap();
-    let out = tessera(&["extender", "--kubeconfig", path.to_str().unwrap()], &[]);
+    let out = tessera(
+        &[
+            "extender",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.matches("cannot read kubeconfig").count(), 1, "{err}");
