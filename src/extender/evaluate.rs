@@ -12,7 +12,6 @@ pub use crate::model::partition::milli_view;
 use crate::model::partition::{Assignment, Partition, PartitionDemand, PartitionGpu, apply};
 use crate::model::{Demand, DeviceName, MILLI_PER_GPU, ModelSet, NodeState};
 use crate::scoring::filter::NodeCondition;
-use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use crate::scoring::frag::waste::placement_frag_gpus;
 use crate::scoring::partition::{PartitionKind, assignment, fit};
 use crate::scoring::{
@@ -372,23 +371,10 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
 
 /// The typical pods of the bundled openb default trace, with model constraints dropped (the
 /// cluster's GPUs are told apart by partition, not by the trace's model codes): the default
-/// workload the fragmentation term measures against.
+/// workload the fragmentation term measures against. The same prior as the simulator's
+/// `--typical online` (`sim::bundled_prior`, pure: the extender may read it).
 pub fn default_typical_pods() -> Result<TypicalPods, crate::trace::TraceError> {
-    let pods = crate::trace::bundled_pods()?;
-    let demands: Vec<Demand> = pods
-        .iter()
-        .map(|p| Demand {
-            cpu_milli: p.cpu_milli,
-            memory_mib: p.memory_mib,
-            gpus: u8::try_from(p.num_gpu).unwrap_or(u8::MAX),
-            gpu_milli: u16::try_from(p.gpu_milli).unwrap_or(MILLI_PER_GPU),
-            models: ModelSet::ANY,
-        })
-        .collect();
-    Ok(TypicalPods::from_demands(
-        &demands,
-        DEFAULT_POPULARITY_THRESHOLD_PCT,
-    ))
+    crate::sim::bundled_prior()
 }
 
 /// The placement's shape in milli-GPU: `n` whole GPUs, or one partial GPU (its share rounded

@@ -209,20 +209,8 @@ fn qualified(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) 
     }
 }
 
-/// The DeviceClasses the chart installs (`deploy/helm/tessera/templates/deviceclasses.yaml`).
+/// The DeviceClasses the chart installs (`deploy/helm/tessera/templates/deviceclasses.yaml`),
+/// as the extender's prediction uses them.
 pub fn builtin_classes(driver: &str) -> Vec<DeviceClass> {
-    [
-        (driver.to_owned(), "gpu"),
-        (format!("mig.{driver}"), "mig"),
-        (format!("shared.{driver}"), "shared"),
-        (format!("share.{driver}"), "share"),
-    ]
-    .into_iter()
-    .map(|(name, kind)| DeviceClass {
-        name,
-        selectors: vec![format!(
-            "device.driver == '{driver}' && device.attributes['{driver}'].type == '{kind}'"
-        )],
-    })
-    .collect()
+    crate::extender::predict::chart_classes(driver)
 }
