@@ -340,3 +340,34 @@ fn bad_input_is_one_line_and_exit_2() {
         &["--allocator applies to 1.36"],
     );
 }
+
+/// Beside the allocator's answer, `tessera allocate` prints what tessera's own fit would take:
+/// on the `mixed` profile the published order hands out GPU 1 whole (MIG-off GPUs first,
+/// highest index first) while tessera's own fit takes GPU 0.
+#[test]
+fn tesseras_own_fit_is_printed_beside_the_allocators_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let slices = slices_file(dir.path(), "mixed");
+    let slices = slices.to_str().unwrap();
+    let claim = example("whole-gpu.yaml");
+    let report = json(&tessera(&[
+        "allocate", "--slices", slices, "--claim", &claim, "--format", "json",
+    ]));
+    let node = &report["nodes"][0];
+    assert_eq!(
+        node["outcomes"][0]["claims"][0]["devices"][0]["device"],
+        "gpu-1"
+    );
+    assert_eq!(
+        node["tesseraChoice"],
+        serde_json::json!(["default/whole-gpu/gpu -> gpu-0"]),
+        "{node}"
+    );
+    assert!(node["tesseraChoiceError"].is_null(), "{node}");
+    let table = tessera(&["allocate", "--slices", slices, "--claim", &claim]);
+    assert!(
+        stdout(&table).contains("tessera's own fit: default/whole-gpu/gpu -> gpu-0"),
+        "{}",
+        stdout(&table)
+    );
+}

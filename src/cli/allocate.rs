@@ -2,6 +2,7 @@
 //! node, from YAML files, offline. Answers "why did my pod get that slice?".
 
 mod input;
+mod own_fit;
 mod report;
 
 use std::path::PathBuf;

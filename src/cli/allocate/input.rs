@@ -26,6 +26,8 @@ pub struct Inputs {
     pub allocated: Vec<AllocatedDevice>,
     /// What the feature level dropped.
     pub notes: Notes,
+    /// The objects as read, for tessera's own fit (`own_fit`).
+    pub raw: super::own_fit::RawObjects,
 }
 
 /// The objects of one file: YAML documents, `List`s flattened, nulls (empty documents)
@@ -93,6 +95,7 @@ fn typed<T: serde::de::DeserializeOwned>(value: Value, path: &Path) -> anyhow::R
 /// Reads every file named by `args`.
 pub fn read(args: &AllocateArgs, features: Features) -> anyhow::Result<Inputs> {
     let mut notes = Notes::new();
+    let mut raw = super::own_fit::RawObjects::default();
     let mut per_node: BTreeMap<String, Vec<Slice>> = BTreeMap::new();
     let mut all_nodes: Vec<Slice> = Vec::new();
     for path in &args.slices {
@@ -105,6 +108,7 @@ pub fn read(args: &AllocateArgs, features: Features) -> anyhow::Result<Inputs> {
                 );
             }
             let slice: api::ResourceSlice = typed(object, path)?;
+            raw.slices.push(slice.clone());
             let (target, slice) = allocator_k8s::slice(&slice, features, &mut notes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             match target {
@@ -155,10 +159,16 @@ pub fn read(args: &AllocateArgs, features: Features) -> anyhow::Result<Inputs> {
             let (name, spec) = match kind_of(&object) {
                 "ResourceClaim" => {
                     let c: api::ResourceClaim = typed(object, path)?;
+                    raw.claims.push(c.clone());
                     (qualified(&c.metadata), c.spec)
                 }
                 "ResourceClaimTemplate" => {
                     let t: api::ResourceClaimTemplate = typed(object, path)?;
+                    raw.claims.push(api::ResourceClaim {
+                        metadata: t.metadata.clone(),
+                        spec: t.spec.spec.clone(),
+                        status: None,
+                    });
                     (qualified(&t.metadata), t.spec.spec)
                 }
                 // A Pod or Deployment next to the template, as in deploy/examples.
@@ -186,6 +196,7 @@ pub fn read(args: &AllocateArgs, features: Features) -> anyhow::Result<Inputs> {
                 );
             }
             list.push(typed::<api::ResourceClaim>(object, path)?);
+            raw.allocated.extend(list.last().cloned());
         }
         allocated.extend(
             allocator_k8s::allocated_devices(&list)
@@ -198,6 +209,7 @@ pub fn read(args: &AllocateArgs, features: Features) -> anyhow::Result<Inputs> {
         claims,
         allocated,
         notes,
+        raw,
     })
 }
 

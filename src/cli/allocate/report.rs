@@ -46,6 +46,11 @@ pub struct NodeReport {
     /// Why the scheduler refuses the node outright (a CEL runtime error, an "All" request
     /// on an incomplete pool), if it does.
     pub error: Option<String>,
+    /// What tessera's own fit would take (`request -> device`), beside the allocator's
+    /// answer: where they differ, the published order decides, not tessera.
+    pub tessera_choice: Vec<String>,
+    /// Why tessera's own fit has no choice here, if it has none.
+    pub tessera_choice_error: Option<String>,
 }
 
 /// One distinct outcome.
@@ -123,6 +128,8 @@ pub fn evaluate(
                 coverage,
                 outcomes: outcome_reports(&node, outcomes, tried),
                 error: None,
+                tessera_choice: Vec::new(),
+                tessera_choice_error: None,
             },
             Err(
                 e @ (AllocatorError::SelectorRuntime { .. }
@@ -135,10 +142,20 @@ pub fn evaluate(
                 coverage: String::new(),
                 outcomes: Vec::new(),
                 error: Some(e.to_string()),
+                tessera_choice: Vec::new(),
+                tessera_choice_error: None,
             },
             Err(e) => return Err(anyhow::anyhow!("node {node_name}: {e}")),
         };
         nodes.push(report);
+    }
+    let own = super::own_fit::choices(&inputs.raw, &args.driver_name, inputs.nodes.keys())?;
+    for node in &mut nodes {
+        match own.get(&node.node) {
+            Some(Ok(choice)) => node.tessera_choice = choice.clone(),
+            Some(Err(why)) => node.tessera_choice_error = Some(why.clone()),
+            None => {}
+        }
     }
     Ok(Report {
         kube_version: args.kube_version.label(),
@@ -269,6 +286,19 @@ pub fn table(report: &Report) -> String {
                 }
             }
             let _ = writeln!(out, "{share}{}", parts.join("; "));
+        }
+        match &node.tessera_choice_error {
+            Some(why) => {
+                let _ = writeln!(out, "  tessera's own fit: none ({why})");
+            }
+            None if !node.tessera_choice.is_empty() => {
+                let _ = writeln!(
+                    out,
+                    "  tessera's own fit: {}",
+                    node.tessera_choice.join("; ")
+                );
+            }
+            None => {}
         }
     }
     out
