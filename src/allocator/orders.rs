@@ -7,7 +7,9 @@
 //!
 //! One device for one request of one claim, in one pool (the shape of almost every GPU pod)
 //! needs neither: the allocator picks the request's alternative before it looks at the order
-//! (the first alternative any device fits, `allocateOne` trying subrequests in turn), then
+//! (the first alternative any device fits: `allocateOne` in
+//! `staging/src/k8s.io/dynamic-resource-allocation/structured/internal/incubating/allocator_incubating.go`,
+//! kubernetes-1.36.0, tries subrequests in turn, each over every slice), then
 //! takes the first fitting device of the first slice that has one. Under a uniformly random
 //! order, that slice is equally likely to be each of the `k` slices that have one. So one
 //! search per slice, with that slice first, gives the exact distribution over all `S!` orders

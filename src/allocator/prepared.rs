@@ -94,9 +94,10 @@ pub struct PreparedClaims {
 }
 
 impl PreparedClaims {
-    /// Checks and compiles `claims` against `classes` for `features`.
-    pub fn new(
-        claims: &[Claim],
+    /// Checks and compiles `claims` against `classes` for `features`. Borrowed claims
+    /// (`Arc<Claim>` from the extender's cache) are read in place, not copied.
+    pub fn new<C: std::borrow::Borrow<Claim>>(
+        claims: &[C],
         classes: &Classes,
         features: Features,
     ) -> Result<PreparedClaims, AllocatorError> {
@@ -112,6 +113,7 @@ impl PreparedClaims {
         let mut prepared = Vec::with_capacity(claims.len());
         let mut global = 0usize;
         for claim in claims {
+            let claim: &Claim = claim.borrow();
             claim.validate()?;
             let mut requests = Vec::with_capacity(claim.requests.len());
             for request in &claim.requests {

@@ -114,9 +114,8 @@ impl Predictor {
     pub fn predict(&self, view: &NodeView, claims: &[Arc<Claim>]) -> Result<Prediction, String> {
         let features = self.features_for(view);
         let node = view.model.get(view, &self.driver, features)?;
-        let owned: Vec<Claim> = claims.iter().map(|c| Claim::clone(c)).collect();
         let prepared =
-            PreparedClaims::new(&owned, &self.classes, features).map_err(|e| e.to_string())?;
+            PreparedClaims::new(claims, &self.classes, features).map_err(|e| e.to_string())?;
         match allocator::default_order(self.release, features) {
             Some(order) => {
                 let outcome = allocator::allocate(&node.devices, &node.state, &prepared, &order)
