@@ -1,6 +1,7 @@
 use super::*;
 use crate::market::{CapacityType, PriceSource, RiskSource};
 use crate::model::mig::GpuProduct;
+use crate::scoring::{Policy, Scorer};
 
 const H100: &str = "NVIDIA H100 80GB HBM3";
 
