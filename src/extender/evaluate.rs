@@ -306,12 +306,7 @@ impl Scoring {
     fn score_placed(&self, terms: &Terms<'_, '_>, placed: Placed) -> Evaluation {
         let partition_gpus: f64 = placed.assignments.iter().map(|a| a.fraction).sum();
         let frag_gpus = placement_frag_gpus(
-            frag_delta_gpus(
-                terms.typical,
-                &terms.node.milli,
-                &placed.assignments,
-                terms.demand,
-            ),
+            frag_delta_gpus(terms.typical, terms.node, &placed.assignments, terms.demand),
             partition_gpus,
             placed.needed_gpus,
         );
@@ -353,16 +348,20 @@ impl Scoring {
 /// The fragmentation change of the placement, in GPUs: minus the tessera policy's score (with
 /// `typical`'s pods) on the node's milli-GPU view, exactly as the simulator's cost experiment
 /// takes it. 0 when the placement has no single milli-GPU shape (several partial GPUs) or the
-/// milli view has no room for it (rounding).
+/// milli view has no room for it (rounding). The view carries the node's GPU product as
+/// `typical` knows it (its first GPU's: a node has one product), so typical pods pinned to
+/// products and the model-pressure term see it as the simulator sees a node's model.
 fn frag_delta_gpus(
     typical: &TypicalModel,
-    milli: &NodeState,
+    node: &NodeGpus<'_>,
     assignments: &[Assignment],
     demand: &PodDemand,
 ) -> f64 {
     let Some((gpus, gpu_milli)) = milli_shape(assignments) else {
         return 0.0;
     };
+    let mut milli: NodeState = node.milli;
+    milli.model = node.gpus.first().and_then(|g| typical.model_id(&g.model));
     let shape = Demand {
         cpu_milli: demand.cpu_milli,
         memory_mib: demand.memory_mib,
@@ -372,7 +371,7 @@ fn frag_delta_gpus(
     };
     typical
         .scorer()
-        .score(milli, &shape)
+        .score(&milli, &shape)
         .map_or(0.0, |s| -s.score / f64::from(MILLI_PER_GPU))
 }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use crate::model::{ModelId, ModelRegistry};
 use crate::scoring::{Policy, Scorer, TesseraWeights, TypicalPods};
 
 /// Where the typical pods come from (`--typical`).
@@ -70,11 +71,14 @@ pub struct TypicalModel {
     generation: u64,
     stats: LearnedStats,
     scorer: Scorer,
+    /// The GPU products the typical pods' model pins and the capacity refer to.
+    models: ModelRegistry,
 }
 
 impl TypicalModel {
-    /// The model of `typical`, scored by tessera's fragmentation policy with `weights` (this
-    /// solves the share-price LP: milliseconds, never on a request's path).
+    /// The model of `typical` (no pod pinned to a GPU model), scored by tessera's
+    /// fragmentation policy with `weights` (this solves the share-price LP: milliseconds,
+    /// never on a request's path).
     pub fn new(
         kind: TypicalKind,
         generation: u64,
@@ -82,12 +86,49 @@ impl TypicalModel {
         weights: TesseraWeights,
         stats: LearnedStats,
     ) -> Self {
+        Self::with_models(
+            kind,
+            generation,
+            typical,
+            weights,
+            stats,
+            ModelRegistry::new(),
+            &[],
+        )
+    }
+
+    /// [`TypicalModel::new`] for typical pods that may be pinned to the GPU products of
+    /// `models`, on a cluster with `capacity_milli[m]` GPU milli of product `m`: tessera's
+    /// model-pressure term then steers pods that run anywhere off the products pinned pods
+    /// depend on, as `--placement tessera` does in the simulator.
+    pub fn with_models(
+        kind: TypicalKind,
+        generation: u64,
+        typical: TypicalPods,
+        weights: TesseraWeights,
+        stats: LearnedStats,
+        models: ModelRegistry,
+        capacity_milli: &[u64],
+    ) -> Self {
         TypicalModel {
             kind,
             generation,
             stats,
-            scorer: Scorer::new(Policy::Tessera, typical, weights),
+            scorer: Scorer::new(Policy::Tessera, typical, weights)
+                .with_model_capacity(capacity_milli),
+            models,
         }
+    }
+
+    /// The GPU products its pins and capacity refer to.
+    pub fn models(&self) -> &ModelRegistry {
+        &self.models
+    }
+
+    /// The id of GPU product `name` in this model's registry; `None` for a product no typical
+    /// pod or capacity names (every unpinned typical pod allows it all the same).
+    pub fn model_id(&self, name: &str) -> Option<ModelId> {
+        self.models.get(name)
     }
 
     /// Where its typical pods come from.

@@ -13,6 +13,7 @@ fn alt(kind: DeviceKind) -> Alternative {
         memory_bytes: None,
         compute_percent: None,
         mig_profile: None,
+        gpu_model: None,
     }
 }
 

@@ -159,7 +159,7 @@ pub async fn run(
             };
             let model = learner
                 .publish_due(since_last, refresh)
-                .then(|| learner.model());
+                .then(|| learner.model(&snapshot));
             (learner, report, model)
         });
         let (returned, report, model) = match work.await {

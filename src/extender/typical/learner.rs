@@ -24,7 +24,7 @@ use crate::extender::cluster_view::{pod_object, spec_requests};
 use crate::extender::demand::DeviceClasses;
 use crate::extender::evaluate::{GpuNode, typical_shape};
 use crate::extender::pod::pod_demand;
-use crate::model::Demand;
+use crate::model::{Demand, MILLI_PER_GPU, ModelId, ModelRegistry, ModelSet};
 use crate::scoring::frag::typical::DEFAULT_POPULARITY_THRESHOLD_PCT;
 use crate::scoring::{OnlineError, OnlineTypical, OnlineWindow, TesseraWeights, TypicalPods};
 
@@ -78,7 +78,8 @@ enum Verdict {
     Wait,
     NoGpu,
     Unshaped,
-    Observe(Demand),
+    /// Its shape, and the GPU products its preferred alternatives pin (`model == "…"`).
+    Observe(Demand, Vec<String>),
 }
 
 /// The extender's typical-pod learner: the simulator's decaying tally, fed from snapshots.
@@ -94,6 +95,9 @@ pub struct TypicalLearner {
     generation: u64,
     /// `observed` when the last model was built.
     published_at: u64,
+    /// GPU products named by pins and by the cluster's GPUs; ids are never reused, so a
+    /// tallied pin keeps meaning the same product.
+    models: ModelRegistry,
 }
 
 impl TypicalLearner {
@@ -116,6 +120,7 @@ impl TypicalLearner {
             scans: 0,
             generation: 0,
             published_at: 0,
+            models: ModelRegistry::new(),
         })
     }
 
@@ -125,7 +130,7 @@ impl TypicalLearner {
         self.scans += 1;
         let scan = self.scans;
         let mut report = ScanReport::default();
-        let mut fresh: Vec<(i64, Uid, Demand)> = Vec::new();
+        let mut fresh: Vec<(i64, Uid, Demand, Vec<String>)> = Vec::new();
         for pod in snapshot.pods() {
             if let Some(mark) = self.seen.get_mut(&pod.uid) {
                 *mark = scan;
@@ -136,8 +141,8 @@ impl TypicalLearner {
                     report.waiting += 1;
                     continue;
                 }
-                Verdict::Observe(demand) => {
-                    fresh.push((pod.created_unix_s, pod.uid.clone(), demand));
+                Verdict::Observe(demand, pins) => {
+                    fresh.push((pod.created_unix_s, pod.uid.clone(), demand, pins));
                     continue;
                 }
                 Verdict::NoGpu => {
@@ -159,12 +164,13 @@ impl TypicalLearner {
         report.forgotten = (before - self.seen.len()) as u64;
 
         fresh.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (_, uid, demand) in fresh {
+        for (_, uid, mut demand, pins) in fresh {
             if self.seen.len() >= self.max_seen {
                 // Counting it without remembering it would count it again next scan.
                 report.over_bound += 1;
                 continue;
             }
+            demand.models = self.pinned_set(&pins);
             self.online.observe(&demand);
             self.seen.insert(uid, scan);
             report.observed += 1;
@@ -190,10 +196,48 @@ impl TypicalLearner {
         if demand.requests.is_empty() {
             return Verdict::NoGpu;
         }
+        let pins: Vec<String> = demand
+            .requests
+            .iter()
+            .filter_map(|r| r.alternatives.first()?.gpu_model.clone())
+            .collect();
         match typical_shape(&demand, &node.node_gpus()) {
-            Some(shape) => Verdict::Observe(shape),
+            Some(shape) => Verdict::Observe(shape, pins),
             None => Verdict::Unshaped,
         }
+    }
+
+    /// The products `pins` name as a set ([`ModelSet::ANY`] without pins). Past the
+    /// registry's 64 products a new pin is dropped: the pod then counts as unpinned.
+    fn pinned_set(&mut self, pins: &[String]) -> ModelSet {
+        let ids: Vec<ModelId> = pins
+            .iter()
+            .filter_map(|p| self.models.intern(p).ok())
+            .collect();
+        if ids.is_empty() {
+            return ModelSet::ANY;
+        }
+        ids.into_iter().fold(ModelSet::NONE, ModelSet::with)
+    }
+
+    /// GPU milli per product of the cluster in `snapshot` (index = the product's id), the
+    /// products interned as met.
+    fn capacity(&mut self, snapshot: &Snapshot) -> Vec<u64> {
+        let mut capacity: Vec<u64> = Vec::new();
+        for node in snapshot.nodes() {
+            for gpu in node.partitions.iter() {
+                let Ok(id) = self.models.intern(&gpu.model) else {
+                    continue;
+                };
+                if capacity.len() <= id.index() {
+                    capacity.resize(id.index() + 1, 0);
+                }
+                if let Some(c) = capacity.get_mut(id.index()) {
+                    *c = c.saturating_add(u64::from(MILLI_PER_GPU));
+                }
+            }
+        }
+        capacity
     }
 
     /// Whether a new model is due, `since_last` after the last one: some pod was observed
@@ -207,17 +251,21 @@ impl TypicalLearner {
                 || since_last >= refresh.interval)
     }
 
-    /// The model of the tally now, one generation past the last (this solves the share
-    /// prices: call it off the request path).
-    pub fn model(&mut self) -> TypicalModel {
+    /// The model of the tally now, one generation past the last, with the GPU capacity per
+    /// product of the cluster in `snapshot` for the model-pressure term (this solves the
+    /// share prices: call it off the request path).
+    pub fn model(&mut self, snapshot: &Snapshot) -> TypicalModel {
         self.generation += 1;
         self.published_at = self.online.observed();
-        TypicalModel::new(
+        let capacity = self.capacity(snapshot);
+        TypicalModel::with_models(
             TypicalKind::Online,
             self.generation,
             self.online.typical(DEFAULT_POPULARITY_THRESHOLD_PCT),
             self.weights,
             self.stats(),
+            self.models.clone(),
+            &capacity,
         )
     }
 

@@ -2,7 +2,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::*;
-use crate::cluster::testing::objects::{pod, request_resources};
+use crate::cluster::testing::objects::{Want, claim, pod, request_resources};
 use crate::cluster::testing::{SyntheticCluster, synthetic_cluster};
 use crate::cluster::{CacheConfig, ClusterObject, Store};
 use crate::extender::Decider;
@@ -104,7 +104,7 @@ fn learning_shifts_the_distribution_and_the_scores_follow_the_new_generation() {
     // The three pending pods wait for a node.
     assert_eq!(report.waiting, 3, "{report:?}");
     assert!(learner.publish_due(Duration::ZERO, Refresh::default()));
-    let learned = learner.model();
+    let learned = learner.model(&snapshot);
     assert_eq!(learned.generation(), 1);
     assert!(learned.stats().prior_share < 0.2, "{:?}", learned.stats());
     assert!(!learner.publish_due(Duration::from_secs(3600), Refresh::default()));
@@ -112,7 +112,7 @@ fn learning_shifts_the_distribution_and_the_scores_follow_the_new_generation() {
     // The cluster's most common shape gained weight; the prior's CPU-only shapes faded.
     let mut shapes: Vec<Demand> = Vec::new();
     for p in snapshot.pods().filter(|p| p.node.is_some()) {
-        if let Verdict::Observe(d) = learner.verdict(&snapshot, p) {
+        if let Verdict::Observe(d, _) = learner.verdict(&snapshot, p) {
             shapes.push(d);
         }
     }
@@ -235,7 +235,7 @@ fn a_restart_rebuilds_the_same_model_from_the_same_pods_listed_in_any_order() {
     let b = second.scan(&backward);
     assert_eq!(a, b);
     assert!(a.observed > 50);
-    let (ma, mb) = (first.model(), second.model());
+    let (ma, mb) = (first.model(&forward), second.model(&backward));
     assert_eq!(ma.typical(), mb.typical());
     assert_eq!(ma.stats(), mb.stats());
 
@@ -244,8 +244,9 @@ fn a_restart_rebuilds_the_same_model_from_the_same_pods_listed_in_any_order() {
     let mut unordered = learner(window(40.0, 1024), DEFAULT_MAX_SEEN_PODS);
     let reversed_times =
         objects_with_times(&cluster, |i| 1_700_000_000 - ((i * 7919) % 1009) as i64);
-    unordered.scan(&store_of(reversed_times.iter()).snapshot());
-    assert_ne!(unordered.model().typical(), ma.typical());
+    let reversed = store_of(reversed_times.iter()).snapshot();
+    unordered.scan(&reversed);
+    assert_ne!(unordered.model(&reversed).typical(), ma.typical());
 }
 
 #[test]
@@ -262,10 +263,11 @@ fn a_flood_of_unique_shapes_stays_within_max_shapes() {
         ));
     }
     let mut learner = learner(window(100.0, 32), DEFAULT_MAX_SEEN_PODS);
-    let report = learner.scan(&store_of(objects.iter()).snapshot());
+    let snapshot = store_of(objects.iter()).snapshot();
+    let report = learner.scan(&snapshot);
     assert_eq!(report.observed, 500);
     assert_eq!(learner.stats().shapes, 32);
-    let model = learner.model();
+    let model = learner.model(&snapshot);
     assert!(model.typical().len() <= 32);
     // The newest shapes are the heaviest: the last pod's shape is in the set.
     assert!(freq(model.typical(), (1499, 1000, 1)) > 0.0);
@@ -325,7 +327,7 @@ fn a_pod_seen_twice_counts_once_and_a_pending_pod_counts_when_bound() {
     assert_eq!((third.observed, third.waiting), (1, 0), "{third:?}");
     assert_eq!(learner.scan(&store.snapshot()).observed, 0);
     assert_eq!(learner.stats().observed_pods, 2);
-    let model = learner.model();
+    let model = learner.model(&store.snapshot());
     assert!(freq(model.typical(), (8000, 1000, 2)) > 0.0);
 }
 
@@ -344,7 +346,7 @@ fn models_are_due_after_the_refresh_pods_or_interval() {
     learner.scan(&store.snapshot());
     // The first list after a start is published at once.
     assert!(learner.publish_due(Duration::ZERO, refresh));
-    assert_eq!(learner.model().generation(), 1);
+    assert_eq!(learner.model(&store.snapshot()).generation(), 1);
     for i in 0..4 {
         store.applied(&classic_pod(
             &format!("b{i}"),
@@ -359,5 +361,121 @@ fn models_are_due_after_the_refresh_pods_or_interval() {
     store.applied(&classic_pod("c", "uid-c", &node, 1000));
     learner.scan(&store.snapshot());
     assert!(learner.publish_due(Duration::ZERO, refresh));
-    assert_eq!(learner.model().generation(), 2);
+    assert_eq!(learner.model(&store.snapshot()).generation(), 2);
+}
+
+#[test]
+fn pinned_pods_keep_their_product_and_bring_model_pressure() {
+    let cluster = synthetic_cluster(10, 8, 0, 3);
+    let base: Vec<ClusterObject> = cluster.objects().collect();
+    let empty = store_of(base.iter()).snapshot();
+    let mut nodes: Vec<_> = empty.nodes().filter(|n| !n.partitions.is_empty()).collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let pinned_node = nodes[0].clone();
+    let product = pinned_node.partitions[0].model.clone();
+    let other = std::sync::Arc::clone(
+        nodes
+            .iter()
+            .find(|n| n.partitions[0].model != product)
+            .unwrap(),
+    );
+    let selector = format!(r#"device.attributes["{DRIVER}"].model == "{product}""#);
+
+    let mut objects = base.clone();
+    for i in 0..40 {
+        let name = format!("pinned-{i:02}");
+        objects.push(ClusterObject::ResourceClaim(Box::new(claim(
+            "ml",
+            &name,
+            &format!("claim-uid-{i:02}"),
+            Want {
+                class: DRIVER,
+                selector: Some(&selector),
+                capacity: &[],
+            },
+        ))));
+        let mut p = pod(
+            "ml",
+            &name,
+            &format!("uid-p{i:02}"),
+            Some(&pinned_node.name),
+            &[("gpu", Some(&name))],
+            0,
+        );
+        request_resources(&mut p, &[("cpu", "4")]);
+        objects.push(ClusterObject::Pod(Box::new(p)));
+        objects.push(classic_pod(
+            &format!("free-{i:02}"),
+            &format!("uid-f{i:02}"),
+            &other.name,
+            4000,
+        ));
+    }
+    let snapshot = store_of(objects.iter()).snapshot();
+    let mut learner = learner(window(20.0, 64), DEFAULT_MAX_SEEN_PODS);
+    assert_eq!(learner.scan(&snapshot).observed, 80);
+    let model = learner.model(&snapshot);
+    let id = model.model_id(&product).unwrap();
+    assert!(
+        model
+            .typical()
+            .iter()
+            .any(|t| t.models == ModelSet::only(id) && t.gpus == 1 && t.freq > 0.2),
+        "{:?}",
+        model.typical()
+    );
+    let pressure = model.scorer().pressure();
+    assert!(pressure.of(Some(id)) > 0.0, "{pressure:?}");
+    let other_id = model.model_id(&other.partitions[0].model);
+    assert_eq!(pressure.of(other_id), 0.0);
+
+    // The extender prices that pressure: the same typical pods without the cluster's
+    // capacity (no pressure) make a whole GPU on the pinned product look cheaper.
+    let flat = TypicalModel::with_models(
+        TypicalKind::Online,
+        2,
+        model.typical().clone(),
+        Weights::default().fragmentation,
+        model.stats(),
+        model.models().clone(),
+        &[],
+    );
+    assert!(flat.scorer().pressure().is_zero());
+    let scoring = Scoring::new(Weights::default(), default_typical_pods().unwrap());
+    let demand = crate::extender::demand::PodDemand {
+        requests: vec![crate::extender::demand::GpuRequest {
+            source: "ml/x/gpu".to_owned(),
+            alternatives: vec![crate::extender::demand::Alternative {
+                subrequest: None,
+                kind: crate::extender::demand::DeviceKind::Whole,
+                count: crate::extender::demand::Count::Exact(1),
+                memory_bytes: None,
+                compute_percent: None,
+                mig_profile: None,
+                gpu_model: None,
+            }],
+        }],
+        cpu_milli: 4000,
+        ..Default::default()
+    };
+    let frag = |m: &TypicalModel| {
+        scoring
+            .evaluate_with(
+                m,
+                &pinned_node.node_gpus(),
+                &pinned_node.market,
+                false,
+                &demand,
+                crate::scoring::Tolerance::Checkpointed,
+                crate::extender::view::Detail::Scores,
+            )
+            .unwrap()
+            .fragmentation
+    };
+    assert!(
+        frag(&model) > frag(&flat),
+        "{} vs {}",
+        frag(&model),
+        frag(&flat)
+    );
 }
