@@ -33,7 +33,7 @@ use crate::extender::{
 use crate::market::{PriceCatalog, SpotAdvisor};
 use crate::scoring::frag::online::{DEFAULT_HALF_LIFE_PODS, DEFAULT_MAX_SHAPES};
 use crate::scoring::weights::MAX_WEIGHTS_FILE_BYTES;
-use crate::scoring::{OnlineWindow, Weights};
+use crate::scoring::{OnlineError, OnlineWindow, Weights};
 use crate::serving::Timeouts;
 use crate::shutdown::drain_within;
 use crate::sim::typical::REFRESH_EVERY_PODS;
@@ -310,7 +310,13 @@ impl TypicalConfig {
             prior_pods: args.typical_half_life,
         }
         .validated()
-        .context("--typical-half-life / --typical-max-shapes")?;
+        .map_err(|e| {
+            let flag = match e {
+                OnlineError::MaxShapes(_) => "--typical-max-shapes",
+                OnlineError::HalfLife(_) | OnlineError::PriorWeight(_) => "--typical-half-life",
+            };
+            anyhow::anyhow!("{flag}: {e}")
+        })?;
         if !(1..=MAX_REFRESH_PODS).contains(&args.typical_refresh_pods) {
             anyhow::bail!(
                 "--typical-refresh-pods must be 1..={MAX_REFRESH_PODS}, got {}",
