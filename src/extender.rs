@@ -22,6 +22,7 @@ pub mod routes;
 pub mod server;
 pub mod testing;
 pub mod tls;
+pub mod typical;
 pub mod view;
 
 use std::net::SocketAddr;

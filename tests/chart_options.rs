@@ -77,6 +77,11 @@ fn enumerated_chart_values_are_exactly_what_the_binary_accepts() {
         ),
         (&["plugin", "features"][..], Some("plugin"), "features"),
         (&["logging", "format"][..], None, "log-format"),
+        (
+            &["extender", "typical", "source"][..],
+            Some("extender"),
+            "typical",
+        ),
     ];
     let mut problems = Vec::new();
     for (path, subcommand, flag) in pairs {

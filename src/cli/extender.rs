@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{Instrument, info, info_span};
 
 use super::{AdminArgs, KubeArgs};
 use crate::access::AccessReview;
@@ -23,15 +23,20 @@ use crate::extender::evaluate::{Scoring, default_typical_pods};
 use crate::extender::limits::DEFAULT_QUEUE_WAIT;
 use crate::extender::predict::Predictor;
 use crate::extender::tls::reload_on_change;
+use crate::extender::typical::feed::TypicalMetrics;
+use crate::extender::typical::learner::{DEFAULT_MAX_SEEN_PODS, Refresh, TypicalLearner};
+use crate::extender::typical::{self, LearnedStats, TypicalHandle, TypicalKind, TypicalModel};
 use crate::extender::{
     BodyLimits, Bound, Decide, Decider, ExtenderMetrics, RouteOptions, TlsFiles, attribution,
     router_with, tls_config,
 };
 use crate::market::{PriceCatalog, SpotAdvisor};
-use crate::scoring::Weights;
+use crate::scoring::frag::online::{DEFAULT_HALF_LIFE_PODS, DEFAULT_MAX_SHAPES};
 use crate::scoring::weights::MAX_WEIGHTS_FILE_BYTES;
+use crate::scoring::{OnlineError, OnlineWindow, Weights};
 use crate::serving::Timeouts;
 use crate::shutdown::drain_within;
+use crate::sim::typical::REFRESH_EVERY_PODS;
 
 /// Default body limit; the arithmetic behind it is in `docs/extender.md` ("Request limits").
 pub use crate::extender::limits::DEFAULT_MAX_BODY_BYTES;
@@ -43,6 +48,8 @@ const MAX_MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
 const MAX_TIMEOUT_SECS: u64 = 300;
 /// Longest TLS reload interval accepted, seconds.
 const MAX_RELOAD_SECS: u64 = 3600;
+/// Most pods between two learned typical-pod models accepted.
+const MAX_REFRESH_PODS: u64 = 65_536;
 /// Longest access review cache TTL accepted, seconds.
 const MAX_ACCESS_TTL_SECS: u64 = 3600;
 /// Largest price override file read.
@@ -186,6 +193,52 @@ pub struct ExtenderArgs {
         value_name = "auto|MAJOR.MINOR"
     )]
     pub kube_version: String,
+    /// Typical pods the fragmentation term measures against: `online` learns them from the
+    /// cluster's recent GPU pods (a decaying window rebuilt from the watch at every start,
+    /// the bundled openb trace as the prior); `bundled` keeps the bundled trace's for good.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TYPICAL",
+        default_value = "online",
+        value_parser = ["online", "bundled"],
+        value_name = "online|bundled"
+    )]
+    pub typical: String,
+    /// With `--typical online`: pods after which a learned pod's weight has halved (the
+    /// prior starts worth this many pods), 1..=10000000.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TYPICAL_HALF_LIFE",
+        default_value_t = DEFAULT_HALF_LIFE_PODS,
+        value_name = "PODS"
+    )]
+    pub typical_half_life: f64,
+    /// With `--typical online`: most distinct pod shapes tallied (the lightest is dropped to
+    /// make room), 1..=65536.
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TYPICAL_MAX_SHAPES",
+        default_value_t = DEFAULT_MAX_SHAPES,
+        value_name = "N"
+    )]
+    pub typical_max_shapes: usize,
+    /// With `--typical online`: a new model is published after this many newly learned pods
+    /// (1..=65536)...
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TYPICAL_REFRESH_PODS",
+        default_value_t = REFRESH_EVERY_PODS,
+        value_name = "PODS"
+    )]
+    pub typical_refresh_pods: u64,
+    /// ...or this long after the last one if any pod was learned since (1..=3600).
+    #[arg(
+        long,
+        env = "TESSERA_EXTENDER_TYPICAL_REFRESH_SECONDS",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub typical_refresh_seconds: u64,
     /// Admin server.
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -227,6 +280,64 @@ pub struct ExtenderConfig {
     pub stale_after: Duration,
     /// The release the allocator model follows; `None`: read it from the API server.
     pub kube_version: Option<Release>,
+    /// Where the typical pods come from, and how the online learner runs.
+    pub typical: TypicalConfig,
+}
+
+/// `--typical` and its settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TypicalConfig {
+    /// Bundled or online.
+    pub kind: TypicalKind,
+    /// The learner's window (online).
+    pub window: OnlineWindow,
+    /// When the learner publishes (online).
+    pub refresh: Refresh,
+}
+
+impl TypicalConfig {
+    /// Reads and checks the `--typical*` flags.
+    fn from_args(args: &ExtenderArgs) -> anyhow::Result<Self> {
+        let kind = TypicalKind::parse(&args.typical).with_context(|| {
+            format!(
+                "--typical must be online or bundled, got {:?}",
+                args.typical
+            )
+        })?;
+        let window = OnlineWindow {
+            half_life_pods: args.typical_half_life,
+            max_shapes: args.typical_max_shapes,
+            prior_pods: args.typical_half_life,
+        }
+        .validated()
+        .map_err(|e| {
+            let flag = match e {
+                OnlineError::MaxShapes(_) => "--typical-max-shapes",
+                OnlineError::HalfLife(_) | OnlineError::PriorWeight(_) => "--typical-half-life",
+            };
+            anyhow::anyhow!("{flag}: {e}")
+        })?;
+        if !(1..=MAX_REFRESH_PODS).contains(&args.typical_refresh_pods) {
+            anyhow::bail!(
+                "--typical-refresh-pods must be 1..={MAX_REFRESH_PODS}, got {}",
+                args.typical_refresh_pods
+            );
+        }
+        if !(1..=MAX_RELOAD_SECS).contains(&args.typical_refresh_seconds) {
+            anyhow::bail!(
+                "--typical-refresh-seconds must be 1..={MAX_RELOAD_SECS}, got {}",
+                args.typical_refresh_seconds
+            );
+        }
+        Ok(TypicalConfig {
+            kind,
+            window,
+            refresh: Refresh {
+                pods: args.typical_refresh_pods,
+                interval: Duration::from_secs(args.typical_refresh_seconds),
+            },
+        })
+    }
 }
 
 impl ExtenderConfig {
@@ -358,6 +469,7 @@ impl ExtenderConfig {
             driver_name: args.driver_name.clone(),
             stale_after: Duration::from_secs(args.stale_after),
             kube_version,
+            typical: TypicalConfig::from_args(args)?,
         })
     }
 }
@@ -450,11 +562,11 @@ async fn serve(
     );
     cache.register_metrics(&mut registry);
     let metrics = ExtenderMetrics::register(&mut registry);
-    let typical = default_typical_pods().context("bundled typical pods")?;
+    let typical = typical_scoring(&config, &classes, &cache, &mut registry, shutdown.clone())?;
     let decider = Arc::new(Decider::new(
         CacheSource::new(cache.clone(), classes.clone()),
         MemoScoring::new(
-            Scoring::new(config.weights, typical)
+            Scoring::with_typical(config.weights, typical)
                 .with_predictor(Predictor::new(release, &config.driver_name)),
         ),
         classes,
@@ -525,6 +637,66 @@ async fn serve(
     }
     info!("tessera extender stopped");
     Ok(())
+}
+
+/// The typical pods scoring measures fragmentation against: the bundled trace's, or (online)
+/// a handle the learner, started here on the cache, keeps publishing to.
+fn typical_scoring(
+    config: &ExtenderConfig,
+    classes: &DeviceClasses,
+    cache: &Cache,
+    registry: &mut Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<TypicalHandle> {
+    let prior = default_typical_pods().context("bundled typical pods")?;
+    let fragmentation = config.weights.fragmentation;
+    let metrics = TypicalMetrics::register(registry);
+    let TypicalConfig {
+        kind,
+        window,
+        refresh,
+    } = config.typical;
+    if kind == TypicalKind::Bundled {
+        let model = TypicalModel::new(
+            TypicalKind::Bundled,
+            0,
+            prior,
+            fragmentation,
+            LearnedStats::default(),
+        );
+        return Ok(TypicalHandle::new(model));
+    }
+    let learner = TypicalLearner::new(
+        &prior,
+        window,
+        fragmentation,
+        classes.clone(),
+        DEFAULT_MAX_SEEN_PODS,
+    )
+    .context("--typical online")?;
+    let handle = TypicalHandle::new(learner.prior_model());
+    info!(
+        half_life_pods = window.half_life_pods,
+        max_shapes = window.max_shapes,
+        refresh_pods = refresh.pods,
+        refresh_seconds = refresh.interval.as_secs(),
+        "typical pods learned online from the cluster, the bundled trace as the prior"
+    );
+    tokio::spawn(
+        typical::feed::run(
+            learner,
+            cache.clone(),
+            handle.clone(),
+            refresh,
+            metrics,
+            shutdown,
+        )
+        .instrument(info_span!(
+            "typical_learner",
+            half_life_pods = window.half_life_pods
+        )),
+    );
+    Ok(handle)
 }
 
 /// Keeps [`FRESH_CONDITION`] false while some watcher has been failing for longer than

@@ -55,6 +55,10 @@ pub struct PodView {
     pub annotations: Box<[(Arc<str>, Box<str>)]>,
     /// `metadata.deletionTimestamp` is set.
     pub deleting: bool,
+    /// `metadata.creationTimestamp`, seconds since the Unix epoch (0 when absent). The
+    /// typical-pod learner orders a list by it, so that a restarted extender replays the
+    /// pods it finds in the order they were created, whatever order the list returns.
+    pub created_unix_s: i64,
 }
 
 impl PodView {
@@ -168,6 +172,10 @@ pub(crate) fn read_pod(pod: &Pod, interners: &mut Interners) -> Option<PodView> 
         claims,
         annotations: annotations.into(),
         deleting: meta.deletion_timestamp.is_some(),
+        created_unix_s: meta
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_second()),
     })
 }
 

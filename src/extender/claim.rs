@@ -218,7 +218,12 @@ pub fn alternative_from<'a>(
             _ => {}
         }
     }
-    let mig_profile = selectors.into_iter().find_map(pinned_profile);
+    let mut mig_profile = None;
+    let mut gpu_model = None;
+    for expression in selectors {
+        mig_profile = mig_profile.or_else(|| pinned_profile(expression));
+        gpu_model = gpu_model.or_else(|| pinned_model(expression));
+    }
     Ok(Alternative {
         subrequest,
         kind,
@@ -226,20 +231,31 @@ pub fn alternative_from<'a>(
         memory_bytes,
         compute_percent,
         mig_profile,
+        gpu_model,
     })
 }
 
 /// The profile in `….profile == "<name>"` (either quote style; the attribute must come first,
 /// as every example and chart writes it).
 fn pinned_profile(expression: &str) -> Option<String> {
-    const ATTRIBUTE: &str = "].profile";
-    let after = expression.get(expression.find(ATTRIBUTE)? + ATTRIBUTE.len()..)?;
+    // Profile names are short (`1g.10gb+me`); anything else is not a pin we understand.
+    pinned(expression, "].profile", 32)
+}
+
+/// The GPU product in `….model == "<name>"` (`NVIDIA H100 80GB HBM3`), read like a profile
+/// pin; only the typical-pod learner reads it (the allocator applies the selector itself).
+fn pinned_model(expression: &str) -> Option<String> {
+    pinned(expression, "].model", 128)
+}
+
+/// The quoted string compared with `==` right after `attribute`, at most `max_len` bytes.
+fn pinned(expression: &str, attribute: &str, max_len: usize) -> Option<String> {
+    let after = expression.get(expression.find(attribute)? + attribute.len()..)?;
     let rest = after.trim_start().strip_prefix("==")?.trim_start();
     let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
     let body = rest.get(1..)?;
     let name = body.get(..body.find(quote)?)?;
-    // Profile names are short (`1g.10gb+me`); anything else is not a pin we understand.
-    (!name.is_empty() && name.len() <= 32).then(|| name.to_owned())
+    (!name.is_empty() && name.len() <= max_len).then(|| name.to_owned())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! [`PodObject`] (what the cache kept of it), a node view its partition states and market.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
@@ -20,6 +21,7 @@ use super::evaluate::Scoring;
 use super::evaluate::{GpuLayout, GpuNode, NodeGpus};
 use super::pod::CLASSIC_GPU_RESOURCE;
 use super::predict::{PredictedDevice, Prediction, Predictor};
+use super::typical::TypicalModel;
 use super::view::{AllocatedShare, ClusterView, Detail, Evaluation, NodeScorer, ViewSource};
 use crate::allocator::Claim;
 use crate::cluster::claim::AllocationMode;
@@ -285,13 +287,22 @@ fn share_charge(
 
 /// The requests of a cached claim; an allocated claim asks for nothing more.
 fn claim_requests(claim: &ClaimView, classes: &DeviceClasses) -> ClaimRequests {
+    if claim.is_allocated() {
+        return ClaimRequests {
+            allocated: true,
+            ..ClaimRequests::default()
+        };
+    }
+    spec_requests(claim, classes)
+}
+
+/// What a cached claim's spec asks of `classes`, whether or not it is allocated yet (the
+/// typical-pod learner reads what placed pods asked for; `allocated` says which it was).
+pub(crate) fn spec_requests(claim: &ClaimView, classes: &DeviceClasses) -> ClaimRequests {
     let mut out = ClaimRequests {
         allocated: claim.is_allocated(),
         ..ClaimRequests::default()
     };
-    if out.allocated {
-        return out;
-    }
     // The allocator model sees only tessera's slices: a claim also asking another driver
     // cannot be predicted.
     let ours = claim.spec.requests.iter().all(|r| {
@@ -352,7 +363,7 @@ fn claim_requests(claim: &ClaimView, classes: &DeviceClasses) -> ClaimRequests {
 
 /// What the cache kept of a pod, as the pod object the demand parser reads: its claims, its
 /// classic GPU request, its `tessera.dev/` annotations (CPU and memory are not kept).
-fn pod_object(pod: &PodView) -> PodObject {
+pub(crate) fn pod_object(pod: &PodView) -> PodObject {
     let mut spec = PodSpec::default();
     let mut status = PodStatus::default();
     for c in pod.claims.iter() {
@@ -512,10 +523,14 @@ fn replica_fraction(node: &NodeView) -> Option<f64> {
 ///
 /// Entries hold a `Weak` to their view, which keeps the view's allocation (not its contents)
 /// from being reused, so an address can never match a different view. The memo is cleared
-/// when it reaches [`MAX_MEMO_ENTRIES`].
+/// when it reaches [`MAX_MEMO_ENTRIES`], and when a newer typical-pod model first scores
+/// (entries are keyed by the model's generation as well, so a request still holding the
+/// older model never reads a newer model's score, nor the reverse).
 pub struct MemoScoring {
     scoring: Scoring,
     memo: DashMap<MemoKey, MemoEntry, foldhash::fast::RandomState>,
+    /// Newest typical-model generation that has stored an entry.
+    generation: AtomicU64,
 }
 
 /// Remembered scores at most; about 13 pod shapes on each of 5,000 nodes.
@@ -523,6 +538,9 @@ pub const MAX_MEMO_ENTRIES: usize = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct MemoKey {
+    /// Generation of the typical-pod model that scored it: a newly learned model makes
+    /// every older entry unreachable (they age out with the memo's bound).
+    typical: u64,
     /// Address of the node view.
     node: usize,
     /// `PodDemand::shape_key`.
@@ -544,6 +562,7 @@ impl MemoScoring {
         MemoScoring {
             scoring,
             memo: DashMap::default(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -559,8 +578,13 @@ impl MemoScoring {
 }
 
 impl NodeScorer<Arc<NodeView>> for MemoScoring {
+    fn typical(&self) -> Option<Arc<TypicalModel>> {
+        Some(self.scoring.typical().load())
+    }
+
     fn evaluate(
         &self,
+        typical: Option<&TypicalModel>,
         node: &Arc<NodeView>,
         market: &NodeMarket,
         condition: &NodeCondition,
@@ -568,22 +592,36 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
         tolerance: Tolerance,
         detail: Detail,
     ) -> Option<Evaluation> {
+        // One model for the lookup, the evaluation and the entry: the generation in the key
+        // is the one that scored it.
+        let loaded;
+        let typical = match typical {
+            Some(t) => t,
+            None => {
+                loaded = self.scoring.typical().load();
+                &*loaded
+            }
+        };
         if detail == Detail::Explain {
             return self
                 .scoring
-                .evaluate_node(node, market, condition, demand, tolerance, detail);
+                .evaluate_node_with(typical, node, market, condition, demand, tolerance, detail);
         }
-        if let Some(remembered) = self.recall(node, market, condition, demand, tolerance) {
+        if let Some(remembered) =
+            self.recall(Some(typical), node, market, condition, demand, tolerance)
+        {
             return remembered;
         }
         let evaluation = self
             .scoring
-            .evaluate_node(node, market, condition, demand, tolerance, detail);
-        if self.memo.len() >= MAX_MEMO_ENTRIES {
+            .evaluate_node_with(typical, node, market, condition, demand, tolerance, detail);
+        let generation = typical.generation();
+        let newer = self.generation.fetch_max(generation, Ordering::AcqRel) < generation;
+        if newer || self.memo.len() >= MAX_MEMO_ENTRIES {
             self.memo.clear();
         }
         self.memo.insert(
-            memo_key(node, market, condition, demand, tolerance),
+            memo_key(typical, node, market, condition, demand, tolerance),
             MemoEntry {
                 node: Arc::downgrade(node),
                 evaluation: evaluation.clone(),
@@ -594,13 +632,22 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
 
     fn recall(
         &self,
+        typical: Option<&TypicalModel>,
         node: &Arc<NodeView>,
         market: &NodeMarket,
         condition: &NodeCondition,
         demand: &PodDemand,
         tolerance: Tolerance,
     ) -> Option<Option<Evaluation>> {
-        let key = memo_key(node, market, condition, demand, tolerance);
+        let loaded;
+        let typical = match typical {
+            Some(t) => t,
+            None => {
+                loaded = self.scoring.typical().load();
+                &*loaded
+            }
+        };
+        let key = memo_key(typical, node, market, condition, demand, tolerance);
         let entry = self.memo.get(&key)?;
         // Same address and the entry's view still allocated: the same view.
         std::ptr::eq(entry.node.as_ptr(), Arc::as_ptr(node)).then(|| entry.evaluation.clone())
@@ -616,6 +663,7 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
 }
 
 fn memo_key(
+    typical: &TypicalModel,
     node: &Arc<NodeView>,
     market: &NodeMarket,
     condition: &NodeCondition,
@@ -623,6 +671,7 @@ fn memo_key(
     tolerance: Tolerance,
 ) -> MemoKey {
     MemoKey {
+        typical: typical.generation(),
         node: Arc::as_ptr(node) as usize,
         shape: demand.shape_key(),
         tolerance,

@@ -14,6 +14,7 @@ use super::api::{MAX_EXTENDER_PRIORITY, MIN_EXTENDER_PRIORITY, RequestNode};
 use super::demand::{DeviceClasses, PodDemand};
 use super::pod::{MaxHourlyCost, PodPolicy, pod_demand};
 use super::reason;
+use super::typical::{TypicalModel, TypicalNote};
 use super::view::{ClusterView, Detail, Evaluation, NodeScorer, ViewSource};
 use crate::market::{
     CapacityType, MarketError, NodeMarket, PriceCatalog, SpotAdvisor, capacity_type,
@@ -88,6 +89,10 @@ pub struct Explanation {
     pub max_hourly_cost: String,
     /// How the scores were given.
     pub outcome: &'static str,
+    /// The typical pods fragmentation was measured against: their source (`bundled` or
+    /// `online`), the model's generation and what the learner had seen; `None` for a scorer
+    /// without typical pods.
+    pub typical: Option<TypicalNote>,
     /// What the pod holds now, priced as the cost attribution gauges price it
     /// (`tessera_extender_allocation_cost_dollars_per_hour`): empty while it holds nothing.
     pub allocated: Vec<AllocatedCost>,
@@ -155,6 +160,8 @@ struct PodInputs {
     demand: PodDemand,
     policy: PodPolicy,
     constraints: PodConstraints,
+    /// The typical-pod model every node of the request is scored by.
+    typical: Option<Arc<TypicalModel>>,
 }
 
 impl<S, P> Decider<S, P>
@@ -341,6 +348,7 @@ where
             },
             max_hourly_cost: inputs.policy.max_hourly_cost.to_string(),
             allocated: self.allocated_costs(&*view, namespace, name),
+            typical: inputs.typical.as_deref().map(TypicalModel::note),
             demand: inputs.demand,
             outcome: outcome.metric_label(),
             total_nodes: names.len(),
@@ -441,6 +449,7 @@ where
             demand,
             policy,
             constraints,
+            typical: self.scorer.typical(),
         }
     }
 
@@ -499,6 +508,7 @@ where
         };
         self.scorer
             .recall(
+                inputs.typical.as_deref(),
                 node,
                 market,
                 &facts.condition,
@@ -517,6 +527,7 @@ where
         let node = facts.cached?;
         let market = facts.market.as_ref().ok()?;
         self.scorer.evaluate(
+            inputs.typical.as_deref(),
             node,
             market,
             &facts.condition,

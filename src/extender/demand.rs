@@ -118,6 +118,9 @@ pub struct Alternative {
     pub compute_percent: Option<f64>,
     /// MIG profile named by a selector (`device.attributes["<driver>"].profile == "1g.10gb"`).
     pub mig_profile: Option<String>,
+    /// GPU product named by a selector (`device.attributes["<driver>"].model == "NVIDIA L4"`):
+    /// what the typical-pod learner pins the pod's shape to.
+    pub gpu_model: Option<String>,
 }
 
 /// One GPU request: a claim request (with its alternatives in order) or a classic
@@ -176,6 +179,7 @@ impl PodDemand {
                     a.memory_bytes.hash(&mut h);
                     a.compute_percent.map(f64::to_bits).hash(&mut h);
                     a.mig_profile.hash(&mut h);
+                    a.gpu_model.hash(&mut h);
                 }
             }
             (self.requests.len(), self.cpu_milli, self.memory_mib).hash(&mut h);

@@ -15,14 +15,15 @@ use crate::scoring::filter::NodeCondition;
 use crate::scoring::frag::waste::placement_frag_gpus;
 use crate::scoring::partition::{PartitionKind, assignment, fit};
 use crate::scoring::{
-    NodeInputs, PodInputs, Policy, Scorer, Tolerance, TypicalPods, Weights, partition_hourly_cost,
-    score_node, to_extender_range,
+    NodeInputs, PodInputs, Tolerance, TypicalPods, Weights, partition_hourly_cost, score_node,
+    to_extender_range,
 };
 
 use std::sync::Arc;
 
 use super::demand::{Alternative, Count, DeviceKind, GpuRequest, PodDemand};
 use super::predict::{Certainty, PredictedDevice, PredictedOutcome, Prediction, Predictor};
+use super::typical::{LearnedStats, TypicalHandle, TypicalKind, TypicalModel};
 use super::view::{Detail, Evaluation, NodeScorer, PartitionChoice, PredictionNote};
 use crate::allocator::Claim;
 
@@ -104,17 +105,19 @@ pub trait GpuNode: Send + Sync {
     fn node_gpus(&self) -> NodeGpus<'_>;
 }
 
-/// What the extender scores with: the blend's weights, the fragmentation policy and, when
-/// set, the allocator model that predicts which devices the scheduler will give.
+/// What the extender scores with: the blend's weights, the typical pods the fragmentation
+/// policy measures against (fixed, or learned and swapped while serving) and, when set, the
+/// allocator model that predicts which devices the scheduler will give.
 #[derive(Debug, Clone)]
 pub struct Scoring {
     weights: Weights,
-    fragmentation: Scorer,
+    typical: TypicalHandle,
     predictor: Option<Predictor>,
 }
 
 /// One evaluation's inputs besides the placement.
 struct Terms<'n, 'g> {
+    typical: &'n TypicalModel,
     node: &'n NodeGpus<'g>,
     market: &'n NodeMarket,
     interruption_notice: bool,
@@ -123,13 +126,31 @@ struct Terms<'n, 'g> {
 }
 
 impl Scoring {
-    /// Scoring with `weights`, measuring fragmentation against `typical` pods.
+    /// Scoring with `weights`, measuring fragmentation against `typical` pods for good.
     pub fn new(weights: Weights, typical: TypicalPods) -> Self {
+        let model = TypicalModel::new(
+            TypicalKind::Bundled,
+            0,
+            typical,
+            weights.fragmentation,
+            LearnedStats::default(),
+        );
+        Scoring::with_typical(weights, TypicalHandle::new(model))
+    }
+
+    /// Scoring with `weights`, measuring fragmentation against whatever model `typical`
+    /// holds when a request starts (its models must be built with `weights.fragmentation`).
+    pub fn with_typical(weights: Weights, typical: TypicalHandle) -> Self {
         Scoring {
-            fragmentation: Scorer::new(Policy::Tessera, typical, weights.fragmentation),
             weights,
+            typical,
             predictor: None,
         }
+    }
+
+    /// Where the typical pods come from.
+    pub fn typical(&self) -> &TypicalHandle {
+        &self.typical
     }
 
     /// The blend's weights.
@@ -152,7 +173,8 @@ impl Scoring {
     /// Where `demand` would go on the node and what that costs, or `None` if it does not fit
     /// there. With a predictor: what the allocator will give (the expected terms over its
     /// possible outcomes where the release's slice order is arbitrary); without one, or
-    /// where the model cannot tell: tessera's own fit.
+    /// where the model cannot tell: tessera's own fit. Fragmentation against the current
+    /// typical model.
     pub fn evaluate(
         &self,
         node: &NodeGpus<'_>,
@@ -162,7 +184,33 @@ impl Scoring {
         tolerance: Tolerance,
         detail: Detail,
     ) -> Option<Evaluation> {
+        let typical = self.typical.load();
+        self.evaluate_with(
+            &typical,
+            node,
+            market,
+            interruption_notice,
+            demand,
+            tolerance,
+            detail,
+        )
+    }
+
+    /// [`Scoring::evaluate`] with fragmentation measured against `typical` (the model a
+    /// request loaded once for all its nodes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate_with(
+        &self,
+        typical: &TypicalModel,
+        node: &NodeGpus<'_>,
+        market: &NodeMarket,
+        interruption_notice: bool,
+        demand: &PodDemand,
+        tolerance: Tolerance,
+        detail: Detail,
+    ) -> Option<Evaluation> {
         let terms = Terms {
+            typical,
             node,
             market,
             interruption_notice,
@@ -258,7 +306,7 @@ impl Scoring {
     fn score_placed(&self, terms: &Terms<'_, '_>, placed: Placed) -> Evaluation {
         let partition_gpus: f64 = placed.assignments.iter().map(|a| a.fraction).sum();
         let frag_gpus = placement_frag_gpus(
-            self.frag_delta_gpus(&terms.node.milli, &placed.assignments, terms.demand),
+            frag_delta_gpus(terms.typical, terms.node, &placed.assignments, terms.demand),
             partition_gpus,
             placed.needed_gpus,
         );
@@ -295,31 +343,36 @@ impl Scoring {
             prediction: None,
         }
     }
+}
 
-    /// The fragmentation change of the placement, in GPUs: minus the tessera policy's score
-    /// on the node's milli-GPU view, exactly as the simulator's cost experiment takes it. 0
-    /// when the placement has no single milli-GPU shape (several partial GPUs) or the milli
-    /// view has no room for it (rounding).
-    fn frag_delta_gpus(
-        &self,
-        milli: &NodeState,
-        assignments: &[Assignment],
-        demand: &PodDemand,
-    ) -> f64 {
-        let Some((gpus, gpu_milli)) = milli_shape(assignments) else {
-            return 0.0;
-        };
-        let shape = Demand {
-            cpu_milli: demand.cpu_milli,
-            memory_mib: demand.memory_mib,
-            gpus,
-            gpu_milli,
-            models: ModelSet::ANY,
-        };
-        self.fragmentation
-            .score(milli, &shape)
-            .map_or(0.0, |s| -s.score / f64::from(MILLI_PER_GPU))
-    }
+/// The fragmentation change of the placement, in GPUs: minus the tessera policy's score (with
+/// `typical`'s pods) on the node's milli-GPU view, exactly as the simulator's cost experiment
+/// takes it. 0 when the placement has no single milli-GPU shape (several partial GPUs) or the
+/// milli view has no room for it (rounding). The view carries the node's GPU product as
+/// `typical` knows it (its first GPU's: a node has one product), so typical pods pinned to
+/// products and the model-pressure term see it as the simulator sees a node's model.
+fn frag_delta_gpus(
+    typical: &TypicalModel,
+    node: &NodeGpus<'_>,
+    assignments: &[Assignment],
+    demand: &PodDemand,
+) -> f64 {
+    let Some((gpus, gpu_milli)) = milli_shape(assignments) else {
+        return 0.0;
+    };
+    let mut milli: NodeState = node.milli;
+    milli.model = node.gpus.first().and_then(|g| typical.model_id(&g.model));
+    let shape = Demand {
+        cpu_milli: demand.cpu_milli,
+        memory_mib: demand.memory_mib,
+        gpus,
+        gpu_milli,
+        models: ModelSet::ANY,
+    };
+    typical
+        .scorer()
+        .score(&milli, &shape)
+        .map_or(0.0, |s| -s.score / f64::from(MILLI_PER_GPU))
 }
 
 impl Scoring {
@@ -333,7 +386,24 @@ impl Scoring {
         tolerance: Tolerance,
         detail: Detail,
     ) -> Option<Evaluation> {
-        self.evaluate(
+        let typical = self.typical.load();
+        self.evaluate_node_with(&typical, node, market, condition, demand, tolerance, detail)
+    }
+
+    /// [`Scoring::evaluate_with`] on a cached node type.
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate_node_with<N: GpuNode>(
+        &self,
+        typical: &TypicalModel,
+        node: &N,
+        market: &NodeMarket,
+        condition: &NodeCondition,
+        demand: &PodDemand,
+        tolerance: Tolerance,
+        detail: Detail,
+    ) -> Option<Evaluation> {
+        self.evaluate_with(
+            typical,
             &node.node_gpus(),
             market,
             condition.interruption_notice.is_some(),
@@ -345,8 +415,13 @@ impl Scoring {
 }
 
 impl<N: GpuNode> NodeScorer<N> for Scoring {
+    fn typical(&self) -> Option<Arc<TypicalModel>> {
+        Some(self.typical.load())
+    }
+
     fn evaluate(
         &self,
+        typical: Option<&TypicalModel>,
         node: &N,
         market: &NodeMarket,
         condition: &NodeCondition,
@@ -354,7 +429,12 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
         tolerance: Tolerance,
         detail: Detail,
     ) -> Option<Evaluation> {
-        self.evaluate_node(node, market, condition, demand, tolerance, detail)
+        match typical {
+            Some(t) => {
+                self.evaluate_node_with(t, node, market, condition, demand, tolerance, detail)
+            }
+            None => self.evaluate_node(node, market, condition, demand, tolerance, detail),
+        }
     }
 
     fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64> {
@@ -375,6 +455,80 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
 /// `--typical online` (`sim::bundled_prior`, pure: the extender may read it).
 pub fn default_typical_pods() -> Result<TypicalPods, crate::trace::TraceError> {
     crate::sim::bundled_prior()
+}
+
+/// The shape a pod adds to the learned typical pods, as the fragmentation term would see it
+/// on `node` (the node it runs on): each request's preferred (first) alternative measured on
+/// the node's GPUs (a whole GPU is 1000 milli, a share what the node's request policy charges
+/// of its compute or memory, whichever is more, a MIG profile its compute slices, a replica
+/// its part of the GPU), then folded as [`milli_shape`] folds a placement: `n` whole GPUs or
+/// one share of one GPU. CPU and memory as asked; any GPU model, since the fragmentation term
+/// scores every pod with [`ModelSet::ANY`]. `None` when the pod asks no GPU, asks every
+/// device (`All`), or asks shares of several GPUs (no milli shape, and no fragmentation term
+/// either).
+pub fn typical_shape(demand: &PodDemand, node: &NodeGpus<'_>) -> Option<Demand> {
+    let mut fractions: Vec<f64> = Vec::new();
+    for request in &demand.requests {
+        let alt = request.alternatives.first()?;
+        let Count::Exact(count) = alt.count else {
+            return None;
+        };
+        let fraction = shape_fraction(alt, node)?;
+        for _ in 0..count.min(MAX_SHAPE_GPUS) {
+            fractions.push(fraction);
+        }
+    }
+    let (gpus, gpu_milli) = fraction_shape(&fractions)?;
+    Some(Demand {
+        cpu_milli: demand.cpu_milli,
+        memory_mib: demand.memory_mib,
+        gpus,
+        gpu_milli,
+        models: ModelSet::ANY,
+    })
+}
+
+/// Devices of one request counted into a shape; a node has at most 16 GPUs.
+const MAX_SHAPE_GPUS: u32 = 16;
+
+/// The share of a GPU one device of `alt` is on `node`.
+fn shape_fraction(alt: &Alternative, node: &NodeGpus<'_>) -> Option<f64> {
+    match alt.kind {
+        DeviceKind::Whole => Some(1.0),
+        DeviceKind::Share => node.layout.replica_fraction(),
+        DeviceKind::Shared => {
+            let (memory_mib, compute_milli) = node
+                .layout
+                .share_charge(alt.memory_bytes, alt.compute_percent)?;
+            let gpu_memory = node.gpus.iter().map(|g| g.memory_mib).max().unwrap_or(0);
+            let memory = if gpu_memory > 0 {
+                memory_mib as f64 / gpu_memory as f64
+            } else {
+                0.0
+            };
+            Some(
+                (f64::from(compute_milli) / f64::from(MILLI_PER_GPU))
+                    .max(memory)
+                    .clamp(0.0, 1.0),
+            )
+        }
+        DeviceKind::Mig => node.gpus.iter().find_map(|g| nominal_fraction(alt, g)),
+    }
+}
+
+/// [`milli_shape`] on plain fractions: all whole → `n` whole GPUs, one partial → one share.
+fn fraction_shape(fractions: &[f64]) -> Option<(u8, u16)> {
+    if fractions.iter().all(|f| *f >= 1.0) {
+        let n = u8::try_from(fractions.len()).ok()?;
+        return (n > 0).then_some((n, MILLI_PER_GPU));
+    }
+    match fractions {
+        [one] if *one > 0.0 => {
+            let milli = (one * f64::from(MILLI_PER_GPU)).floor() as u16;
+            Some((1, milli.clamp(1, MILLI_PER_GPU - 1)))
+        }
+        _ => None,
+    }
 }
 
 /// The placement's shape in milli-GPU: `n` whole GPUs, or one partial GPU (its share rounded

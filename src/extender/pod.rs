@@ -147,6 +147,7 @@ pub fn pod_demand(
                     memory_bytes: None,
                     compute_percent: None,
                     mig_profile: None,
+                    gpu_model: None,
                 }],
             });
         }

@@ -18,6 +18,7 @@ use super::evaluate::{Scoring, default_typical_pods};
 use super::metrics::ExtenderMetrics;
 use super::predict::Predictor;
 use super::routes::{Decide, router};
+use super::typical::TypicalHandle;
 use super::view::{NodeScorer, ViewSource};
 use crate::allocator::Release;
 use crate::cluster::{CacheConfig, NodeView, Snapshot};
@@ -65,10 +66,27 @@ pub struct RouterOptions {
 /// # Errors
 /// When the built-in price catalog or the bundled typical pods cannot be read.
 pub fn snapshot_router(snapshot: Snapshot, options: RouterOptions) -> anyhow::Result<axum::Router> {
+    let typical = Scoring::new(Weights::default(), default_typical_pods()?)
+        .typical()
+        .clone();
+    snapshot_router_with(snapshot, options, typical)
+}
+
+/// [`snapshot_router`] measuring fragmentation against whatever `typical` holds (a model
+/// learned with the default weights' fragmentation part, e.g. by
+/// [`TypicalLearner`](super::typical::learner::TypicalLearner)).
+///
+/// # Errors
+/// When the built-in price catalog cannot be read.
+pub fn snapshot_router_with(
+    snapshot: Snapshot,
+    options: RouterOptions,
+    typical: TypicalHandle,
+) -> anyhow::Result<axum::Router> {
     let classes = DeviceClasses::new(DRIVER);
     let config = CacheConfig::builtin(DRIVER)?;
     let view = FixedView::new(snapshot);
-    let mut scoring = Scoring::new(Weights::default(), default_typical_pods()?);
+    let mut scoring = Scoring::with_typical(Weights::default(), typical);
     if let Some(release) = options.predict {
         scoring = scoring.with_predictor(Predictor::new(release, DRIVER));
     }

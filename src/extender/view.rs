@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::api::object::PodObject;
 use super::claim::ClaimRequests;
 use super::demand::PodDemand;
+use super::typical::TypicalModel;
 use crate::market::{MarketError, NodeMarket};
 use crate::scoring::Tolerance;
 use crate::scoring::filter::NodeCondition;
@@ -75,12 +76,22 @@ pub trait ViewSource: Send + Sync + 'static {
 /// Scoring one pod on one node: `scoring`'s fit, cost, risk and fragmentation, applied to the
 /// cache's node type.
 pub trait NodeScorer<N>: Send + Sync + 'static {
+    /// The typical-pod model scoring would use now, if it uses one: a request loads it once
+    /// and passes it to every [`NodeScorer::evaluate`] and [`NodeScorer::recall`], so a model
+    /// published mid-request cannot mix two generations in one answer.
+    fn typical(&self) -> Option<Arc<TypicalModel>> {
+        None
+    }
+
     /// The pod's partitions on `node` and their cost terms; `None` when, by the cache, no
     /// partition fits (the scheduler's allocator decides fit; the node then scores neutral).
     /// `Detail::Scores` may leave `Evaluation::partitions` empty: filter and prioritize read
-    /// only the numbers, `/explain` asks for `Detail::Explain`.
+    /// only the numbers, `/explain` asks for `Detail::Explain`. Fragmentation is measured
+    /// against `typical` (`None`: the scorer's current model).
+    #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
+        typical: Option<&TypicalModel>,
         node: &N,
         market: &NodeMarket,
         condition: &NodeCondition,
@@ -94,6 +105,7 @@ pub trait NodeScorer<N>: Send + Sync + 'static {
     /// nothing.
     fn recall(
         &self,
+        _typical: Option<&TypicalModel>,
         _node: &N,
         _market: &NodeMarket,
         _condition: &NodeCondition,

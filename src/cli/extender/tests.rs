@@ -140,3 +140,55 @@ fn weights_and_prices_files_are_read_and_checked() {
             .unwrap_err();
     assert!(format!("{err:#}").contains("is negative"), "{err:#}");
 }
+
+#[test]
+fn typical_flags_default_to_online_learning_and_are_bounded() {
+    let config = ExtenderConfig::from_args(&parse(&[]).unwrap()).unwrap();
+    assert_eq!(config.typical.kind, TypicalKind::Online);
+    assert_eq!(config.typical.window, OnlineWindow::default());
+    assert_eq!(config.typical.refresh, Refresh::default());
+
+    let args = parse(&[
+        "--typical",
+        "bundled",
+        "--typical-half-life",
+        "200",
+        "--typical-max-shapes",
+        "64",
+        "--typical-refresh-pods",
+        "32",
+        "--typical-refresh-seconds",
+        "5",
+    ])
+    .unwrap();
+    let typical = ExtenderConfig::from_args(&args).unwrap().typical;
+    assert_eq!(typical.kind, TypicalKind::Bundled);
+    assert_eq!(
+        (typical.window.half_life_pods, typical.window.prior_pods),
+        (200.0, 200.0)
+    );
+    assert_eq!(typical.window.max_shapes, 64);
+    assert_eq!(
+        typical.refresh,
+        Refresh {
+            pods: 32,
+            interval: Duration::from_secs(5)
+        }
+    );
+
+    assert!(parse(&["--typical", "known"]).is_err());
+    for (flag, value) in [
+        ("--typical-half-life", "0.5"),
+        ("--typical-half-life", "1e9"),
+        ("--typical-max-shapes", "0"),
+        ("--typical-max-shapes", "70000"),
+        ("--typical-refresh-pods", "0"),
+        ("--typical-refresh-pods", "100000"),
+        ("--typical-refresh-seconds", "0"),
+        ("--typical-refresh-seconds", "3601"),
+    ] {
+        let err = ExtenderConfig::from_args(&parse(&[flag, value]).unwrap()).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.starts_with(flag), "{flag} {value}: {text}");
+    }
+}

@@ -128,3 +128,28 @@ fn profile_pins_are_read_in_either_quote_style_only() {
         assert_eq!(pinned_profile(expr).as_deref(), want, "{expr}");
     }
 }
+
+#[test]
+fn model_pins_are_read_beside_profile_pins() {
+    let alt = alternative_from(
+        None,
+        DeviceKind::Whole,
+        Count::Exact(1),
+        [],
+        [
+            r#"device.attributes["gpu.tessera.dev"].model == "NVIDIA L4""#,
+            r#"device.attributes["gpu.tessera.dev"].profile == '1g.10gb'"#,
+        ],
+    )
+    .unwrap();
+    assert_eq!(alt.gpu_model.as_deref(), Some("NVIDIA L4"));
+    assert_eq!(alt.mig_profile.as_deref(), Some("1g.10gb"));
+    for (expr, want) in [
+        (r#"device.attributes["d"].model == 'A100'"#, Some("A100")),
+        (r#"device.attributes["d"].model != "A100""#, None),
+        (r#"device.attributes["d"].model == """#, None),
+        (r#"device.attributes["d"].modelName == "A100""#, None),
+    ] {
+        assert_eq!(pinned_model(expr).as_deref(), want, "{expr}");
+    }
+}

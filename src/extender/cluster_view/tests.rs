@@ -312,6 +312,7 @@ fn remembered_scores_follow_node_changes() {
     let score = |v: &CacheView, name: &str| {
         let node = v.node(name).unwrap();
         scoring.evaluate(
+            None,
             node,
             v.node_market(node).unwrap(),
             &v.node_condition(node),

@@ -1,6 +1,7 @@
 use super::*;
 use crate::market::{CapacityType, PriceSource, RiskSource};
 use crate::model::mig::GpuProduct;
+use crate::scoring::{Policy, Scorer};
 
 const H100: &str = "NVIDIA H100 80GB HBM3";
 
@@ -12,6 +13,7 @@ fn alt(kind: DeviceKind) -> Alternative {
         memory_bytes: None,
         compute_percent: None,
         mig_profile: None,
+        gpu_model: None,
     }
 }
 
@@ -310,4 +312,58 @@ fn a_replica_is_its_nodes_fixed_share_of_a_gpu() {
     assert_eq!(placed.assignments[0].fraction, 0.25);
     assert_eq!(placed.needed_gpus, 0.25);
     assert_eq!(placed.choices[0].kind, "shared");
+}
+
+#[test]
+fn typical_shapes_are_the_preferred_alternatives_in_milli_gpu() {
+    let gpus = vec![
+        PartitionGpu::dynamic_mig(H100, 81_559, GpuProduct::H100_80GB),
+        PartitionGpu::whole(H100, 81_559),
+    ];
+    let node = gpus_of(&gpus);
+    let shape = |requests: Vec<GpuRequest>| {
+        typical_shape(&demand_of(requests), &node).map(|d| (d.gpus, d.gpu_milli, d.cpu_milli))
+    };
+    let whole = |n: u32| Alternative {
+        count: Count::Exact(n),
+        ..alt(DeviceKind::Whole)
+    };
+    assert_eq!(shape(vec![request(vec![whole(2)])]), Some((2, 1000, 4000)));
+    // Two requests of whole GPUs fold into one shape of three.
+    assert_eq!(
+        shape(vec![request(vec![whole(1)]), request(vec![whole(2)])]),
+        Some((3, 1000, 4000))
+    );
+    // A share: the larger of its compute and memory parts (25 % compute, 10 GiB of ~80).
+    let share = Alternative {
+        compute_percent: Some(25.0),
+        memory_bytes: Some(10 * 1024 * 1024 * 1024),
+        ..alt(DeviceKind::Shared)
+    };
+    assert_eq!(
+        shape(vec![request(vec![share.clone()])]),
+        Some((1, 250, 4000))
+    );
+    // Only the first alternative counts: a MIG slice first, then a whole GPU.
+    let slice = Alternative {
+        mig_profile: Some("1g.10gb".into()),
+        ..alt(DeviceKind::Mig)
+    };
+    assert_eq!(
+        shape(vec![request(vec![slice, whole(1)])]),
+        Some((1, 142, 4000))
+    );
+    // No milli shape: shares of two GPUs, every device, or no GPU at all.
+    assert_eq!(
+        shape(vec![request(vec![share.clone()]), request(vec![share])]),
+        None
+    );
+    let all = Alternative {
+        count: Count::All,
+        ..alt(DeviceKind::Whole)
+    };
+    assert_eq!(shape(vec![request(vec![all])]), None);
+    assert_eq!(shape(vec![]), None);
+    // A replica needs a node that has them.
+    assert_eq!(shape(vec![request(vec![alt(DeviceKind::Share)])]), None);
 }

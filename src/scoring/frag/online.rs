@@ -96,6 +96,8 @@ pub struct OnlineTypical {
     total: f64,
     weights: BTreeMap<ShapeKey, f64>,
     observed: u64,
+    /// The prior's weight in the tally's current scale (it decays like any pod).
+    prior: f64,
 }
 
 impl OnlineTypical {
@@ -109,6 +111,7 @@ impl OnlineTypical {
             total: 0.0,
             weights: BTreeMap::new(),
             observed: 0,
+            prior: 0.0,
         };
         for t in prior.iter() {
             let weight = t.freq * window.prior_pods;
@@ -116,6 +119,7 @@ impl OnlineTypical {
                 learner.add((t.cpu_milli, t.gpu_milli, t.gpus, t.models), weight);
             }
         }
+        learner.prior = learner.total;
         Ok(learner)
     }
 
@@ -132,6 +136,17 @@ impl OnlineTypical {
     /// Shapes tallied now (at most `max_shapes`).
     pub fn shapes(&self) -> usize {
         self.weights.len()
+    }
+
+    /// The prior's share of the tally now, in `[0, 1]`: 1 before any pod, falling as pods
+    /// arrive. Shapes dropped for room are not traced back to the prior, so once the shape
+    /// bound bites this is an upper bound.
+    pub fn prior_share(&self) -> f64 {
+        if self.total > 0.0 {
+            (self.prior / self.total).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 
     /// Count one arrived pod.
@@ -175,6 +190,7 @@ impl OnlineTypical {
         for w in self.weights.values_mut() {
             *w *= factor;
         }
+        self.prior *= factor;
         // Recomputed rather than scaled: keeps the sum free of accumulated rounding.
         self.total = self.weights.values().sum();
         self.increment = 1.0;

@@ -132,3 +132,19 @@ fn settings_out_of_range_are_refused() {
         Some(OnlineError::PriorWeight(-1.0))
     );
 }
+
+#[test]
+fn prior_share_starts_whole_and_fades_as_pods_arrive() {
+    let mut learner = OnlineTypical::new(&prior_of(500), window(100.0, 16, 100.0)).unwrap();
+    assert_eq!(learner.prior_share(), 1.0);
+    for _ in 0..100 {
+        learner.observe(&demand(1000));
+    }
+    // The prior decayed to 50 pods' worth; the 100 pods weigh sum 0.5^(k/100), about 72.
+    let share = learner.prior_share();
+    assert!((0.35..0.45).contains(&share), "{share}");
+    for _ in 0..2000 {
+        learner.observe(&demand(1000));
+    }
+    assert!(learner.prior_share() < 1e-4, "{}", learner.prior_share());
+}
