@@ -15,11 +15,13 @@ use tracing::{error, info, warn};
 
 use super::server::{self, BoundSockets};
 use super::socket::SocketPaths;
-use super::{DraService, HealthService, HealthTracker, PluginError, READY_CHECKPOINT};
+use super::{DraService, HealthService, HealthTracker, PluginError, READY_CHECKPOINT, READY_MPS};
 use crate::admin::Readiness;
 use crate::model::Inventory;
+use crate::prepare::state::MpsReport;
 use crate::prepare::{
-    ClaimSource, DeviceState, GpuControl, PrepareMetrics, Preparer, RecoveryReport, StateConfig,
+    ClaimSource, DeviceState, GpuControl, MpsConfig, PrepareMetrics, Preparer, RecoveryReport,
+    StateConfig,
 };
 use crate::shutdown::drain_within;
 
@@ -62,6 +64,10 @@ pub struct PluginConfig {
     pub drain_grace: Duration,
     /// Serve (and advertise) the v1alpha1 DRAResourceHealth stream.
     pub serve_health: bool,
+    /// MPS control daemons: where they live, what runs them.
+    pub mps: MpsConfig,
+    /// How often the MPS control daemons are checked (and dead ones restarted).
+    pub mps_check_interval: Duration,
 }
 
 /// What the plugin works with: the discovered GPUs, the hands that change them, where
@@ -100,6 +106,7 @@ pub async fn run(
             cdi_dir: config.cdi_dir.clone(),
             share_replicas: config.share_replicas,
             boot_id: config.boot_id.clone(),
+            mps: config.mps.clone(),
         },
         parts.control,
     );
@@ -129,6 +136,13 @@ pub async fn run(
     let cleanup = tokio::spawn(periodic_recovery(
         Arc::clone(&preparer),
         config.recovery_interval,
+        readiness.clone(),
+        stop_recovery.clone(),
+    ));
+
+    let supervision = tokio::spawn(supervise_mps(
+        Arc::clone(&preparer),
+        config.mps_check_interval,
         readiness.clone(),
         stop_recovery.clone(),
     ));
@@ -175,6 +189,14 @@ pub async fn run(
     {
         warn!("a periodic recovery was still running at shutdown; left to finish on its own");
     }
+    // The daemons keep running: a plugin restarted outside a container adopts them, and a
+    // container's end stops them with it.
+    if tokio::time::timeout(config.drain_grace, supervision)
+        .await
+        .is_err()
+    {
+        warn!("an MPS supervision pass was still running at shutdown; left to finish on its own");
+    }
     match result {
         Ok(inner) => inner.map_err(RuntimeError::from),
         Err(join) => {
@@ -200,6 +222,7 @@ async fn recover(preparer: &Preparer, readiness: &Readiness) {
                 "checkpoint recovered"
             );
             checkpoint_readable(readiness, &report);
+            mps_readiness(readiness, &report.mps);
         }
         // Keep serving: every call then answers with this error per claim, which the kubelet
         // shows in the pod's events, and the checkpoint is never overwritten. Readiness says
@@ -272,11 +295,61 @@ async fn periodic_recovery(
                         orphan_specs_removed = ?report.orphan_specs_removed, "periodic recovery");
                 }
                 checkpoint_readable(&readiness, &report);
+                mps_readiness(&readiness, &report.mps);
             }
             Err(error) => {
                 warn!(%error, "periodic recovery failed");
                 readiness.set(READY_CHECKPOINT, false, error.to_string());
             }
+        }
+    }
+}
+
+/// Say in `/readyz` whether every device that needs an MPS control daemon has one.
+pub fn mps_readiness(readiness: &Readiness, report: &MpsReport) {
+    if report.down.is_empty() {
+        let mut detail = format!(
+            "{} MPS control daemons running",
+            report.running.len() + report.restarted.len()
+        );
+        if !report.restarted.is_empty() {
+            detail.push_str(&format!(
+                "; restarted after they died: {}",
+                report.restarted.join(", ")
+            ));
+        }
+        readiness.set(READY_MPS, true, detail);
+    } else {
+        readiness.set(
+            READY_MPS,
+            false,
+            format!(
+                "MPS control daemons down (their clients run without an MPS server; restarting with backoff): {}",
+                report.down.join("; ")
+            ),
+        );
+    }
+}
+
+/// Check the MPS control daemons every `every`: restart a dead one (with backoff), stop one
+/// nothing needs, and keep the `mps` readiness condition and the daemon metrics current.
+async fn supervise_mps(
+    preparer: Arc<Preparer>,
+    every: Duration,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; start-up recovery already checked
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match preparer.supervise_mps().await {
+            Ok(report) => mps_readiness(&readiness, &report),
+            Err(error) => warn!(%error, "MPS supervision pass failed"),
         }
     }
 }
