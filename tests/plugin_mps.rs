@@ -1,0 +1,186 @@
+//! `tessera plugin` with MPS claims, driven over its sockets as the kubelet drives it, with
+//! the fake control binary (`tests/fixtures/fake-mps-control`) standing in for
+//! `nvidia-cuda-mps-control`: the daemon starts with the first MPS share, a daemon killed
+//! behind the plugin's back is restarted by supervision and shows in `/readyz` and the
+//! metrics, the last unprepare stops it, and a node without the binary refuses MPS claims.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod plugin_support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use plugin_support::{DRIVER, MockApiServer, NODE, TestNode};
+use serde_json::json;
+use tessera::plugin::READY_MPS;
+use tessera::prepare::ClaimBuilder;
+use tessera::prepare::mps::MPS_RECORD_FILE;
+
+fn mps_claim(name: &str, uid: &str, share: &str) -> k8s_openapi::api::resource::v1::ResourceClaim {
+    ClaimBuilder::new("team-a", name, uid)
+        .share(
+            "gpu/shared",
+            DRIVER,
+            NODE,
+            "gpu-0-shared",
+            share,
+            &[("memory", "10Gi"), ("compute", "25")],
+        )
+        .config(
+            "FromClass",
+            DRIVER,
+            &[],
+            json!({"apiVersion": "gpu.tessera.dev/v1alpha1", "kind": "GpuConfig",
+                   "sharing": {"strategy": "MPS"}}),
+        )
+        .build()
+}
+
+fn daemon_pid(node: &TestNode) -> Option<u32> {
+    let raw = std::fs::read(node.plugin_dir.join(MPS_RECORD_FILE)).ok()?;
+    let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let uuid = &node.inventory.gpus[0].uuid;
+    record["data"]["daemons"][uuid]["pid"]
+        .as_u64()
+        .map(|p| u32::try_from(p).unwrap())
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r).trim_start();
+        !rest.starts_with('Z') && !rest.starts_with('X')
+    })
+}
+
+fn commands(node: &TestNode) -> Vec<String> {
+    let uuid = &node.inventory.gpus[0].uuid;
+    std::fs::read_to_string(node.mps.root.join(uuid).join("log/commands.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(" CUDA_VISIBLE_DEVICES=").next().unwrap().to_owned())
+        .collect()
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_follows_its_claims_and_a_killed_one_is_restarted_and_reported() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(1);
+    api.insert(mps_claim("a", "uid-a", "share-a"));
+    api.insert(mps_claim("b", "uid-b", "share-b"));
+    let plugin = node.start(&api, None).await;
+
+    let response = plugin
+        .prepare_v1(&[("team-a", "a", "uid-a"), ("team-a", "b", "uid-b")])
+        .await;
+    assert!(
+        response.claims.values().all(|c| c.error.is_empty()),
+        "{response:?}"
+    );
+    // One daemon for the GPU's two shares, with the shares' limits as its defaults.
+    assert_eq!(
+        commands(&node),
+        [
+            "start -d",
+            "command set_default_active_thread_percentage 25",
+            "command set_default_device_pinned_mem_limit 0 10240M",
+        ]
+    );
+    let first = daemon_pid(&node).unwrap();
+    assert!(running(first));
+    let spec = node.cdi_spec("uid-b");
+    assert_eq!(
+        spec["containerEdits"]["mounts"][0]["hostPath"],
+        node.mps
+            .root
+            .join(&node.inventory.gpus[0].uuid)
+            .join("pipe")
+            .display()
+            .to_string()
+    );
+
+    // Killed behind the plugin's back: supervision (every 200 ms here) starts it again.
+    let pid = rustix::process::Pid::from_raw(i32::try_from(first).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    eventually("the daemon is restarted", || {
+        daemon_pid(&node).is_some_and(|p| p != first && running(p))
+    })
+    .await;
+    eventually("the restart is counted", || {
+        plugin
+            .metrics()
+            .contains("tessera_plugin_mps_daemon_restarts_total 1")
+    })
+    .await;
+    let metrics = plugin.metrics();
+    assert!(
+        metrics.contains("tessera_plugin_mps_daemons{state=\"running\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_plugin_mps_daemons{state=\"down\"} 0"),
+        "{metrics}"
+    );
+    let report = plugin.readiness.report();
+    assert!(
+        report.contains(&format!("ok {READY_MPS}: 1 MPS control daemons running")),
+        "{report}"
+    );
+    assert_eq!(
+        commands(&node).iter().filter(|c| *c == "start -d").count(),
+        2
+    );
+
+    // The first share goes, the daemon stays; the last goes, the daemon quits.
+    let second = daemon_pid(&node).unwrap();
+    plugin.unprepare_v1(&[("team-a", "a", "uid-a")]).await;
+    assert!(running(second));
+    plugin.unprepare_v1(&[("team-a", "b", "uid-b")]).await;
+    assert!(!running(second));
+    assert_eq!(daemon_pid(&node), None);
+    assert!(!node.mps.root.join(&node.inventory.gpus[0].uuid).exists());
+    plugin.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_control_binary_mps_claims_fail_and_others_are_prepared() {
+    let api = MockApiServer::start().await;
+    let mut node = TestNode::new(1);
+    node.mps.control_binary = PathBuf::from("/opt/absent/nvidia-cuda-mps-control");
+    api.insert(mps_claim("a", "uid-a", "share-a"));
+    api.insert(
+        ClaimBuilder::new("team-a", "whole", "uid-whole")
+            .device("gpu", DRIVER, NODE, "gpu-0")
+            .build(),
+    );
+    let plugin = node.start(&api, None).await;
+    let response = plugin
+        .prepare_v1(&[("team-a", "a", "uid-a"), ("team-a", "whole", "uid-whole")])
+        .await;
+    let error = &response.claims["uid-a"].error;
+    assert!(
+        error.contains("/opt/absent/nvidia-cuda-mps-control")
+            && error.contains("--mps-control-binary"),
+        "{error}"
+    );
+    assert_eq!(response.claims["uid-whole"].error, "");
+    assert!(!node.cdi_spec_path("uid-a").exists());
+    assert!(
+        plugin.metrics().contains(
+            "tessera_plugin_errors_total{operation=\"prepare\",kind=\"mps_binary_missing\"} 1"
+        ),
+        "{}",
+        plugin.metrics()
+    );
+    plugin.stop().await.unwrap();
+}
