@@ -202,9 +202,27 @@ impl MpsDaemons {
     }
 
     /// Whether the recorded daemon is the process running now (same PID, same start time,
-    /// not a zombie).
+    /// not a zombie); for a daemon another plugin container started (another PID
+    /// namespace), whether it answers on its pipe directory.
     pub fn alive(&self, daemon: &DaemonRecord) -> bool {
+        if self.foreign(daemon) {
+            let dirs = DaemonDirs {
+                pipe: daemon.pipe_dir.clone(),
+                log: daemon.log_dir.clone(),
+            };
+            return self
+                .check_binary()
+                .is_ok_and(|binary| process::answers(&binary, &daemon.device, &dirs));
+        }
         process::identity(daemon.pid).is_some_and(|start| start == daemon.start_time)
+    }
+
+    /// Whether `daemon`'s PID is from another PID namespace than this process's.
+    fn foreign(&self, daemon: &DaemonRecord) -> bool {
+        daemon
+            .pid_namespace
+            .as_ref()
+            .is_some_and(|ns| Some(ns) != process::pid_namespace().as_ref())
     }
 
     /// Start `device`'s daemon in its directories (created if missing; stale files of a
@@ -226,6 +244,7 @@ impl MpsDaemons {
             device: device.to_owned(),
             pid,
             start_time,
+            pid_namespace: process::pid_namespace(),
             pipe_dir: dirs.pipe,
             log_dir: dirs.log,
             clients: BTreeSet::new(),
@@ -273,6 +292,22 @@ impl MpsDaemons {
     /// removed afterwards: no client holds them any more.
     pub fn stop(&self, device: &str, daemon: Option<&DaemonRecord>) -> Result<(), MpsError> {
         let dirs = self.dirs(device)?;
+        if let Some(d) = daemon
+            && self.foreign(d)
+        {
+            // Its PID means nothing here: `quit`, and wait for it to stop answering.
+            if self.alive(d) {
+                let binary = self.check_binary()?;
+                let _ = process::send(&binary, device, &dirs, &["quit".to_owned()]);
+                if !process::wait_silent(&binary, device, &dirs) {
+                    return Err(MpsError::Stop {
+                        device: device.to_owned(),
+                        pid: d.pid,
+                    });
+                }
+            }
+            return self.remove_dirs(device);
+        }
         let target = match daemon {
             Some(d) if self.alive(d) => Some(d.pid),
             _ => process::pid_file(&dirs.pipe).filter(|pid| process::serves(*pid, &dirs.pipe)),
@@ -290,6 +325,10 @@ impl MpsDaemons {
                 pid,
             })?;
         }
+        self.remove_dirs(device)
+    }
+
+    fn remove_dirs(&self, device: &str) -> Result<(), MpsError> {
         let dir = self.device_dir(device)?;
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),

@@ -205,6 +205,33 @@ fn finish(mut child: Child, timeout: Duration) -> Result<(bool, String), String>
     Ok((status.success(), output))
 }
 
+/// This process's PID namespace, as `/proc/self/ns/pid` names it.
+pub(super) fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Whether a daemon answers on `dirs.pipe` (the front end reaches it): the liveness test
+/// for a daemon whose PID is from another PID namespace.
+pub(super) fn answers(binary: &Path, device: &str, dirs: &DaemonDirs) -> bool {
+    send(binary, device, dirs, &["get_server_list".to_owned()]).is_ok()
+}
+
+/// Wait up to the quit grace for the daemon on `dirs.pipe` to stop answering.
+pub(super) fn wait_silent(binary: &Path, device: &str, dirs: &DaemonDirs) -> bool {
+    let deadline = Instant::now() + QUIT_GRACE;
+    loop {
+        if !answers(binary, device, dirs) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL * 10);
+    }
+}
+
 /// The PID in the daemon's PID file, if there is a well-formed one.
 pub(super) fn pid_file(pipe: &Path) -> Option<u32> {
     let text = std::fs::read_to_string(pipe.join(PID_FILE)).ok()?;

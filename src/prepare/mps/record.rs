@@ -36,6 +36,12 @@ pub struct DaemonRecord {
     pub pid: u32,
     /// Its start time, `/proc/<pid>/stat` field 22: with the PID, its identity.
     pub start_time: u64,
+    /// The PID namespace the PID belongs to (`/proc/self/ns/pid` of the plugin that started
+    /// it, e.g. `pid:[4026532201]`). During a rolling update two plugin containers, each in
+    /// its own PID namespace, share this record: a PID from another namespace says nothing
+    /// here, so such a daemon is judged by whether it answers on its pipe directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
     /// `CUDA_MPS_PIPE_DIRECTORY`.
     pub pipe_dir: PathBuf,
     /// `CUDA_MPS_LOG_DIRECTORY`.

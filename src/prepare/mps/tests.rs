@@ -96,6 +96,7 @@ fn the_record_round_trips_and_tampering_is_corrupt() {
             device: "GPU-1".to_owned(),
             pid: 4242,
             start_time: 987_654,
+            pid_namespace: Some("pid:[4026531836]".to_owned()),
             pipe_dir: dir.path().join("mps/GPU-1/pipe"),
             log_dir: dir.path().join("mps/GPU-1/log"),
             clients: BTreeSet::from(["uid-a".to_owned()]),
@@ -180,4 +181,22 @@ fn a_pid_file_naming_another_process_is_never_killed() {
         mps.unknown_dirs(&BTreeSet::new()).unwrap(),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn a_daemon_from_another_pid_namespace_is_judged_by_whether_it_answers() {
+    // What a second plugin container (a rolling update) finds in the shared record: a PID
+    // from its old namespace, meaningless here.
+    let dir = tempfile::tempdir().unwrap();
+    let mps = daemons(dir.path(), fake());
+    let device = "GPU-cccc";
+    let mut daemon = mps.start(device).unwrap();
+    daemon.pid_namespace = Some("pid:[1]".to_owned());
+    let real_pid = daemon.pid;
+    daemon.pid = u32::MAX - 7; // no such process here
+    assert!(mps.alive(&daemon), "it answers on its pipe directory");
+    mps.stop(device, Some(&daemon)).unwrap();
+    assert!(!mps.alive(&daemon));
+    assert!(process::identity(real_pid).is_none(), "quit reached it");
+    assert!(!dir.path().join("mps").join(device).exists());
 }
