@@ -2,7 +2,9 @@
 //! the fake control binary (`tests/fixtures/fake-mps-control`) standing in for
 //! `nvidia-cuda-mps-control`: the daemon starts with the first MPS share, a daemon killed
 //! behind the plugin's back is restarted by supervision and shows in `/readyz` and the
-//! metrics, the last unprepare stops it, and a node without the binary refuses MPS claims.
+//! metrics, one that cannot be restarted turns the GPU's shared devices Unhealthy in the
+//! health stream, the last unprepare stops it, and a node without the binary refuses MPS
+//! claims.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,6 +16,9 @@ use std::time::Duration;
 use plugin_support::{DRIVER, MockApiServer, NODE, TestNode};
 use serde_json::json;
 use tessera::plugin::READY_MPS;
+use tessera::plugin::proto::dra_health_v1alpha1::{
+    HealthStatus, NodeWatchResourcesRequest, NodeWatchResourcesResponse,
+};
 use tessera::prepare::ClaimBuilder;
 use tessera::prepare::mps::MPS_RECORD_FILE;
 
@@ -182,5 +187,98 @@ async fn without_the_control_binary_mps_claims_fail_and_others_are_prepared() {
         "{}",
         plugin.metrics()
     );
+    plugin.stop().await.unwrap();
+}
+
+async fn next(
+    stream: &mut tonic::Streaming<NodeWatchResourcesResponse>,
+) -> NodeWatchResourcesResponse {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a health report within 10 s")
+        .unwrap()
+        .unwrap()
+}
+
+fn health_of(response: &NodeWatchResourcesResponse, device: &str) -> (HealthStatus, String) {
+    let d = response
+        .devices
+        .iter()
+        .find(|d| d.device.as_ref().is_some_and(|id| id.device_name == device))
+        .unwrap_or_else(|| panic!("{device} not reported"));
+    (d.health(), d.message.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_cannot_be_restarted_makes_the_gpu_s_shares_unhealthy_until_it_runs() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(2);
+    api.insert(mps_claim("a", "uid-a", "share-a"));
+    let plugin = node.start(&api, None).await;
+    let response = plugin.prepare_v1(&[("team-a", "a", "uid-a")]).await;
+    assert_eq!(response.claims["uid-a"].error, "");
+    let mut client = plugin.health().await;
+    let mut stream = client
+        .node_watch_resources(NodeWatchResourcesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health_of(&next(&mut stream).await, "gpu-0-shared").0,
+        HealthStatus::Healthy
+    );
+
+    // The daemon dies and its directory cannot be made again (a file in the way).
+    let uuid = node.inventory.gpus[0].uuid.clone();
+    let dir = node.mps.root.join(&uuid);
+    let pid = daemon_pid(&node).unwrap();
+    let raw = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(raw, rustix::process::Signal::KILL).unwrap();
+    eventually("the daemon is dead", || !running(pid)).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"in the way").unwrap();
+    let (health, message) = loop {
+        let report = next(&mut stream).await;
+        let (health, message) = health_of(&report, "gpu-0-shared");
+        if health == HealthStatus::Unhealthy {
+            // Only the GPU whose daemon is down.
+            assert_eq!(health_of(&report, "gpu-1-shared").0, HealthStatus::Healthy);
+            assert_eq!(health_of(&report, "gpu-0").0, HealthStatus::Healthy);
+            break (health, message);
+        }
+    };
+    assert_eq!(health, HealthStatus::Unhealthy);
+    assert!(message.contains("MPS control daemon is down"), "{message}");
+    let report = plugin.readiness.report();
+    assert!(
+        report.contains(&format!("-- {READY_MPS}: MPS control daemons down")),
+        "{report}"
+    );
+    assert!(
+        plugin
+            .metrics()
+            .contains("tessera_plugin_mps_daemons{state=\"down\"} 1"),
+        "{}",
+        plugin.metrics()
+    );
+
+    // Out of the way: the next attempt after the backoff brings it back, and the shares
+    // are Healthy again.
+    std::fs::remove_file(&dir).unwrap();
+    loop {
+        let report = next(&mut stream).await;
+        if health_of(&report, "gpu-0-shared").0 == HealthStatus::Healthy {
+            break;
+        }
+    }
+    assert!(daemon_pid(&node).is_some_and(running));
+    eventually("readiness follows", || {
+        plugin
+            .readiness
+            .report()
+            .contains(&format!("ok {READY_MPS}:"))
+    })
+    .await;
+    plugin.unprepare_v1(&[("team-a", "a", "uid-a")]).await;
     plugin.stop().await.unwrap();
 }

@@ -113,13 +113,20 @@ pub async fn run(
     // Stop accepting at the signal; in-flight calls get `drain_grace` to finish, and the
     // health streams end at once.
     let stop_serving = CancellationToken::new();
+    // GPUs whose MPS daemon is down, from recovery and supervision to the health stream.
+    let (mps_down, mps_down_rx) = watch::channel(std::collections::BTreeSet::new());
     let health = config.serve_health.then(|| {
         HealthService::new(
             parts.inventory.clone(),
             HealthTracker::new(&config.node_name, &config.driver, config.share_replicas),
             stop_serving.clone(),
         )
+        .with_mps_down(mps_down_rx)
     });
+    let mps = MpsStatus {
+        readiness: readiness.clone(),
+        down: Arc::new(mps_down),
+    };
     let preparer = Arc::new(Preparer::new(
         state,
         parts.claims,
@@ -128,7 +135,7 @@ pub async fn run(
         config.node_name.clone(),
         metrics,
     ));
-    recover(&preparer, &readiness).await;
+    recover(&preparer, &readiness, &mps).await;
 
     let bound = BoundSockets::bind(&config.sockets)?;
     let publisher = tokio::spawn(parts.publisher);
@@ -137,13 +144,14 @@ pub async fn run(
         Arc::clone(&preparer),
         config.recovery_interval,
         readiness.clone(),
+        mps.clone(),
         stop_recovery.clone(),
     ));
 
     let supervision = tokio::spawn(supervise_mps(
         Arc::clone(&preparer),
         config.mps_check_interval,
-        readiness.clone(),
+        mps,
         stop_recovery.clone(),
     ));
 
@@ -206,7 +214,7 @@ pub async fn run(
     }
 }
 
-async fn recover(preparer: &Preparer, readiness: &Readiness) {
+async fn recover(preparer: &Preparer, readiness: &Readiness, mps: &MpsStatus) {
     match preparer.recover().await {
         Ok(report) => {
             info!(
@@ -222,7 +230,7 @@ async fn recover(preparer: &Preparer, readiness: &Readiness) {
                 "checkpoint recovered"
             );
             checkpoint_readable(readiness, &report);
-            mps_readiness(readiness, &report.mps);
+            mps.publish(&report.mps);
         }
         // Keep serving: every call then answers with this error per claim, which the kubelet
         // shows in the pod's events, and the checkpoint is never overwritten. Readiness says
@@ -272,6 +280,7 @@ async fn periodic_recovery(
     preparer: Arc<Preparer>,
     every: Duration,
     readiness: Readiness,
+    mps: MpsStatus,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -295,13 +304,33 @@ async fn periodic_recovery(
                         orphan_specs_removed = ?report.orphan_specs_removed, "periodic recovery");
                 }
                 checkpoint_readable(&readiness, &report);
-                mps_readiness(&readiness, &report.mps);
+                mps.publish(&report.mps);
             }
             Err(error) => {
                 warn!(%error, "periodic recovery failed");
                 readiness.set(READY_CHECKPOINT, false, error.to_string());
             }
         }
+    }
+}
+
+/// Where the MPS daemons' state is reported: `/readyz` and the device health stream.
+#[derive(Clone)]
+struct MpsStatus {
+    readiness: Readiness,
+    down: Arc<watch::Sender<std::collections::BTreeSet<String>>>,
+}
+
+impl MpsStatus {
+    fn publish(&self, report: &MpsReport) {
+        mps_readiness(&self.readiness, report);
+        self.down.send_if_modified(|down| {
+            let changed = *down != report.down_gpus;
+            if changed {
+                down.clone_from(&report.down_gpus);
+            }
+            changed
+        });
     }
 }
 
@@ -336,7 +365,7 @@ pub fn mps_readiness(readiness: &Readiness, report: &MpsReport) {
 async fn supervise_mps(
     preparer: Arc<Preparer>,
     every: Duration,
-    readiness: Readiness,
+    mps: MpsStatus,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -348,7 +377,7 @@ async fn supervise_mps(
             () = shutdown.cancelled() => return,
         }
         match preparer.supervise_mps().await {
-            Ok(report) => mps_readiness(&readiness, &report),
+            Ok(report) => mps.publish(&report),
             Err(error) => warn!(%error, "MPS supervision pass failed"),
         }
     }

@@ -37,6 +37,8 @@ pub struct MpsReport {
     pub restarted: Vec<String>,
     /// Devices that need a daemon and have none: `<device>: <why>`.
     pub down: Vec<String>,
+    /// UUIDs of the GPUs those devices are on (a MIG instance's parent), for device health.
+    pub down_gpus: BTreeSet<String>,
     /// Devices whose daemon no prepared claim needs any more, stopped.
     pub stopped: Vec<String>,
 }
@@ -80,15 +82,19 @@ fn clients_of(
         .collect()
 }
 
-/// Every device prepared claims need a daemon for, with its clients.
-fn needed(data: &CheckpointData) -> BTreeMap<String, BTreeMap<String, MpsLimits>> {
-    let mut out: BTreeMap<String, BTreeMap<String, MpsLimits>> = BTreeMap::new();
+/// Every device prepared claims need a daemon for: its GPU's UUID and its clients.
+fn needed(data: &CheckpointData) -> BTreeMap<String, (String, BTreeMap<String, MpsLimits>)> {
+    let mut out: BTreeMap<String, (String, BTreeMap<String, MpsLimits>)> = BTreeMap::new();
     for (uid, record) in &data.claims {
         if record.state != ClaimState::PrepareCompleted {
             continue;
         }
-        if let Some((device, limits)) = claim_needs(&record.devices) {
-            out.entry(device).or_default().insert(uid.clone(), limits);
+        let gpu = record.devices.iter().find(|d| serves(d).is_some());
+        if let (Some((device, limits)), Some(gpu)) = (claim_needs(&record.devices), gpu) {
+            out.entry(device)
+                .or_insert_with(|| (gpu.gpu.uuid.clone(), BTreeMap::new()))
+                .1
+                .insert(uid.clone(), limits);
         }
     }
     out
@@ -228,12 +234,13 @@ impl DeviceState {
     pub(super) async fn reconcile_mps(&self, data: &CheckpointData) -> MpsReport {
         let mut report = MpsReport::default();
         let needed = needed(data);
-        for (device, clients) in &needed {
+        for (device, (gpu, clients)) in &needed {
             if let Some(wait) = self.backoff_left(device) {
                 report.down.push(format!(
                     "{device}: next start attempt in {}s",
                     wait.as_secs()
                 ));
+                report.down_gpus.insert(gpu.clone());
                 continue;
             }
             match self.bring_up(device, clients).await {
@@ -250,6 +257,7 @@ impl DeviceState {
                     let wait = self.backoff_fail(device);
                     warn!(%device, %error, retry_in_s = wait.as_secs(), "cannot start the MPS control daemon; its clients run without one");
                     report.down.push(format!("{device}: {error}"));
+                    report.down_gpus.insert(gpu.clone());
                 }
             }
         }
