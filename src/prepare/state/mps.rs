@@ -198,12 +198,17 @@ impl DeviceState {
             }
         };
         let clients = clients.clone();
+        let before = daemon.clone();
         daemon = self
             .mps_op(move |m| {
                 m.configure(&mut daemon, &clients)?;
                 Ok(daemon)
             })
             .await?;
+        if matches!(brought, BroughtUp::Running) && daemon == before {
+            // A supervision pass that found everything as recorded writes nothing.
+            return Ok(brought);
+        }
         self.step(Step::RecordMpsDaemons).await?;
         records.daemons.insert(device.to_owned(), daemon);
         self.save_daemons(records).await?;
