@@ -110,18 +110,28 @@ pub(super) fn start(
         device: device.to_owned(),
         reason,
     };
-    // The daemon inherits the launcher's stdio: /dev/null, or a reader of our pipe would
-    // wait for the daemon's exit.
+    // The daemon may inherit the launcher's stdio, so no pipe of ours: a reader would wait
+    // for the daemon's exit. Its complaints go to a file in its log directory instead.
+    let errors_path = dirs.log.join("start.err");
+    let errors = std::fs::File::create(&errors_path).map_err(|source| MpsError::Io {
+        action: "create",
+        path: errors_path.clone(),
+        source,
+    })?;
     let child = command(binary, device, dirs)
         .arg("-d")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(errors)
         .spawn()
         .map_err(|e| failed(format!("cannot run {}: {e}", binary.display())))?;
-    let (ok, output) = finish(child, COMMAND_TIMEOUT).map_err(failed)?;
+    let (ok, _) = finish(child, COMMAND_TIMEOUT).map_err(failed)?;
     if !ok {
-        return Err(failed(format!("-d failed: {}", output.trim())));
+        let mut said = String::new();
+        if let Ok(file) = std::fs::File::open(&errors_path) {
+            let _ = file.take(MAX_OUTPUT).read_to_string(&mut said);
+        }
+        return Err(failed(format!("-d failed: {}", said.trim())));
     }
     let deadline = Instant::now() + START_TIMEOUT;
     loop {

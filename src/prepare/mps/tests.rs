@@ -146,10 +146,12 @@ fn start_configure_and_stop_speak_the_control_protocol() {
         ]
     );
     // A second `-d` on a live daemon is refused by the binary, as the real one does.
-    assert!(matches!(
-        process::start(&fake(), device, &mps.dirs(device).unwrap()),
-        Err(MpsError::Start { .. })
-    ));
+    match process::start(&fake(), device, &mps.dirs(device).unwrap()) {
+        Err(MpsError::Start { reason, .. }) => {
+            assert!(reason.contains("already running"), "{reason}");
+        }
+        other => panic!("expected a refused start, got {other:?}"),
+    }
 
     mps.stop(device, Some(&daemon)).unwrap();
     assert!(!mps.alive(&daemon));

@@ -455,3 +455,42 @@ async fn recovery_stops_a_daemon_started_by_a_call_that_crashed_before_recording
     assert!(!running(pid), "the unrecorded daemon is stopped");
     node.assert_consistent();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn on_a_dynamic_mig_gpu_the_daemon_serves_the_full_size_instance_and_goes_before_it() {
+    let node = Node::new();
+    let state = node.start();
+    let gpu1 = node.inventory.gpus[1].uuid.clone();
+    for uid in ["a", "b"] {
+        state
+            .prepare(
+                &claim(uid),
+                &[share("gpu-1-shared", uid, mps_limits(40, 8))],
+                &node.inventory,
+            )
+            .await
+            .unwrap();
+    }
+    let instances = node.control.snapshot()[&gpu1].mig.clone();
+    let (_, mig) = &instances[&Placement::new(0, 8)];
+    // Keyed by the instance the clients see, started with it as its only device.
+    let daemon = node.daemon(mig);
+    assert_eq!(daemon.clients.len(), 2);
+    assert_eq!(starts(&node.commands(mig)), 1);
+    assert_eq!(
+        node.commands(mig)[0],
+        format!("start -d {}", env_of(&node, mig))
+    );
+    assert_eq!(
+        node.spec("a")["containerEdits"]["mounts"][0]["hostPath"],
+        node.pipe_dir(mig).display().to_string()
+    );
+    node.assert_consistent();
+
+    state.unprepare(&claim("a")).await.unwrap();
+    state.unprepare(&claim("b")).await.unwrap();
+    wait_dead(&state, &daemon).await;
+    assert!(node.control.snapshot()[&gpu1].mig.is_empty());
+    assert!(node.daemons().daemons.is_empty());
+    node.assert_consistent();
+}
