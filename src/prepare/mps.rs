@@ -225,6 +225,27 @@ impl MpsDaemons {
             .is_some_and(|ns| Some(ns) != process::pid_namespace().as_ref())
     }
 
+    /// The daemon running for `device` that no record names (a lost or corrupt record), as
+    /// its PID file and the process's environment show it; recorded afresh by the caller.
+    pub fn find_unrecorded(&self, device: &str) -> Result<Option<DaemonRecord>, MpsError> {
+        let dirs = self.dirs(device)?;
+        let Some(pid) = process::pid_file(&dirs.pipe).filter(|p| process::serves(*p, &dirs.pipe))
+        else {
+            return Ok(None);
+        };
+        Ok(process::identity(pid).map(|start_time| DaemonRecord {
+            device: device.to_owned(),
+            pid,
+            start_time,
+            pid_namespace: process::pid_namespace(),
+            pipe_dir: dirs.pipe,
+            log_dir: dirs.log,
+            clients: BTreeSet::new(),
+            defaults: None,
+            restarts: 0,
+        }))
+    }
+
     /// Start `device`'s daemon in its directories (created if missing; stale files of a
     /// dead daemon removed, the directories themselves kept for the clients' mounts).
     /// Returns its record, with no clients and no defaults applied yet.

@@ -176,14 +176,20 @@ impl DeviceState {
     ) -> Result<BroughtUp, PrepareError> {
         let mut records = self.load_daemons().await?;
         let previous = records.daemons.remove(device);
-        let (running, previous) = {
-            let mps = self.mps.clone();
-            blocking(move || {
-                let running = previous.as_ref().is_some_and(|d| mps.alive(d));
-                Ok((running, previous))
+        let dev = device.to_owned();
+        let (running, previous) = self
+            .mps_op(move |m| {
+                if previous.as_ref().is_some_and(|d| m.alive(d)) {
+                    return Ok((true, previous));
+                }
+                // Not the recorded one (or none recorded): one the record lost is adopted
+                // rather than made to clash with a second daemon on its pipe directory.
+                match m.find_unrecorded(&dev)? {
+                    Some(found) => Ok((true, Some(found))),
+                    None => Ok((false, previous)),
+                }
             })
-            .await?
-        };
+            .await?;
         let (mut daemon, brought) = match previous {
             Some(daemon) if running => (daemon, BroughtUp::Running),
             previous => {

@@ -494,3 +494,29 @@ async fn on_a_dynamic_mig_gpu_the_daemon_serves_the_full_size_instance_and_goes_
     assert!(node.daemons().daemons.is_empty());
     node.assert_consistent();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_daemon_a_corrupt_record_lost_is_adopted_not_started_twice() {
+    let node = Node::new();
+    let state = node.start();
+    state
+        .prepare(
+            &claim("a"),
+            &[share("gpu-0-shared", "a", mps_limits(30, 20))],
+            &node.inventory,
+        )
+        .await
+        .unwrap();
+    let before = node.daemon(GPU0);
+    std::fs::write(node.state_dir.join("mps-daemons.json"), b"{\"version\":1").unwrap();
+    let report = state.supervise_mps().await.unwrap();
+    assert_eq!(report.running, vec![GPU0.to_owned()], "{report:?}");
+    let after = node.daemon(GPU0);
+    assert_eq!(
+        (after.pid, after.start_time),
+        (before.pid, before.start_time)
+    );
+    assert_eq!(after.clients, before.clients);
+    assert_eq!(starts(&node.commands(GPU0)), 1);
+    node.assert_consistent();
+}
