@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::{DeviceState, blocking};
+use super::DeviceState;
 use crate::prepare::checkpoint::{CheckpointData, ClaimState, DeviceRecord};
 use crate::prepare::device::{GpuSharing, MpsLimits};
 use crate::prepare::error::PrepareError;
