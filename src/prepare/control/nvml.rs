@@ -418,9 +418,15 @@ impl GpuControl for NvmlGpuControl {
 
     fn clear_sharing(&self, gpu: &GpuRef) -> Result<(), ControlError> {
         let mut device = self.device(gpu)?;
-        device
-            .set_compute_mode(ComputeMode::Default)
-            .map_err(|e| failed("set compute mode", gpu, e))?;
+        match device.set_compute_mode(ComputeMode::Default) {
+            Ok(()) => {}
+            // Recovery resets every GPU no claim shares, including ones whose compute mode
+            // cannot be changed: nothing to undo there, as with the time slice below.
+            Err(NvmlError::NotSupported) => {
+                tracing::debug!(gpu = %gpu.uuid, "compute mode cannot be set on this GPU");
+            }
+            Err(e) => return Err(failed("set compute mode", gpu, e)),
+        }
         self.set_timeslice(gpu, TimeSliceInterval::Default)
     }
 
