@@ -282,3 +282,40 @@ async fn a_daemon_that_cannot_be_restarted_makes_the_gpu_s_shares_unhealthy_unti
     plugin.unprepare_v1(&[("team-a", "a", "uid-a")]).await;
     plugin.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_plugin_adopts_the_daemon_and_its_successor_stops_it() {
+    let api = MockApiServer::start().await;
+    let node = TestNode::new(1);
+    api.insert(mps_claim("a", "uid-a", "share-a"));
+    let plugin = node.start(&api, None).await;
+    let response = plugin.prepare_v1(&[("team-a", "a", "uid-a")]).await;
+    assert_eq!(response.claims["uid-a"].error, "");
+    let pid = daemon_pid(&node).unwrap();
+    plugin.stop().await.unwrap();
+    assert!(running(pid), "the daemon outlives the plugin process");
+
+    let restarted = node.start(&api, None).await;
+    let report = restarted.readiness.report();
+    assert!(
+        report.contains(&format!("ok {READY_MPS}: 1 MPS control daemons running\n")),
+        "{report}"
+    );
+    assert_eq!(daemon_pid(&node), Some(pid), "adopted, not started again");
+    assert_eq!(
+        commands(&node).iter().filter(|c| *c == "start -d").count(),
+        1
+    );
+    assert!(
+        restarted
+            .metrics()
+            .contains("tessera_plugin_mps_daemon_restarts_total 0"),
+        "{}",
+        restarted.metrics()
+    );
+    restarted.unprepare_v1(&[("team-a", "a", "uid-a")]).await;
+    assert!(!running(pid));
+    assert_eq!(daemon_pid(&node), None);
+    assert!(!node.mps.root.join(&node.inventory.gpus[0].uuid).exists());
+    restarted.stop().await.unwrap();
+}
