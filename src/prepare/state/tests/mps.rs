@@ -107,6 +107,10 @@ async fn the_first_mps_share_starts_the_daemon_a_second_reuses_it_the_last_stops
     );
     let first = node.daemon(GPU0);
     assert!(state.mps().alive(&first));
+    // The daemon lives in its own record: a rollback to the previous release still reads
+    // the checkpoint.
+    let bytes = std::fs::read(node.state_dir.join("checkpoint.json")).unwrap();
+    crate::prepare::checkpoint::previous_release::load(&bytes).unwrap();
     assert_eq!(
         first.clients,
         BTreeSet::from(["a".to_owned()]),
