@@ -106,7 +106,7 @@ impl PrepareMetrics {
         );
         registry.register(
             "mps_daemons",
-            "MPS control daemons of devices with prepared MPS shares, by state: running, or down (its clients run without an MPS server until a restart succeeds)",
+            "MPS control daemons of devices with prepared MPS shares as the last supervision pass (every 10 s) or recovery found them, by state: running, or down (its clients have no MPS server until a restart succeeds)",
             metrics.mps_daemons.clone(),
         );
         registry.register(
