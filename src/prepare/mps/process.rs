@@ -222,10 +222,12 @@ pub(super) fn pid_namespace() -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Whether a daemon answers on `dirs.pipe` (the front end reaches it): the liveness test
-/// for a daemon whose PID is from another PID namespace.
+/// Whether a daemon answers on `dirs.pipe`: the liveness test for a daemon whose PID is
+/// from another PID namespace. The answer must be the number asked for, not only a zero
+/// exit status, so a front end that cannot reach a daemon is never taken for one.
 pub(super) fn answers(binary: &Path, device: &str, dirs: &DaemonDirs) -> bool {
-    send(binary, device, dirs, &["get_server_list".to_owned()]).is_ok()
+    let asked = ["get_default_active_thread_percentage".to_owned()];
+    send(binary, device, dirs, &asked).is_ok_and(|out| out.trim().parse::<f64>().is_ok())
 }
 
 /// Wait up to the quit grace for the daemon on `dirs.pipe` to stop answering.
