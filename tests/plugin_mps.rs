@@ -138,7 +138,7 @@ async fn the_daemon_follows_its_claims_and_a_killed_one_is_restarted_and_reporte
     );
     let report = plugin.readiness.report();
     assert!(
-        report.contains(&format!("ok {READY_MPS}: 1 MPS control daemons running")),
+        report.contains(&format!("ok {READY_MPS}: MPS control daemons running: 1")),
         "{report}"
     );
     assert_eq!(
@@ -298,7 +298,7 @@ async fn a_restarted_plugin_adopts_the_daemon_and_its_successor_stops_it() {
     let restarted = node.start(&api, None).await;
     let report = restarted.readiness.report();
     assert!(
-        report.contains(&format!("ok {READY_MPS}: 1 MPS control daemons running\n")),
+        report.contains(&format!("ok {READY_MPS}: MPS control daemons running: 1\n")),
         "{report}"
     );
     assert_eq!(daemon_pid(&node), Some(pid), "adopted, not started again");

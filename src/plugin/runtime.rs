@@ -338,7 +338,7 @@ impl MpsStatus {
 pub fn mps_readiness(readiness: &Readiness, report: &MpsReport) {
     if report.down.is_empty() {
         let mut detail = format!(
-            "{} MPS control daemons running",
+            "MPS control daemons running: {}",
             report.running.len() + report.restarted.len()
         );
         if !report.restarted.is_empty() {
