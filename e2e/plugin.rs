@@ -29,7 +29,7 @@ use tessera::plugin::proto::dra_v1 as v1;
 use tessera::plugin::proto::dra_v1::dra_plugin_client::DraPluginClient;
 use tessera::plugin::runtime::{self, PluginConfig, PluginParts, RuntimeError};
 use tessera::plugin::{READY_CHECKPOINT, READY_REGISTERED, READY_SOCKETS, SocketPaths};
-use tessera::prepare::{FakeGpuControl, KubeClaimSource, PrepareMetrics};
+use tessera::prepare::{FakeGpuControl, KubeClaimSource, MpsConfig, PrepareMetrics};
 use tessera::publish::{
     FeatureChoice, FeatureLevel, Publisher, PublisherConfig, READINESS_CONDITION as READY_PUBLISHED,
 };
@@ -179,6 +179,12 @@ impl Plugin {
             recovery_interval: Duration::from_secs(3600),
             drain_grace: Duration::from_secs(5),
             serve_health: true,
+            mps: MpsConfig {
+                root: dir.path().join("mps"),
+                control_binary: Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/fake-mps-control"),
+            },
+            mps_check_interval: Duration::from_secs(10),
         };
         let readiness = Readiness::new(&[
             READY_SOCKETS,

@@ -25,6 +25,10 @@ pub const READY_SOCKETS: &str = "sockets";
 /// Readiness condition: the last checkpoint recovery (at start-up, then periodic) could read
 /// the checkpoint. While it cannot, every prepare and unprepare fails.
 pub const READY_CHECKPOINT: &str = "checkpoint";
+/// Readiness condition: every device with a prepared MPS share has its MPS control daemon
+/// running. While one is down (and being restarted with backoff), its clients run without
+/// an MPS server.
+pub const READY_MPS: &str = "mps";
 
 /// Why the plugin's gRPC surface could not run.
 #[derive(Debug, Error)]

@@ -169,6 +169,7 @@ async fn v1_prepares_a_share_and_a_mig_device_then_unprepares_them() {
             format!("NVIDIA_VISIBLE_DEVICES={}", node.inventory.gpus[0].uuid),
             "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=25".to_owned(),
             "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT=0=10240M".to_owned(),
+            "CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps".to_owned(),
         ]
     );
     // CDI: the MIG device the plugin created, with its capability device nodes.

@@ -18,8 +18,9 @@ use super::{AdminArgs, KubeArgs};
 use crate::admin::{self, Readiness};
 use crate::discovery::{self, DeviceSource, SourceSpec};
 use crate::plugin::runtime::{self, PluginConfig, PluginParts};
-use crate::plugin::{READY_CHECKPOINT, READY_REGISTERED, READY_SOCKETS, SocketPaths};
-use crate::prepare::{FakeGpuControl, GpuControl, KubeClaimSource, PrepareMetrics};
+use crate::plugin::{READY_CHECKPOINT, READY_MPS, READY_REGISTERED, READY_SOCKETS, SocketPaths};
+use crate::prepare::mps::DEFAULT_CONTROL_BINARY;
+use crate::prepare::{FakeGpuControl, GpuControl, KubeClaimSource, MpsConfig, PrepareMetrics};
 use crate::publish::{PublishMetrics, Publisher, READINESS_CONDITION as READY_PUBLISHED};
 use crate::shutdown;
 
@@ -27,6 +28,8 @@ use crate::shutdown;
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 /// How often abandoned half-prepared claims are looked for.
 const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the MPS control daemons are checked and dead ones restarted.
+const MPS_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// How long in-flight kubelet calls may take after SIGTERM (the kubelet's own call timeout
 /// is 45 s; the DaemonSet's grace period must exceed this).
 const DRAIN_GRACE: Duration = Duration::from_secs(20);
@@ -62,6 +65,15 @@ pub struct PluginArgs {
     /// This pod's UID: per-pod socket names, so two instances can run during a rolling update.
     #[arg(long, env = "POD_UID")]
     pub pod_uid: Option<String>,
+    /// Root of the MPS control daemons' pipe, log and shared-memory directories: the same
+    /// path on the host and in the container, since client containers mount from it
+    /// (default: `<state-dir>/mps`).
+    #[arg(long, env = "TESSERA_MPS_ROOT")]
+    pub mps_root: Option<PathBuf>,
+    /// `nvidia-cuda-mps-control` (a path, or a name looked up on PATH), started per GPU or
+    /// MIG instance with prepared MPS shares; MPS claims fail prepare while it is missing.
+    #[arg(long, env = "TESSERA_MPS_CONTROL_BINARY", default_value = DEFAULT_CONTROL_BINARY)]
+    pub mps_control_binary: PathBuf,
     /// `nvidia-smi`, used to set time-slice intervals on real GPUs.
     #[arg(long, env = "TESSERA_NVIDIA_SMI", default_value = "nvidia-smi")]
     pub nvidia_smi: PathBuf,
@@ -104,6 +116,7 @@ impl PluginArgs {
             ("--plugin-dir", self.plugin_dir.as_ref()),
             ("--cdi-dir", Some(&self.cdi_dir)),
             ("--state-dir", self.state_dir.as_ref()),
+            ("--mps-root", self.mps_root.as_ref()),
         ] {
             if let Some(dir) = dir
                 && !dir.is_absolute()
@@ -166,6 +179,7 @@ async fn serve(
         READY_REGISTERED,
         READY_PUBLISHED,
         READY_CHECKPOINT,
+        READY_MPS,
     ]);
     let mut registry = Registry::default();
     let prepare_metrics = PrepareMetrics::register(&mut registry);
@@ -190,6 +204,7 @@ async fn serve(
     .run(inventory.clone(), readiness.clone(), shutdown.clone());
 
     let plugin_dir = args.plugin_dir();
+    let state_dir = args.state_dir.clone().unwrap_or(plugin_dir.clone());
     let config = PluginConfig {
         node_name: args.node_name.clone(),
         driver: args.driver_name().to_owned(),
@@ -200,7 +215,15 @@ async fn serve(
             args.pod_uid.as_deref(),
         ),
         cdi_dir: args.cdi_dir.clone(),
-        state_dir: args.state_dir.clone().unwrap_or(plugin_dir),
+        mps: MpsConfig {
+            root: args
+                .mps_root
+                .clone()
+                .unwrap_or_else(|| state_dir.join("mps")),
+            control_binary: args.mps_control_binary.clone(),
+        },
+        mps_check_interval: MPS_CHECK_INTERVAL,
+        state_dir,
         share_replicas: args.publish.shape.share_replicas,
         boot_id: boot_id(),
         recovery_interval: RECOVERY_INTERVAL,

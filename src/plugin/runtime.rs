@@ -15,11 +15,13 @@ use tracing::{error, info, warn};
 
 use super::server::{self, BoundSockets};
 use super::socket::SocketPaths;
-use super::{DraService, HealthService, HealthTracker, PluginError, READY_CHECKPOINT};
+use super::{DraService, HealthService, HealthTracker, PluginError, READY_CHECKPOINT, READY_MPS};
 use crate::admin::Readiness;
 use crate::model::Inventory;
+use crate::prepare::state::MpsReport;
 use crate::prepare::{
-    ClaimSource, DeviceState, GpuControl, PrepareMetrics, Preparer, RecoveryReport, StateConfig,
+    ClaimSource, DeviceState, GpuControl, MpsConfig, PrepareMetrics, Preparer, RecoveryReport,
+    StateConfig,
 };
 use crate::shutdown::drain_within;
 
@@ -62,6 +64,10 @@ pub struct PluginConfig {
     pub drain_grace: Duration,
     /// Serve (and advertise) the v1alpha1 DRAResourceHealth stream.
     pub serve_health: bool,
+    /// MPS control daemons: where they live, what runs them.
+    pub mps: MpsConfig,
+    /// How often the MPS control daemons are checked (and dead ones restarted).
+    pub mps_check_interval: Duration,
 }
 
 /// What the plugin works with: the discovered GPUs, the hands that change them, where
@@ -100,19 +106,27 @@ pub async fn run(
             cdi_dir: config.cdi_dir.clone(),
             share_replicas: config.share_replicas,
             boot_id: config.boot_id.clone(),
+            mps: config.mps.clone(),
         },
         parts.control,
     );
     // Stop accepting at the signal; in-flight calls get `drain_grace` to finish, and the
     // health streams end at once.
     let stop_serving = CancellationToken::new();
+    // GPUs whose MPS daemon is down, from recovery and supervision to the health stream.
+    let (mps_down, mps_down_rx) = watch::channel(std::collections::BTreeSet::new());
     let health = config.serve_health.then(|| {
         HealthService::new(
             parts.inventory.clone(),
             HealthTracker::new(&config.node_name, &config.driver, config.share_replicas),
             stop_serving.clone(),
         )
+        .with_mps_down(mps_down_rx)
     });
+    let mps = MpsStatus {
+        readiness: readiness.clone(),
+        down: Arc::new(mps_down),
+    };
     let preparer = Arc::new(Preparer::new(
         state,
         parts.claims,
@@ -121,7 +135,7 @@ pub async fn run(
         config.node_name.clone(),
         metrics,
     ));
-    recover(&preparer, &readiness).await;
+    recover(&preparer, &readiness, &mps).await;
 
     let bound = BoundSockets::bind(&config.sockets)?;
     let publisher = tokio::spawn(parts.publisher);
@@ -130,6 +144,14 @@ pub async fn run(
         Arc::clone(&preparer),
         config.recovery_interval,
         readiness.clone(),
+        mps.clone(),
+        stop_recovery.clone(),
+    ));
+
+    let supervision = tokio::spawn(supervise_mps(
+        Arc::clone(&preparer),
+        config.mps_check_interval,
+        mps,
         stop_recovery.clone(),
     ));
 
@@ -175,6 +197,14 @@ pub async fn run(
     {
         warn!("a periodic recovery was still running at shutdown; left to finish on its own");
     }
+    // The daemons keep running: a plugin restarted outside a container adopts them, and a
+    // container's end stops them with it.
+    if tokio::time::timeout(config.drain_grace, supervision)
+        .await
+        .is_err()
+    {
+        warn!("an MPS supervision pass was still running at shutdown; left to finish on its own");
+    }
     match result {
         Ok(inner) => inner.map_err(RuntimeError::from),
         Err(join) => {
@@ -184,7 +214,7 @@ pub async fn run(
     }
 }
 
-async fn recover(preparer: &Preparer, readiness: &Readiness) {
+async fn recover(preparer: &Preparer, readiness: &Readiness, mps: &MpsStatus) {
     match preparer.recover().await {
         Ok(report) => {
             info!(
@@ -200,6 +230,7 @@ async fn recover(preparer: &Preparer, readiness: &Readiness) {
                 "checkpoint recovered"
             );
             checkpoint_readable(readiness, &report);
+            mps.publish(&report.mps);
         }
         // Keep serving: every call then answers with this error per claim, which the kubelet
         // shows in the pod's events, and the checkpoint is never overwritten. Readiness says
@@ -249,6 +280,7 @@ async fn periodic_recovery(
     preparer: Arc<Preparer>,
     every: Duration,
     readiness: Readiness,
+    mps: MpsStatus,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -272,11 +304,81 @@ async fn periodic_recovery(
                         orphan_specs_removed = ?report.orphan_specs_removed, "periodic recovery");
                 }
                 checkpoint_readable(&readiness, &report);
+                mps.publish(&report.mps);
             }
             Err(error) => {
                 warn!(%error, "periodic recovery failed");
                 readiness.set(READY_CHECKPOINT, false, error.to_string());
             }
+        }
+    }
+}
+
+/// Where the MPS daemons' state is reported: `/readyz` and the device health stream.
+#[derive(Clone)]
+struct MpsStatus {
+    readiness: Readiness,
+    down: Arc<watch::Sender<std::collections::BTreeSet<String>>>,
+}
+
+impl MpsStatus {
+    fn publish(&self, report: &MpsReport) {
+        mps_readiness(&self.readiness, report);
+        self.down.send_if_modified(|down| {
+            let changed = *down != report.down_gpus;
+            if changed {
+                down.clone_from(&report.down_gpus);
+            }
+            changed
+        });
+    }
+}
+
+/// Say in `/readyz` whether every device that needs an MPS control daemon has one.
+pub fn mps_readiness(readiness: &Readiness, report: &MpsReport) {
+    if report.down.is_empty() {
+        let mut detail = format!(
+            "MPS control daemons running: {}",
+            report.running.len() + report.restarted.len()
+        );
+        if !report.restarted.is_empty() {
+            detail.push_str(&format!(
+                "; restarted after they died: {}",
+                report.restarted.join(", ")
+            ));
+        }
+        readiness.set(READY_MPS, true, detail);
+    } else {
+        readiness.set(
+            READY_MPS,
+            false,
+            format!(
+                "MPS control daemons down (their clients run without an MPS server; restarting with backoff): {}",
+                report.down.join("; ")
+            ),
+        );
+    }
+}
+
+/// Check the MPS control daemons every `every`: restart a dead one (with backoff), stop one
+/// nothing needs, and keep the `mps` readiness condition and the daemon metrics current.
+async fn supervise_mps(
+    preparer: Arc<Preparer>,
+    every: Duration,
+    mps: MpsStatus,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; start-up recovery already checked
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match preparer.supervise_mps().await {
+            Ok(report) => mps.publish(&report),
+            Err(error) => warn!(%error, "MPS supervision pass failed"),
         }
     }
 }

@@ -77,6 +77,21 @@ pub struct ContainerEdits {
     /// Device nodes to create in the container.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub device_nodes: Vec<DeviceNode>,
+    /// Bind mounts (the MPS pipe and shared-memory directories).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+}
+
+/// A mount of a host path into the container (CDI `mounts`, in the spec since 0.3.0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    /// Path on the host.
+    pub host_path: String,
+    /// Path in the container.
+    pub container_path: String,
+    /// Mount options, e.g. `rbind`.
+    pub options: Vec<String>,
 }
 
 /// A device node, by path (the runtime reads type and numbers from the host).
@@ -222,11 +237,12 @@ mod tests {
                     device_nodes: vec![DeviceNode {
                         path: "/dev/nvidia0".to_owned(),
                     }],
+                    ..ContainerEdits::default()
                 },
             }],
             container_edits: ContainerEdits {
                 env: vec!["NVIDIA_VISIBLE_DEVICES=GPU-0".to_owned()],
-                device_nodes: vec![],
+                ..ContainerEdits::default()
             },
         };
         cdi.write("uid-1", &spec).unwrap();

@@ -344,6 +344,6 @@ fn checksum(data: &CheckpointData) -> Result<u32, serde_json::Error> {
 }
 
 #[cfg(test)]
-mod previous_release;
+pub(crate) mod previous_release;
 #[cfg(test)]
 mod tests;

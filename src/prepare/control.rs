@@ -81,7 +81,8 @@ pub trait GpuControl: Send + Sync + 'static {
     /// Put the GPU into the sharing mode shared devices need.
     fn apply_sharing(&self, gpu: &GpuRef, sharing: GpuSharing) -> Result<(), ControlError>;
 
-    /// Put the GPU back to its default (time-slicing with the default interval).
+    /// Put the GPU back to its default (default compute mode, time-slicing with the default
+    /// interval).
     fn clear_sharing(&self, gpu: &GpuRef) -> Result<(), ControlError>;
 
     /// Device nodes a container needs for the GPU, or for its MIG device at `mig`.

@@ -10,6 +10,7 @@ use super::checkpoint::CheckpointError;
 use super::config::ConfigError;
 use super::control::ControlError;
 use super::fault::Step;
+use super::mps::MpsError;
 use super::names::NameError;
 use super::source::ClaimSourceError;
 
@@ -151,6 +152,10 @@ pub enum PrepareError {
     /// reported for each of its claims: the claims of one call share those steps.
     #[error(transparent)]
     Call(Arc<PrepareError>),
+    /// An MPS control daemon could not be started, configured or stopped, or its binary is
+    /// missing.
+    #[error(transparent)]
+    Mps(#[from] MpsError),
     /// A fault injected by a test at a given step.
     #[error("injected failure at step {step:?}")]
     Injected {
@@ -192,6 +197,8 @@ impl PrepareError {
             PrepareError::Control(_) => "gpu_control",
             PrepareError::Lock { .. } => "lock",
             PrepareError::Task(_) => "task",
+            PrepareError::Mps(MpsError::BinaryMissing { .. }) => "mps_binary_missing",
+            PrepareError::Mps(_) => "mps",
             PrepareError::Injected { .. } => "injected",
             PrepareError::Call(inner) => inner.metric_label(),
         }

@@ -23,6 +23,12 @@ pub enum Step {
     CreateComputeInstance,
     /// Applying a GPU's sharing setting.
     ApplySharing,
+    /// Starting a device's MPS control daemon (the first MPS share of the device, or one
+    /// found dead).
+    StartMps,
+    /// Writing the MPS daemon record after a daemon was started, stopped or given other
+    /// clients: a crash here leaves a daemon the record does not name.
+    RecordMpsDaemons,
     /// Writing the CDI spec.
     WriteCdi,
     /// Writing the checkpoint with the call's outcomes: `PrepareCompleted` for the claims
@@ -32,6 +38,8 @@ pub enum Step {
     RecordUnprepareStarted,
     /// Deleting the CDI spec.
     DeleteCdi,
+    /// Stopping a device's MPS control daemon (its last MPS share is going).
+    StopMps,
     /// Clearing a GPU's sharing setting.
     ClearSharing,
     /// Destroying a MIG instance.

@@ -10,7 +10,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::error::PrepareError;
-use super::state::RecoveryReport;
+use super::state::{MpsReport, RecoveryReport};
 use crate::metrics::latency_buckets;
 
 /// Which call a measurement belongs to.
@@ -38,6 +38,12 @@ struct OrphanLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DaemonLabels {
+    /// `running` or `down`.
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     operation: &'static str,
     /// From [`PrepareError::metric_label`]: a fixed set.
@@ -54,6 +60,8 @@ pub struct PrepareMetrics {
     corrupt: Counter,
     corrupt_kept: Gauge,
     orphans: Family<OrphanLabels, Counter>,
+    mps_daemons: Family<DaemonLabels, Gauge>,
+    mps_restarts: Counter,
 }
 
 impl PrepareMetrics {
@@ -96,6 +104,16 @@ impl PrepareMetrics {
             "MIG instances and CDI specs no recorded claim accounted for, removed by recovery",
             metrics.orphans.clone(),
         );
+        registry.register(
+            "mps_daemons",
+            "MPS control daemons of devices with prepared MPS shares as the last supervision pass (every 10 s) or recovery found them, by state: running, or down (its clients have no MPS server until a restart succeeds)",
+            metrics.mps_daemons.clone(),
+        );
+        registry.register(
+            "mps_daemon_restarts",
+            "MPS control daemons found dead (or missing) while claims needed them, and started again",
+            metrics.mps_restarts.clone(),
+        );
         metrics
     }
 
@@ -109,6 +127,8 @@ impl PrepareMetrics {
             corrupt: Counter::default(),
             corrupt_kept: Gauge::default(),
             orphans: Family::default(),
+            mps_daemons: Family::default(),
+            mps_restarts: Counter::default(),
         }
     }
 
@@ -145,6 +165,20 @@ impl PrepareMetrics {
                 .inc_by(u64::try_from(removed).unwrap_or(u64::MAX));
         }
         self.set_prepared(report.prepared);
+        self.observe_mps(&report.mps);
+    }
+
+    /// Count what one MPS supervision (or recovery) pass found.
+    pub fn observe_mps(&self, report: &MpsReport) {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.mps_daemons
+            .get_or_create(&DaemonLabels { state: "running" })
+            .set(count(report.running.len() + report.restarted.len()));
+        self.mps_daemons
+            .get_or_create(&DaemonLabels { state: "down" })
+            .set(count(report.down.len()));
+        self.mps_restarts
+            .inc_by(u64::try_from(report.restarted.len()).unwrap_or(u64::MAX));
     }
 
     /// Set the prepared-claims gauge.

@@ -15,7 +15,7 @@ use super::claim::{AllocatedDevice, ClaimRef, PreparedDevice, allocated_devices}
 use super::error::PrepareError;
 use super::metrics::{Operation, PrepareMetrics};
 use super::source::ClaimSource;
-use super::state::{DeviceState, RecoveryReport};
+use super::state::{DeviceState, MpsReport, RecoveryReport};
 use crate::model::Inventory;
 
 /// Claims read from the API server at the same time.
@@ -71,6 +71,17 @@ impl Preparer {
             .instrument(info_span!("recover"))
             .await?;
         self.metrics.observe_recovery(&report);
+        Ok(report)
+    }
+
+    /// One MPS supervision pass (see [`DeviceState::supervise_mps`]), counted in the metrics.
+    pub async fn supervise_mps(&self) -> Result<MpsReport, PrepareError> {
+        let report = self
+            .state
+            .supervise_mps()
+            .instrument(info_span!("supervise_mps"))
+            .await?;
+        self.metrics.observe_mps(&report);
         Ok(report)
     }
 

@@ -1,15 +1,35 @@
 //! What a claim's CDI spec says: every device's GPU or MIG UUID in `NVIDIA_VISIBLE_DEVICES`,
-//! its device nodes, and MPS client limits where the config asks for MPS.
+//! its device nodes, and where the config asks for MPS, the client limits and the way to
+//! the device's MPS control daemon (its pipe directory and shared memory).
 
-use super::cdi::{CDI_VERSION, CdiDir, ContainerEdits, DeviceNode, Spec, SpecDevice};
+use std::path::PathBuf;
+
+use super::cdi::{CDI_VERSION, CdiDir, ContainerEdits, DeviceNode, Mount, Spec, SpecDevice};
 use super::checkpoint::DeviceRecord;
 use super::error::PrepareError;
+use super::mps;
 
-/// Build the spec of claim `uid` from its prepared devices and, per device, its nodes.
+/// The host directories of the MPS control daemon a claim's MPS shares use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpsMounts {
+    /// The daemon's pipe directory.
+    pub pipe: PathBuf,
+    /// The daemons' shared memory.
+    pub shm: PathBuf,
+}
+
+/// Build the spec of claim `uid` from its prepared devices, per device its nodes, and the
+/// directories of the MPS daemon its MPS shares use.
 ///
 /// CDI applies env entries in order and the last one of a key wins, so variables that
 /// must list several devices are set once at spec level, not per device.
-pub fn build(cdi: &CdiDir, uid: &str, devices: &[DeviceRecord], nodes: &[Vec<String>]) -> Spec {
+pub fn build(
+    cdi: &CdiDir,
+    uid: &str,
+    devices: &[DeviceRecord],
+    nodes: &[Vec<String>],
+    mps_daemon: Option<&MpsMounts>,
+) -> Spec {
     let mut visible: Vec<&str> = Vec::new();
     for d in devices {
         if let Some(uuid) = d.visible_uuid.as_deref()
@@ -42,6 +62,25 @@ pub fn build(cdi: &CdiDir, uid: &str, devices: &[DeviceRecord], nodes: &[Vec<Str
             limits.join(",")
         ));
     }
+    // A client finds its server through the pipe directory and talks to it through shared
+    // memory: both come from the daemon's side (NVIDIA's driver mounts the same two,
+    // `cmd/gpu-kubelet-plugin/sharing.go`, `GetCDIContainerEdits`).
+    let mut mounts = Vec::new();
+    if let Some(daemon) = mps_daemon {
+        env.push(format!("CUDA_MPS_PIPE_DIRECTORY={}", mps::CLIENT_PIPE_DIR));
+        for (host, container) in [
+            (&daemon.pipe, mps::CLIENT_PIPE_DIR),
+            (&daemon.shm, mps::CLIENT_SHM_DIR),
+        ] {
+            mounts.push(Mount {
+                host_path: host.display().to_string(),
+                container_path: container.to_owned(),
+                options: ["rbind", "rw", "nosuid", "nodev"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            });
+        }
+    }
     let spec_devices = devices
         .iter()
         .enumerate()
@@ -55,6 +94,7 @@ pub fn build(cdi: &CdiDir, uid: &str, devices: &[DeviceRecord], nodes: &[Vec<Str
                     .flatten()
                     .map(|path| DeviceNode { path: path.clone() })
                     .collect(),
+                ..ContainerEdits::default()
             },
         })
         .collect();
@@ -64,14 +104,36 @@ pub fn build(cdi: &CdiDir, uid: &str, devices: &[DeviceRecord], nodes: &[Vec<Str
         devices: spec_devices,
         container_edits: ContainerEdits {
             env,
-            device_nodes: Vec::new(),
+            mounts,
+            ..ContainerEdits::default()
         },
     }
 }
 
 /// `CUDA_MPS_ACTIVE_THREAD_PERCENTAGE` is one value per process, so every MPS device of a
-/// claim must agree on it.
+/// claim must agree on it; and `CUDA_MPS_PIPE_DIRECTORY` names one control daemon per
+/// process, so a claim's MPS shares must all be on one GPU (whose daemon serves them).
 pub fn check_mps_limits(devices: &[DeviceRecord]) -> Result<(), PrepareError> {
+    let mut gpu: Option<&DeviceRecord> = None;
+    for d in devices.iter().filter(|d| {
+        !d.admin_access
+            && d.sharing
+                .is_some_and(|s| s.gpu == super::device::GpuSharing::Mps)
+    }) {
+        match gpu {
+            Some(first) if first.gpu.uuid != d.gpu.uuid => {
+                return Err(PrepareError::UnsupportedConfig {
+                    device: d.device.clone(),
+                    reason: format!(
+                        "MPS shares of one claim must be on one GPU, and {} is on another; a process talks to one MPS control daemon",
+                        first.device
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => gpu = Some(d),
+        }
+    }
     let mut seen: Option<(u32, &str)> = None;
     for d in devices {
         let Some(p) = d

@@ -20,6 +20,7 @@ use super::error::PrepareError;
 use super::fault::{FaultPlan, Step};
 use super::holders::{check_conflicts, created_mig_uuid};
 use super::lock::StateLock;
+use super::mps::{MpsConfig, MpsDaemons, MpsError};
 use super::spec;
 use crate::model::Inventory;
 
@@ -36,6 +37,8 @@ pub struct StateConfig {
     pub share_replicas: u32,
     /// This boot's ID (`/proc/sys/kernel/random/boot_id`).
     pub boot_id: String,
+    /// Where MPS control daemons live and what runs them.
+    pub mps: MpsConfig,
 }
 
 /// What start-up recovery did.
@@ -64,6 +67,8 @@ pub struct RecoveryReport {
     pub temps_removed: usize,
     /// Claims prepared after recovery.
     pub prepared: usize,
+    /// What became of the MPS control daemons.
+    pub mps: MpsReport,
 }
 
 /// Prepared devices on this node: the checkpoint, the hardware and the CDI specs.
@@ -77,6 +82,9 @@ pub struct DeviceState {
     prepared: AtomicUsize,
     /// Whether GPUs' sharing settings may disagree with the checkpoint (see `recovery`).
     sharing_unchecked: AtomicBool,
+    mps: MpsDaemons,
+    /// Devices whose MPS daemon failed to start, and when to try again (see `mps`).
+    mps_backoff: std::sync::Mutex<std::collections::BTreeMap<String, mps::Backoff>>,
 }
 
 impl DeviceState {
@@ -84,6 +92,8 @@ impl DeviceState {
     pub fn new(config: StateConfig, control: Arc<dyn GpuControl>) -> Self {
         DeviceState {
             store: CheckpointStore::new(&config.state_dir),
+            mps: MpsDaemons::new(config.mps.clone(), &config.state_dir),
+            mps_backoff: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             cdi: CdiDir::new(&config.cdi_dir, &config.driver),
             config,
             control,
@@ -103,6 +113,11 @@ impl DeviceState {
     /// The CDI naming in use.
     pub fn cdi(&self) -> &CdiDir {
         &self.cdi
+    }
+
+    /// The MPS control daemons.
+    pub fn mps(&self) -> &MpsDaemons {
+        &self.mps
     }
 
     /// Claims prepared as of the last checkpoint this instance read or wrote.
@@ -182,6 +197,14 @@ impl DeviceState {
             records.push(record);
         }
         spec::check_mps_limits(&records)?;
+        let asks_mps = records.iter().any(|r| {
+            !r.admin_access && r.sharing.is_some_and(|s| s.gpu == device::GpuSharing::Mps)
+        });
+        if asks_mps {
+            // Refused before anything is recorded or changed: without the daemon the
+            // limits would not be enforced.
+            self.mps.check_binary()?;
+        }
         Ok(records)
     }
 
@@ -222,6 +245,16 @@ impl DeviceState {
         Ok(())
     }
 
+    /// Run a daemon operation on the blocking pool.
+    async fn mps_op<T, F>(&self, op: F) -> Result<T, PrepareError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&MpsDaemons) -> Result<T, MpsError> + Send + 'static,
+    {
+        let daemons = self.mps.clone();
+        blocking(move || Ok(op(&daemons)?)).await
+    }
+
     async fn control<T, F>(&self, op: F) -> Result<T, PrepareError>
     where
         T: Send + 'static,
@@ -260,9 +293,11 @@ fn set_state(data: &mut CheckpointData, uid: &str, state: ClaimState) {
 
 mod batch;
 mod hardware;
+mod mps;
 mod recovery;
 
 pub use batch::Outcomes;
+pub use mps::MpsReport;
 
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,7 @@ use tessera::plugin::proto::dra_v1beta1::dra_plugin_client::DraPluginClient as V
 use tessera::plugin::proto::registration::registration_client::RegistrationClient;
 use tessera::plugin::runtime::{self, PluginConfig, PluginParts, RuntimeError};
 use tessera::plugin::{READY_CHECKPOINT, READY_REGISTERED, READY_SOCKETS, SocketPaths};
-use tessera::prepare::{FakeGpuControl, KubeClaimSource, PrepareMetrics};
+use tessera::prepare::{FakeGpuControl, KubeClaimSource, MpsConfig, PrepareMetrics};
 use tessera::publish::READINESS_CONDITION as READY_PUBLISHED;
 use tokio::net::{TcpListener, UnixStream};
 use tokio::task::JoinHandle;
@@ -185,6 +185,11 @@ pub fn inventory(gpus: u32) -> Inventory {
     }
 }
 
+/// The stand-in for `nvidia-cuda-mps-control` (tests/fixtures/README.md).
+pub fn fake_mps_control() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-mps-control")
+}
+
 /// One node's directories and GPUs; GPUs outlive plugin restarts, as hardware does.
 pub struct TestNode {
     pub dir: TempDir,
@@ -195,6 +200,8 @@ pub struct TestNode {
     pub inventory: Inventory,
     /// How often a started plugin runs its periodic checkpoint recovery.
     pub recovery_interval: Duration,
+    /// MPS daemons: under the node's dir, run by the fake control binary.
+    pub mps: MpsConfig,
 }
 
 impl TestNode {
@@ -203,6 +210,10 @@ impl TestNode {
         // The kubelet's plugins/ exists on a node; the plugin creates only its own dir in it.
         std::fs::create_dir(dir.path().join("plugins")).unwrap();
         TestNode {
+            mps: MpsConfig {
+                root: dir.path().join("mps"),
+                control_binary: fake_mps_control(),
+            },
             registry_dir: dir.path().join("plugins_registry"),
             plugin_dir: dir.path().join("plugins").join(DRIVER),
             cdi_dir: dir.path().join("cdi"),
@@ -255,6 +266,8 @@ impl TestNode {
             recovery_interval: self.recovery_interval,
             drain_grace: Duration::from_secs(5),
             serve_health: true,
+            mps: self.mps.clone(),
+            mps_check_interval: Duration::from_millis(200),
         };
         let readiness = Readiness::new(&[
             READY_SOCKETS,

@@ -403,14 +403,30 @@ impl GpuControl for NvmlGpuControl {
                     .map_err(|e| failed("set compute mode", gpu, e))?;
                 self.set_timeslice(gpu, interval)
             }
-            // MPS limits are per client (environment in the CDI spec). The GPU stays in the
-            // default compute mode so that, without an MPS control daemon on the node, clients
-            // still run (time-sliced) instead of locking each other out.
-            GpuSharing::Mps => Ok(()),
+            // Exclusive-process, as NVIDIA's DRA driver sets before starting a control
+            // daemon (`cmd/gpu-kubelet-plugin/sharing.go`): the MPS server is then the one
+            // process on the GPU, so a process that bypasses MPS (no pipe directory) fails
+            // instead of running past the limits. The plugin starts the daemon right after.
+            GpuSharing::Mps => {
+                let mut device = self.device(gpu)?;
+                device
+                    .set_compute_mode(ComputeMode::ExclusiveProcess)
+                    .map_err(|e| failed("set compute mode", gpu, e))
+            }
         }
     }
 
     fn clear_sharing(&self, gpu: &GpuRef) -> Result<(), ControlError> {
+        let mut device = self.device(gpu)?;
+        match device.set_compute_mode(ComputeMode::Default) {
+            Ok(()) => {}
+            // Recovery resets every GPU no claim shares, including ones whose compute mode
+            // cannot be changed: nothing to undo there, as with the time slice below.
+            Err(NvmlError::NotSupported) => {
+                tracing::debug!(gpu = %gpu.uuid, "compute mode cannot be set on this GPU");
+            }
+            Err(e) => return Err(failed("set compute mode", gpu, e)),
+        }
         self.set_timeslice(gpu, TimeSliceInterval::Default)
     }
 

@@ -86,11 +86,20 @@ impl DeviceState {
             };
             nodes.push(self.control(move |c| c.device_nodes(&gpu, mig)).await?);
         }
+        // The daemon before the spec: no client container starts without its server.
+        self.ensure_mps(data, uid).await?;
         let record = data
             .claims
             .get(uid)
             .ok_or_else(|| PrepareError::Task("claim vanished from the checkpoint".to_owned()))?;
-        let spec: Spec = spec::build(&self.cdi, uid, &record.devices, &nodes);
+        let mps = match record.devices.iter().find_map(super::mps::serves) {
+            Some((device, _)) => Some(spec::MpsMounts {
+                pipe: self.mps.dirs(&device)?.pipe,
+                shm: self.mps.shm_dir(),
+            }),
+            None => None,
+        };
+        let spec: Spec = spec::build(&self.cdi, uid, &record.devices, &nodes, mps.as_ref());
         self.step(Step::WriteCdi).await?;
         let cdi = self.cdi.clone();
         let uid = uid.to_owned();
@@ -109,6 +118,8 @@ impl DeviceState {
         let cdi = self.cdi.clone();
         let spec_uid = uid.to_owned();
         blocking(move || Ok(cdi.remove(&spec_uid)?)).await?;
+        // Then the daemon, while the GPU is still in MPS mode.
+        self.release_mps(data, uid).await?;
 
         let mut cleared: HashSet<String> = HashSet::new();
         let mut destroyed: HashSet<String> = HashSet::new();

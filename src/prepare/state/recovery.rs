@@ -29,12 +29,14 @@ use tracing::{info, warn};
 use super::{DeviceState, RecoveryReport, blocking};
 use crate::model::mig::Placement;
 use crate::model::{Inventory, MigState};
+use crate::prepare::atomic;
 use crate::prepare::cdi::CdiError;
 use crate::prepare::checkpoint::{CheckpointData, CheckpointError, ClaimState};
 use crate::prepare::device::{DeviceKind, GpuRef};
 use crate::prepare::error::PrepareError;
 use crate::prepare::fault::Step;
 use crate::prepare::lock::StateLock;
+use crate::prepare::mps::MPS_RECORD_FILE;
 
 impl DeviceState {
     /// Run once at start and then periodically, with the GPUs discovery sees now: move a
@@ -47,6 +49,7 @@ impl DeviceState {
         let (_lock, mut data) = self.lock_and_load_or_move_aside(&mut report).await?;
         let store = self.store.clone();
         let cdi = self.cdi.clone();
+        let dir = self.config.state_dir.clone();
         report.temps_removed = blocking(move || {
             let state = store.remove_temps().unwrap_or_else(|e| {
                 warn!(error = %e, "cannot clean checkpoint temp files");
@@ -56,7 +59,11 @@ impl DeviceState {
                 warn!(error = %e, "cannot clean CDI temp files");
                 Vec::new()
             });
-            Ok(state.len() + specs.len())
+            let daemons = atomic::remove_temps(&dir, MPS_RECORD_FILE).unwrap_or_else(|e| {
+                warn!(error = %e, "cannot clean MPS record temp files");
+                Vec::new()
+            });
+            Ok(state.len() + specs.len() + daemons.len())
         })
         .await?;
 
@@ -97,6 +104,7 @@ impl DeviceState {
         // Only against a checkpoint on disk: what is removed now is what the file does not
         // account for, so a crash from here on loses nothing.
         self.reconcile(&data, inventory, &mut report).await?;
+        report.mps = self.reconcile_mps(&data).await;
         if self.sharing_unchecked.load(Ordering::Relaxed)
             && self
                 .reset_unheld_sharing(&data, inventory, &mut report)

@@ -20,6 +20,7 @@ struct Node {
     _dir: tempfile::TempDir,
     state_dir: PathBuf,
     cdi_dir: PathBuf,
+    mps_root: PathBuf,
     control: Arc<FakeGpuControl>,
     inventory: Inventory,
 }
@@ -32,12 +33,27 @@ impl Node {
         std::fs::create_dir_all(&state_dir).unwrap();
         std::fs::create_dir_all(&cdi_dir).unwrap();
         Node {
+            mps_root: dir.path().join("mps"),
             _dir: dir,
             state_dir,
             cdi_dir,
             control: Arc::new(FakeGpuControl::with_device_nodes()),
             inventory: mixed(),
         }
+    }
+
+    fn mps_config(&self) -> MpsConfig {
+        MpsConfig {
+            root: self.mps_root.clone(),
+            control_binary: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/fake-mps-control"),
+        }
+    }
+
+    fn daemons(&self) -> crate::prepare::mps::DaemonsData {
+        MpsDaemons::new(self.mps_config(), &self.state_dir)
+            .load()
+            .unwrap()
     }
 
     fn config(&self, boot_id: &str) -> StateConfig {
@@ -47,6 +63,7 @@ impl Node {
             cdi_dir: self.cdi_dir.clone(),
             share_replicas: 4,
             boot_id: boot_id.to_owned(),
+            mps: self.mps_config(),
         }
     }
 
@@ -162,6 +179,34 @@ impl Node {
         assert_eq!(
             have_sharing, want_sharing,
             "sharing settings differ from the checkpoint"
+        );
+
+        // One live MPS daemon per device with MPS shares, recorded; no other daemon and no
+        // other daemon directory.
+        let want_daemons: BTreeSet<String> = data
+            .claims
+            .values()
+            .flat_map(|r| r.devices.iter())
+            .filter_map(|d| super::mps::serves(d).map(|(device, _)| device))
+            .collect();
+        let daemons = self.daemons();
+        let mps = MpsDaemons::new(self.mps_config(), &self.state_dir);
+        let recorded: BTreeSet<String> = daemons.daemons.keys().cloned().collect();
+        assert_eq!(
+            recorded, want_daemons,
+            "MPS daemons differ from the checkpoint"
+        );
+        for daemon in daemons.daemons.values() {
+            assert!(
+                mps.alive(daemon),
+                "the MPS daemon of {} is dead",
+                daemon.device
+            );
+        }
+        assert_eq!(
+            mps.unknown_dirs(&recorded).unwrap(),
+            Vec::<String>::new(),
+            "MPS directories nothing records"
         );
 
         let cdi = CdiDir::new(&self.cdi_dir, "gpu.tessera.dev");
@@ -822,4 +867,5 @@ async fn recovery_removes_temp_files_a_crash_left() {
 
 mod batch;
 mod crash;
+mod mps;
 mod recovery;
