@@ -213,6 +213,7 @@ async fn serve(
         spec,
         &config.state_dir,
         claims.clone(),
+        inventory.clone(),
         client,
         usage_metrics,
         shutdown.clone(),

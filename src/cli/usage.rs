@@ -77,6 +77,7 @@ impl UsageArgs {
         spec: &SourceSpec,
         state_dir: &Path,
         claims: Arc<dyn ClaimSource>,
+        inventory: tokio::sync::watch::Receiver<crate::model::Inventory>,
         client: kube::Client,
         metrics: UsageMetrics,
         shutdown: CancellationToken,
@@ -88,12 +89,10 @@ impl UsageArgs {
         let Some(source) = self.source(spec)? else {
             return Ok(None);
         };
-        let sampler = Arc::new(Sampler::new(
-            source,
-            &self.host_proc,
-            state_dir,
-            self.usage_max_series,
-        ));
+        let sampler = Arc::new(
+            Sampler::new(source, &self.host_proc, state_dir, self.usage_max_series)
+                .with_inventory(inventory),
+        );
         let namer = PodNamer::new(claims, Some(PodNamer::kube_reader(client)));
         let interval = Duration::from_secs(self.usage_interval);
         Ok(Some(tokio::spawn(
