@@ -26,6 +26,7 @@ pub mod plugin;
 pub mod prepare;
 pub mod publish;
 pub mod report;
+pub mod rightsize;
 pub mod scoring;
 pub mod serving;
 pub mod shutdown;
