@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod plugin;
 pub mod prepare;
+pub mod promql;
 pub mod publish;
 pub mod report;
 pub mod rightsize;
