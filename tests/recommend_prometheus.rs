@@ -83,9 +83,33 @@ fn openmetrics() -> String {
 
     out.push_str("# TYPE tessera_plugin_claim_device_info gauge\n");
     for (pod, claim, device, ty, profile, mem, compute) in [
-        (INFER_POD, "infer-7d9f8b6c5d-x2x4z-gpu-k2x8q", "gpu-0", "gpu", "", 80 * GIB, "100"),
-        ("train-0", "train-0-gpu-p7n4m", "gpu-1", "gpu", "", 80 * GIB, "100"),
-        ("notebook", "notebook-gpu", "gpu-2-mig-3g40gb-0", "mig", "3g.40gb", 42_221_043_712, "42"),
+        (
+            INFER_POD,
+            "infer-7d9f8b6c5d-x2x4z-gpu-k2x8q",
+            "gpu-0",
+            "gpu",
+            "",
+            80 * GIB,
+            "100",
+        ),
+        (
+            "train-0",
+            "train-0-gpu-p7n4m",
+            "gpu-1",
+            "gpu",
+            "",
+            80 * GIB,
+            "100",
+        ),
+        (
+            "notebook",
+            "notebook-gpu",
+            "gpu-2-mig-3g40gb-0",
+            "mig",
+            "3g.40gb",
+            42_221_043_712,
+            "42",
+        ),
     ] {
         series(
             &mut out,
@@ -101,7 +125,9 @@ fn openmetrics() -> String {
     let gib = |n: u64| (n * GIB) as f64;
     series(
         &mut out,
-        &format!("tessera_plugin_gpu_memory_used_bytes{{namespace=\"ml\",pod=\"{INFER_POD}\",container=\"server\",claim=\"infer-7d9f8b6c5d-x2x4z-gpu-k2x8q\",device=\"gpu-0\",type=\"gpu\"}}"),
+        &format!(
+            "tessera_plugin_gpu_memory_used_bytes{{namespace=\"ml\",pod=\"{INFER_POD}\",container=\"server\",claim=\"infer-7d9f8b6c5d-x2x4z-gpu-k2x8q\",device=\"gpu-0\",type=\"gpu\"}}"
+        ),
         start,
         |t| Some(if busy(t) { gib(7) } else { gib(6) }),
     );
@@ -121,7 +147,9 @@ fn openmetrics() -> String {
     out.push_str("# TYPE tessera_plugin_gpu_utilization_percent gauge\n");
     series(
         &mut out,
-        &format!("tessera_plugin_gpu_utilization_percent{{namespace=\"ml\",pod=\"{INFER_POD}\",container=\"server\",claim=\"infer-7d9f8b6c5d-x2x4z-gpu-k2x8q\",device=\"gpu-0\",type=\"gpu\",source=\"process\"}}"),
+        &format!(
+            "tessera_plugin_gpu_utilization_percent{{namespace=\"ml\",pod=\"{INFER_POD}\",container=\"server\",claim=\"infer-7d9f8b6c5d-x2x4z-gpu-k2x8q\",device=\"gpu-0\",type=\"gpu\",source=\"process\"}}"
+        ),
         start,
         |t| Some(if busy(t) { 30.0 } else { 8.0 }),
     );
@@ -151,7 +179,9 @@ fn openmetrics() -> String {
     out.push_str("# TYPE tessera_extender_allocation_cost_dollars_per_hour gauge\n");
     series(
         &mut out,
-        &format!("tessera_extender_allocation_cost_dollars_per_hour{{namespace=\"ml\",pod=\"{INFER_POD}\",claim=\"infer-7d9f8b6c5d-x2x4z-gpu-k2x8q\",node=\"gpu-node-1\",device=\"gpu-0\",type=\"gpu\"}}"),
+        &format!(
+            "tessera_extender_allocation_cost_dollars_per_hour{{namespace=\"ml\",pod=\"{INFER_POD}\",claim=\"infer-7d9f8b6c5d-x2x4z-gpu-k2x8q\",node=\"gpu-node-1\",device=\"gpu-0\",type=\"gpu\"}}"
+        ),
         start,
         |_| Some(4.0),
     );
@@ -165,7 +195,9 @@ fn openmetrics() -> String {
     ] {
         series(
             &mut out,
-            &format!("kube_pod_owner{{namespace=\"ml\",pod=\"{pod}\",owner_kind=\"{kind}\",owner_name=\"{name}\",owner_is_controller=\"true\"}}"),
+            &format!(
+                "kube_pod_owner{{namespace=\"ml\",pod=\"{pod}\",owner_kind=\"{kind}\",owner_name=\"{name}\",owner_is_controller=\"true\"}}"
+            ),
             start,
             |_| Some(1.0),
         );
@@ -174,7 +206,9 @@ fn openmetrics() -> String {
     for (rs, name) in [("infer-7d9f8b6c5d", "infer"), ("web-5f6d7c8b9c", "web")] {
         series(
             &mut out,
-            &format!("kube_replicaset_owner{{namespace=\"ml\",replicaset=\"{rs}\",owner_kind=\"Deployment\",owner_name=\"{name}\",owner_is_controller=\"true\"}}"),
+            &format!(
+                "kube_replicaset_owner{{namespace=\"ml\",replicaset=\"{rs}\",owner_kind=\"Deployment\",owner_name=\"{name}\",owner_is_controller=\"true\"}}"
+            ),
             start,
             |_| Some(1.0),
         );
@@ -235,10 +269,16 @@ fn start_prometheus() -> Prometheus {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if get(&addr, "/-/ready").is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200")) {
+        if get(&addr, "/-/ready")
+            .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "prometheus did not become ready: {}", log_of(&prometheus));
+        assert!(
+            Instant::now() < deadline,
+            "prometheus did not become ready: {}",
+            log_of(&prometheus)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     prometheus
@@ -250,7 +290,15 @@ fn log_of(p: &Prometheus) -> String {
 
 fn recommend(url: &str, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["recommend", "--prometheus", url, "--window", "1d", "--idle-for", "6h"])
+        .args([
+            "recommend",
+            "--prometheus",
+            url,
+            "--window",
+            "1d",
+            "--idle-for",
+            "6h",
+        ])
         .args(extra)
         .output()
         .unwrap()
@@ -284,7 +332,11 @@ fn recommend_reads_a_real_prometheus() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["schemaVersion"], 1);
     assert_eq!(report["window"]["end"], "2026-05-28T20:00:00Z");
-    assert_eq!(report["workloads"].as_array().unwrap().len(), 3, "{report:#}");
+    assert_eq!(
+        report["workloads"].as_array().unwrap().len(),
+        3,
+        "{report:#}"
+    );
 
     let catalog = PriceCatalog::builtin().unwrap();
     let h100 = catalog_price(&catalog, H100, Some(80 * GIB)).usd_per_gpu_hour;
@@ -294,7 +346,10 @@ fn recommend_reads_a_real_prometheus() {
     assert_eq!(infer["workload"]["kind"], "Deployment");
     assert_eq!(infer["workload"]["guessed"], false);
     assert_eq!(infer["holds"]["type"], "gpu");
-    assert!(close(&infer["memory"]["p95Bytes"], (6 * GIB) as f64), "{infer:#}");
+    assert!(
+        close(&infer["memory"]["p95Bytes"], (6 * GIB) as f64),
+        "{infer:#}"
+    );
     assert!(close(&infer["memory"]["peakBytes"], (7 * GIB) as f64));
     assert!(close(&infer["compute"]["p95Percent"], 8.0), "{infer:#}");
     assert!(close(&infer["compute"]["peakPercent"], 30.0));
@@ -302,10 +357,16 @@ fn recommend_reads_a_real_prometheus() {
     assert_eq!(infer["recommendation"]["target"]["type"], "mig");
     assert_eq!(infer["recommendation"]["target"]["profile"], "1g.10gb");
     assert_eq!(infer["cost"]["priceSource"]["kind"], "extender");
-    assert!(close(&infer["cost"]["nowPerMonth"], 4.0 * 730.0), "{infer:#}");
+    assert!(
+        close(&infer["cost"]["nowPerMonth"], 4.0 * 730.0),
+        "{infer:#}"
+    );
     assert!(close(&infer["cost"]["afterPerMonth"], 4.0 / 7.0 * 730.0));
     let yaml = infer["claimTemplate"].as_str().unwrap();
-    assert!(yaml.contains("deviceClassName: mig.gpu.tessera.dev"), "{yaml}");
+    assert!(
+        yaml.contains("deviceClassName: mig.gpu.tessera.dev"),
+        "{yaml}"
+    );
     assert!(yaml.contains(".profile == '1g.10gb'"), "{yaml}");
     assert!(yaml.contains(&format!(".model == '{H100}'")), "{yaml}");
 
@@ -325,10 +386,19 @@ fn recommend_reads_a_real_prometheus() {
     let notebook = workload(&report, "notebook");
     assert_eq!(notebook["workload"]["kind"], "Pod");
     assert!(close(&notebook["memory"]["peakBytes"], (4 * GIB) as f64));
-    assert!(close(&notebook["compute"]["p95Percent"], 20.0 * 3.0 / 7.0), "{notebook:#}");
+    assert!(
+        close(&notebook["compute"]["p95Percent"], 20.0 * 3.0 / 7.0),
+        "{notebook:#}"
+    );
     assert_eq!(notebook["recommendation"]["target"]["profile"], "1g.10gb");
-    assert!(close(&notebook["cost"]["nowPerMonth"], h100 * 3.0 / 7.0 * 730.0));
-    assert!(close(&notebook["cost"]["afterPerMonth"], h100 / 7.0 * 730.0));
+    assert!(close(
+        &notebook["cost"]["nowPerMonth"],
+        h100 * 3.0 / 7.0 * 730.0
+    ));
+    assert!(close(
+        &notebook["cost"]["afterPerMonth"],
+        h100 / 7.0 * 730.0
+    ));
     let idle = report["idle"].as_array().unwrap();
     assert_eq!(idle.len(), 1, "{report:#}");
     assert_eq!(idle[0]["pod"], "notebook");
@@ -336,7 +406,10 @@ fn recommend_reads_a_real_prometheus() {
     assert!(close(&idle[0]["costPerMonth"], h100 * 3.0 / 7.0 * 730.0));
 
     let savings = 4.0 * 730.0 * 6.0 / 7.0 + h100 * 730.0 * 2.0 / 7.0;
-    assert!(close(&report["totals"]["savingsPerMonth"], savings), "{report:#}");
+    assert!(
+        close(&report["totals"]["savingsPerMonth"], savings),
+        "{report:#}"
+    );
 
     // The table says the same for people.
     let out = recommend(&prometheus.url, &["--end", "2026-05-28T20:00:00Z"]);
@@ -345,7 +418,10 @@ fn recommend_reads_a_real_prometheus() {
     assert!(table.contains("ml/Deployment infer"), "{table}");
     assert!(table.contains("ml/StatefulSet train (guessed)"), "{table}");
     assert!(table.contains("Idle allocations"), "{table}");
-    assert!(table.contains("deviceClassName: mig.gpu.tessera.dev"), "{table}");
+    assert!(
+        table.contains("deviceClassName: mig.gpu.tessera.dev"),
+        "{table}"
+    );
 
     // A window before any tessera series: which metric is missing, and what it means.
     let out = recommend(&prometheus.url, &["--end", &(END - 5 * DAY).to_string()]);
@@ -367,5 +443,8 @@ fn recommend_says_when_prometheus_is_unreachable() {
     let out = recommend(&url, &["--end", &END.to_string()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("Prometheus at {url} is unreachable")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Prometheus at {url} is unreachable")),
+        "{stderr}"
+    );
 }

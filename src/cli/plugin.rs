@@ -212,9 +212,8 @@ async fn serve(
     let usage = args.usage.start(
         spec,
         &config.state_dir,
-        claims.clone(),
+        UsageArgs::namer(claims.clone(), client),
         inventory.clone(),
-        client,
         usage_metrics,
         shutdown.clone(),
     )?;

@@ -139,13 +139,8 @@ pub fn run(args: &RecommendArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let span = info_span!("recommend", prometheus = %args.prometheus, window, end);
     let _entered = span.enter();
-    let (allocations, owners) = runtime.block_on(gather::gather(
-        &client,
-        end as f64,
-        window,
-        idle_for,
-        step,
-    ))?;
+    let (allocations, owners) =
+        runtime.block_on(gather::gather(&client, end as f64, window, idle_for, step))?;
     let report = recommend(
         &allocations,
         &owners,

@@ -71,14 +71,20 @@ impl UsageArgs {
         UsageMetrics::register(registry)
     }
 
-    /// Start the sampler, unless `--usage-interval 0`.
+    /// The pod namer the sampler labels its series with: claims' `reservedFor` through
+    /// `claims`, container names through `client`.
+    pub fn namer(claims: Arc<dyn ClaimSource>, client: kube::Client) -> PodNamer {
+        PodNamer::new(claims, Some(PodNamer::kube_reader(client)))
+    }
+
+    /// Start the sampler, unless `--usage-interval 0`; `inventory` sizes the held-device
+    /// series.
     pub fn start(
         &self,
         spec: &SourceSpec,
         state_dir: &Path,
-        claims: Arc<dyn ClaimSource>,
+        namer: PodNamer,
         inventory: tokio::sync::watch::Receiver<crate::model::Inventory>,
-        client: kube::Client,
         metrics: UsageMetrics,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -93,7 +99,6 @@ impl UsageArgs {
             Sampler::new(source, &self.host_proc, state_dir, self.usage_max_series)
                 .with_inventory(inventory),
         );
-        let namer = PodNamer::new(claims, Some(PodNamer::kube_reader(client)));
         let interval = Duration::from_secs(self.usage_interval);
         Ok(Some(tokio::spawn(
             sampler.run(namer, metrics, interval, shutdown),

@@ -23,7 +23,11 @@ async fn serve_once(status: u16, body: &'static str) -> (String, tokio::task::Jo
             if let Some(end) = text.find("\r\n\r\n") {
                 let length = text
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse::<usize>().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
                     .unwrap_or(0);
                 if request.len() >= end + 4 + length {
                     break;
@@ -51,12 +55,18 @@ async fn a_vector_is_decoded_and_the_query_is_form_encoded() {
     )
     .await;
     let client = Client::new(&format!("{url}/prom/"), Duration::from_secs(5)).unwrap();
-    let samples = client.query("sum by (pod) (x{a=\"b c\"})", 1_700_000_000.0).await.unwrap();
+    let samples = client
+        .query("sum by (pod) (x{a=\"b c\"})", 1_700_000_000.0)
+        .await
+        .unwrap();
     assert_eq!(samples.len(), 2);
     assert_eq!((samples[0].label("pod"), samples[0].value), ("a", 1.5));
     assert!(samples[1].value.is_nan());
     let request = server.await.unwrap();
-    assert!(request.starts_with("POST /prom/api/v1/query HTTP/1.1"), "{request}");
+    assert!(
+        request.starts_with("POST /prom/api/v1/query HTTP/1.1"),
+        "{request}"
+    );
     assert!(
         request.ends_with("query=sum+by+%28pod%29+%28x%7Ba%3D%22b+c%22%7D%29&time=1700000000.000"),
         "{request}"
@@ -72,7 +82,10 @@ async fn errors_say_what_went_wrong() {
     .await;
     let client = Client::new(&url, Duration::from_secs(5)).unwrap();
     let error = client.query("x(", 0.0).await.unwrap_err().to_string();
-    assert_eq!(error, "Prometheus answered HTTP 400: bad_data parse error at char 3");
+    assert_eq!(
+        error,
+        "Prometheus answered HTTP 400: bad_data parse error at char 3"
+    );
 
     let (url, _server) = serve_once(502, "Bad Gateway").await;
     let client = Client::new(&url, Duration::from_secs(5)).unwrap();
@@ -84,12 +97,23 @@ async fn errors_say_what_went_wrong() {
         r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0,"1"]},{"metric":{"a":"b"},"value":[0,"2"]}]}}"#,
     )
     .await;
-    let client = Client::new(&url, Duration::from_secs(5)).unwrap().with_limits(1 << 20, 1);
+    let client = Client::new(&url, Duration::from_secs(5))
+        .unwrap()
+        .with_limits(1 << 20, 1);
     let error = client.query("x", 0.0).await.unwrap_err().to_string();
-    assert!(error.contains("2 series, more than the limit of 1"), "{error}");
+    assert!(
+        error.contains("2 series, more than the limit of 1"),
+        "{error}"
+    );
 
-    let (url, _server) = serve_once(200, r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#).await;
-    let client = Client::new(&url, Duration::from_secs(5)).unwrap().with_limits(16, 10);
+    let (url, _server) = serve_once(
+        200,
+        r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+    )
+    .await;
+    let client = Client::new(&url, Duration::from_secs(5))
+        .unwrap()
+        .with_limits(16, 10);
     let error = client.query("x", 0.0).await.unwrap_err().to_string();
     assert!(error.contains("larger than 16 bytes"), "{error}");
 
@@ -99,14 +123,19 @@ async fn errors_say_what_went_wrong() {
     drop(free);
     let client = Client::new(&url, Duration::from_secs(5)).unwrap();
     let error = client.query("x", 0.0).await.unwrap_err().to_string();
-    assert!(error.starts_with(&format!("Prometheus at {url} is unreachable")), "{error}");
+    assert!(
+        error.starts_with(&format!("Prometheus at {url} is unreachable")),
+        "{error}"
+    );
 
     for (bad, why) in [
         ("https://prom:9090", "https is not supported"),
         ("prom:9090", "must start with http://"),
         ("http://prom:9090/?a=b", "query string"),
     ] {
-        let error = Client::new(bad, Duration::from_secs(1)).unwrap_err().to_string();
+        let error = Client::new(bad, Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(why), "{bad}: {error}");
     }
 }

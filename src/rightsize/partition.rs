@@ -102,7 +102,7 @@ impl Holds {
 }
 
 fn gib_text(bytes: u64) -> String {
-    if bytes % GIB == 0 {
+    if bytes.is_multiple_of(GIB) {
         format!("{}Gi", bytes / GIB)
     } else {
         format!("{:.1}Gi", bytes as f64 / GIB as f64)
@@ -198,7 +198,9 @@ pub fn smallest(
         && let Some(total) = total_bytes.filter(|t| *t >= GIB)
     {
         let gib = ((need.memory_bytes / GIB as f64).ceil() as u64).max(1);
-        let compute = (need.compute_fraction * 100.0 - 1e-9).ceil().clamp(1.0, 100.0);
+        let compute = (need.compute_fraction * 100.0 - 1e-9)
+            .ceil()
+            .clamp(1.0, 100.0);
         let memory = gib * GIB;
         if memory <= total {
             let share = Holds {

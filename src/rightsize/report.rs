@@ -407,7 +407,8 @@ fn row(
         ));
     }
 
-    let recommendation = recommendation(&holds, &gpu_model, gpu_memory_bytes, memory, compute, rules);
+    let recommendation =
+        recommendation(&holds, &gpu_model, gpu_memory_bytes, memory, compute, rules);
     let (price_per_gpu_hour, price_source) = price_summary(members);
     let concurrency = |p: &Priced<'_>| {
         if window.seconds > 0.0 {
@@ -555,9 +556,7 @@ fn price_summary(members: &[&Priced<'_>]) -> (f64, PriceSource) {
             .sum::<f64>()
             / held
     } else {
-        members
-            .first()
-            .map_or(0.0, |p| p.price.usd_per_gpu_hour)
+        members.first().map_or(0.0, |p| p.price.usd_per_gpu_hour)
     };
     let source = members
         .iter()

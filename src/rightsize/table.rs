@@ -81,7 +81,10 @@ pub fn render_table(report: &Report) -> String {
     );
 
     for w in &report.workloads {
-        if !w.notes.is_empty() || w.claim_template.is_some() || w.recommendation.action == Action::Unknown {
+        if !w.notes.is_empty()
+            || w.claim_template.is_some()
+            || w.recommendation.action == Action::Unknown
+        {
             let _ = writeln!(
                 out,
                 "\n== {}/{} {} on {}: {} — {}",
@@ -112,14 +115,25 @@ pub fn render_table(report: &Report) -> String {
         let _ = writeln!(out, "none");
     } else {
         let mut rows: Vec<Vec<String>> = vec![
-            ["WORKLOAD", "POD", "CLAIM", "DEVICE", "HOLDS", "PEAK MEM GiB", "$/MONTH"]
-                .iter()
-                .map(|h| (*h).to_owned())
-                .collect(),
+            [
+                "WORKLOAD",
+                "POD",
+                "CLAIM",
+                "DEVICE",
+                "HOLDS",
+                "PEAK MEM GiB",
+                "$/MONTH",
+            ]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
         ];
         for i in &report.idle {
             rows.push(vec![
-                format!("{}/{} {}", i.workload.namespace, i.workload.kind, i.workload.name),
+                format!(
+                    "{}/{} {}",
+                    i.workload.namespace, i.workload.kind, i.workload.name
+                ),
                 i.pod.clone(),
                 i.claim.clone(),
                 i.device.clone(),

@@ -79,16 +79,29 @@ fn owners() -> Owners {
 
 fn run(allocations: &[Allocation]) -> Report {
     let catalog = PriceCatalog::builtin().unwrap();
-    recommend(allocations, &owners(), &catalog, &rules(), window(), "gpu.tessera.dev")
+    recommend(
+        allocations,
+        &owners(),
+        &catalog,
+        &rules(),
+        window(),
+        "gpu.tessera.dev",
+    )
 }
 
 #[test]
 fn owners_follow_replicasets_and_names_are_guessed_only_without_kube_state_metrics() {
     let o = owners();
     let w = workload_of(&o, "ml", "infer-7d9f8b6c5d-x2x4z");
-    assert_eq!((w.kind.as_str(), w.name.as_str(), w.guessed), ("Deployment", "infer", false));
+    assert_eq!(
+        (w.kind.as_str(), w.name.as_str(), w.guessed),
+        ("Deployment", "infer", false)
+    );
     let w = workload_of(&o, "ml", "debug");
-    assert_eq!((w.kind.as_str(), w.name.as_str(), w.guessed), ("Pod", "debug", false));
+    assert_eq!(
+        (w.kind.as_str(), w.name.as_str(), w.guessed),
+        ("Pod", "debug", false)
+    );
     for (pod, kind, name) in [
         ("serve-6c8b9d4f7b-qwx9z", "Deployment", "serve"),
         ("train-big-3", "StatefulSet", "train-big"),
@@ -98,7 +111,11 @@ fn owners_follow_replicasets_and_names_are_guessed_only_without_kube_state_metri
         ("my-train", "Pod", "my-train"),
     ] {
         let w = workload_of(&o, "ml", pod);
-        assert_eq!((w.kind.as_str(), w.name.as_str(), w.guessed), (kind, name, true), "{pod}");
+        assert_eq!(
+            (w.kind.as_str(), w.name.as_str(), w.guessed),
+            (kind, name, true),
+            "{pod}"
+        );
     }
 }
 
@@ -123,7 +140,10 @@ fn a_lightly_used_whole_h100_moves_to_the_smallest_adequate_mig_profile() {
     assert!((after - price / 7.0 * 730.0).abs() < 1e-6);
     assert!((w.cost.savings_per_month.unwrap() - (now - after)).abs() < 1e-9);
     let yaml = w.claim_template.as_deref().unwrap();
-    assert!(yaml.contains("deviceClassName: mig.gpu.tessera.dev"), "{yaml}");
+    assert!(
+        yaml.contains("deviceClassName: mig.gpu.tessera.dev"),
+        "{yaml}"
+    );
     assert!(
         yaml.contains("device.attributes['gpu.tessera.dev'].profile == '1g.10gb' &&"),
         "{yaml}"
@@ -152,7 +172,11 @@ fn a_busy_whole_gpu_is_kept() {
     let report = run(&[whole("train-0", 70.0, 90.0, 100.0)]);
     let w = &report.workloads[0];
     assert_eq!(w.recommendation.action, Action::Unknown);
-    assert!(w.recommendation.reason.contains("more than one"), "{}", w.recommendation.reason);
+    assert!(
+        w.recommendation.reason.contains("more than one"),
+        "{}",
+        w.recommendation.reason
+    );
     // Peak 60 GiB (72 GiB with headroom) and p95 90 %: only 7g.80gb fits, as big as the GPU.
     let report = run(&[whole("train-0", 60.0, 90.0, 100.0)]);
     let w = &report.workloads[0];
@@ -191,7 +215,14 @@ fn gpus_without_mig_get_a_share_rounded_up_to_whole_gib_and_percent() {
     let mut a = whole("caption-x8k2p", 5.0, 12.3, 20.0);
     a.gpu_model = L4.to_owned();
     a.gpu_memory_bytes = Some(24 << 30);
-    let report = recommend(&[a], &owners(), &catalog, &only_mig, window(), "gpu.tessera.dev");
+    let report = recommend(
+        &[a],
+        &owners(),
+        &catalog,
+        &only_mig,
+        window(),
+        "gpu.tessera.dev",
+    );
     assert_eq!(report.workloads[0].recommendation.action, Action::Keep);
 }
 
@@ -221,7 +252,10 @@ fn mig_utilization_is_scaled_to_the_gpu_and_extender_prices_win() {
     let w = &report.workloads[0];
     let c = w.compute.unwrap();
     assert!((c.p95_percent - 50.0 * 3.0 / 7.0).abs() < 1e-9);
-    assert_eq!(w.recommendation.target.as_ref().unwrap().profile.as_deref(), Some("2g.20gb"));
+    assert_eq!(
+        w.recommendation.target.as_ref().unwrap().profile.as_deref(),
+        Some("2g.20gb")
+    );
     assert_eq!(w.cost.price_source, PriceSource::Extender);
     // $3/h for 3/7 of a GPU is $7/GPU-h; 2/7 of it is $2/h.
     assert!((w.cost.price_per_gpu_hour - 7.0).abs() < 1e-9);
@@ -264,7 +298,10 @@ fn idle_allocations_are_held_and_unused_for_the_whole_idle_window() {
     let report = run(&[idle, busy, short, unmeasured]);
     assert_eq!(report.idle.len(), 1);
     let i = &report.idle[0];
-    assert_eq!((i.pod.as_str(), i.workload.kind.as_str()), ("notebook", "Pod"));
+    assert_eq!(
+        (i.pod.as_str(), i.workload.kind.as_str()),
+        ("notebook", "Pod")
+    );
     let catalog = PriceCatalog::builtin().unwrap();
     let price = catalog_price(&catalog, H100, Some(80 << 30)).usd_per_gpu_hour;
     assert!((i.cost_per_month.unwrap() - price * 730.0).abs() < 1e-6);
@@ -282,7 +319,10 @@ fn catalog_prices_match_the_model_and_size() {
     assert!(a100_80.usd_per_gpu_hour > a100_40.usd_per_gpu_hour);
     let unknown = catalog_price(&catalog, "Some Accelerator 9000", None);
     assert_eq!(unknown.source, PriceSource::Fallback);
-    assert_eq!(unknown.usd_per_gpu_hour, crate::market::FALLBACK_USD_PER_GPU_HOUR);
+    assert_eq!(
+        unknown.usd_per_gpu_hour,
+        crate::market::FALLBACK_USD_PER_GPU_HOUR
+    );
 }
 
 #[test]
@@ -306,5 +346,8 @@ fn settings_are_bounded() {
         RightsizeError::Kind("mps".to_owned())
     );
     // A time-sliced share's size is unknown on the node: no fraction.
-    assert_eq!(current("shared", L4, Some(24 << 30), None, None, None).fraction, None);
+    assert_eq!(
+        current("shared", L4, Some(24 << 30), None, None, None).fraction,
+        None
+    );
 }

@@ -104,9 +104,12 @@ fn size(
     match holding.device_type {
         "gpu" => (known(gpu_memory_bytes), Some(100)),
         "mig" => {
-            let Some(p) = product.zip(holding.profile.as_deref()).and_then(|(product, name)| {
-                profile(product, name).map(|p| (p, product.total_compute_slices()))
-            }) else {
+            let Some(p) = product
+                .zip(holding.profile.as_deref())
+                .and_then(|(product, name)| {
+                    profile(product, name).map(|p| (p, product.total_compute_slices()))
+                })
+            else {
                 return (None, None);
             };
             let (p, total) = p;

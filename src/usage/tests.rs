@@ -571,7 +571,12 @@ fn held_devices_are_listed_and_sized_even_without_processes() {
     let of = |pod: &str| rows.iter().find(|r| r.pod == pod).unwrap();
     let whole = of("trainer");
     assert_eq!(
-        (whole.device_type, whole.gpu_model.as_str(), whole.memory_bytes, whole.compute_percent),
+        (
+            whole.device_type,
+            whole.gpu_model.as_str(),
+            whole.memory_bytes,
+            whole.compute_percent
+        ),
         ("gpu", "NVIDIA H100 80GB HBM3", Some(80 << 30), Some(100))
     );
     let mig = of("notebook");
@@ -579,7 +584,10 @@ fn held_devices_are_listed_and_sized_even_without_processes() {
     // a guess.
     assert_eq!((mig.profile.as_str(), mig.memory_bytes), ("1g.10gb", None));
     let mps = of("infer-mps");
-    assert_eq!((mps.memory_bytes, mps.compute_percent), (Some(10 << 30), Some(25)));
+    assert_eq!(
+        (mps.memory_bytes, mps.compute_percent),
+        (Some(10 << 30), Some(25))
+    );
     assert_eq!(mps.gpu_memory_bytes, 24 << 30);
     let ts = of("infer-ts");
     assert_eq!((ts.memory_bytes, ts.compute_percent), (None, None));
@@ -590,7 +598,10 @@ fn held_devices_are_listed_and_sized_even_without_processes() {
     let rows = held_devices(&held, &pods(), &gpus, 512);
     let mig = rows.iter().find(|r| r.pod == "notebook").unwrap();
     assert_eq!(mig.compute_percent, Some(14));
-    assert!(mig.memory_bytes.is_some_and(|b| b > 9 << 30 && b < 10 << 30));
+    assert!(
+        mig.memory_bytes
+            .is_some_and(|b| b > 9 << 30 && b < 10 << 30)
+    );
 
     // A claim no known pod is reserved for is listed with an empty pod; the cap holds.
     let rows = held_devices(&held, &PodDirectory::new(), &[], 2);

@@ -120,13 +120,22 @@ pub async fn gather(
     for s in client.query(&queries::pod_owners(&w), end).await? {
         owners.pods.insert(
             (s.label("namespace").to_owned(), s.label("pod").to_owned()),
-            (s.label("owner_kind").to_owned(), s.label("owner_name").to_owned()),
+            (
+                s.label("owner_kind").to_owned(),
+                s.label("owner_name").to_owned(),
+            ),
         );
     }
     for s in client.query(&queries::replicaset_owners(&w), end).await? {
         owners.replicasets.insert(
-            (s.label("namespace").to_owned(), s.label("replicaset").to_owned()),
-            (s.label("owner_kind").to_owned(), s.label("owner_name").to_owned()),
+            (
+                s.label("namespace").to_owned(),
+                s.label("replicaset").to_owned(),
+            ),
+            (
+                s.label("owner_kind").to_owned(),
+                s.label("owner_name").to_owned(),
+            ),
         );
     }
     Ok((allocations.into_values().collect(), owners))

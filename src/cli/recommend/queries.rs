@@ -123,7 +123,10 @@ pub fn extender_cost(r: &Range) -> String {
 }
 
 fn pods(r: &Range) -> String {
-    format!("max by (namespace, pod) (max_over_time({HELD}[{}]))", r.range)
+    format!(
+        "max by (namespace, pod) (max_over_time({HELD}[{}]))",
+        r.range
+    )
 }
 
 /// kube-state-metrics' owners of the pods that held devices.
