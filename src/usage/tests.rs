@@ -594,7 +594,10 @@ fn held_devices_are_listed_and_sized_even_without_processes() {
     assert_eq!(rows.len(), 4);
 
     // A known profile is sized from the MIG table: H100 1g.10gb is 1/7 of the SMs.
-    let gpus = [gpu(1, GPU1, "NVIDIA H100 80GB HBM3", 80)];
+    let gpus = [
+        gpu(0, GPU0, "NVIDIA H100 80GB HBM3", 80),
+        gpu(1, GPU1, "NVIDIA H100 80GB HBM3", 80),
+    ];
     let rows = held_devices(&held, &pods(), &gpus, 512);
     let mig = rows.iter().find(|r| r.pod == "notebook").unwrap();
     assert_eq!(mig.compute_percent, Some(14));
@@ -616,6 +619,10 @@ fn held_devices_are_listed_and_sized_even_without_processes() {
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(
         text.contains("tessera_plugin_claim_device_info{namespace=\"team-a\",pod=\"notebook\",claim=\"slice\",device=\"gpu-1-mig-1g10gb-0\",type=\"mig\",gpu_model=\"NVIDIA H100 80GB HBM3\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_plugin_claim_device_memory_bytes{namespace=\"team-a\",pod=\"trainer\",claim=\"whole\",device=\"gpu-0\",type=\"gpu\"} 85899345920"),
         "{text}"
     );
 }
