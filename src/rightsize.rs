@@ -15,6 +15,7 @@
 mod claim_yaml;
 mod error;
 pub mod input;
+mod openmetrics;
 pub mod owner;
 pub mod partition;
 pub mod price;
@@ -24,6 +25,7 @@ mod table;
 pub use claim_yaml::claim_template;
 pub use error::RightsizeError;
 pub use input::{Allocation, IdleWindow, Owners, Usage};
+pub use openmetrics::render_openmetrics;
 pub use owner::{Workload, workload_of};
 pub use partition::{Holds, Kinds, Need, Rules};
 pub use price::{GpuPrice, PriceSource};

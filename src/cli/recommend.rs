@@ -15,7 +15,7 @@ use tracing::info_span;
 
 use crate::market::PriceCatalog;
 use crate::promql::Client;
-use crate::rightsize::{Kinds, Rules, Window, recommend, render_table};
+use crate::rightsize::{Kinds, Rules, Window, recommend, render_openmetrics, render_table};
 
 /// Longest `--window`: 90 days (Prometheus's retention is usually shorter).
 const MAX_WINDOW_SECONDS: u64 = 90 * 86_400;
@@ -31,6 +31,9 @@ pub enum Format {
     Table,
     /// One JSON document (schema in docs/recommend.md).
     Json,
+    /// OpenMetrics gauges of the costs, savings and idle allocations, for a textfile
+    /// collector or a Pushgateway (Grafana's savings panels read them).
+    Openmetrics,
 }
 
 /// Flags of `tessera recommend`.
@@ -156,6 +159,7 @@ pub fn run(args: &RecommendArgs) -> anyhow::Result<()> {
     let text = match args.format {
         Format::Table => render_table(&report),
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Openmetrics => render_openmetrics(&report),
     };
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -351,3 +351,21 @@ fn settings_are_bounded() {
         None
     );
 }
+
+#[test]
+fn openmetrics_output_carries_savings_and_idle_cost() {
+    let mut idle = whole("notebook", 4.0, 0.0, 0.0);
+    idle.claim = "nb\"1".to_owned();
+    let report = run(&[whole("infer-7d9f8b6c5d-x2x4z", 7.0, 10.0, 30.0), idle]);
+    let text = render_openmetrics(&report);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let savings = report.workloads[0].cost.savings_per_month.unwrap();
+    assert!(
+        text.contains(&format!(
+            "tessera_recommend_savings_dollars_per_month{{namespace=\"ml\",owner_kind=\"Deployment\",owner_name=\"infer\",gpu_model=\"{H100}\",holds=\"gpu\",action=\"shrink\",target=\"mig 1g.10gb\"}} {savings}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("claim=\"nb\\\"1\""), "{text}");
+    assert!(text.contains("when=\"after\""));
+}
