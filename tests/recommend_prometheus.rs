@@ -379,6 +379,10 @@ fn recommend_reads_a_real_prometheus() {
     assert_eq!(train["recommendation"]["action"], "keep");
     assert_eq!(train["claimTemplate"], Value::Null);
     assert_eq!(train["cost"]["priceSource"]["kind"], "catalog");
+    assert!(
+        train["cost"]["priceSource"]["instanceType"].is_string(),
+        "{train:#}"
+    );
     assert!(close(&train["cost"]["nowPerMonth"], h100 * 730.0));
     assert!(close(&train["cost"]["savingsPerMonth"], 0.0));
 
@@ -447,4 +451,50 @@ fn recommend_says_when_prometheus_is_unreachable() {
         stderr.contains(&format!("Prometheus at {url} is unreachable")),
         "{stderr}"
     );
+}
+
+#[test]
+fn recommend_refuses_bad_flags_before_asking_prometheus() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for (flags, want) in [
+        (&["--window", "7x"][..], "--window"),
+        (
+            &["--window", "1d", "--idle-for", "2d"][..],
+            "--idle-for 2d is longer than --window",
+        ),
+        (&["--window", "100d"][..], "longer than 90d"),
+        (&["--step", "1s", "--window", "30d"][..], "raise --step"),
+        (
+            &["--headroom=-1"][..],
+            "headroom -1 must be between 0 and 4",
+        ),
+        (
+            &["--partition-kinds", "mig,mps"][..],
+            "unknown partition kind `mps`",
+        ),
+        (
+            &["--end", "yesterday"][..],
+            "neither RFC 3339 nor Unix seconds",
+        ),
+        (&["--driver-name", "GPU!"][..], "not a DNS subdomain"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["recommend", "--prometheus", &url])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{flags:?}: {stderr}");
+        assert!(
+            !stderr.contains("unreachable"),
+            "{flags:?} reached for Prometheus: {stderr}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["recommend", "--prometheus", "https://prometheus:9090"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("https is not supported"), "{stderr}");
 }

@@ -13,6 +13,7 @@ pub enum PriceSource {
     /// the node's own price (instance type, spot or on-demand, price annotation).
     Extender,
     /// The cheapest on-demand per-GPU price of the model in the built-in catalog.
+    #[serde(rename_all = "camelCase")]
     Catalog {
         /// The catalog row's instance type.
         instance_type: String,
