@@ -13,6 +13,8 @@
 //! - `notebook` (a bare pod): MIG `3g.40gb`, busy the first half of the day, then nothing:
 //!   p95 20 % of the instance = 8.57 % of the GPU and 4 GiB → `1g.10gb`; and idle for the last
 //!   6 h, listed with its cost.
+//! - `nightly-eval` (CronJob, through `kube_job_owner`): a whole H100 for 2 h of the day at
+//!   30 GiB and 50 % → `4g.40gb`, its cost weighted by the 2 h held, noted "short history".
 //! - errors: an unreachable Prometheus, and a window without the tessera metrics (both
 //!   branches: no sampler at all, and a sampler but no held device).
 //!
@@ -39,6 +41,7 @@ const DAY: i64 = 86_400;
 const GIB: u64 = 1 << 30;
 const H100: &str = "NVIDIA H100 80GB HBM3";
 const INFER_POD: &str = "infer-7d9f8b6c5d-x2x4z";
+const NIGHTLY_POD: &str = "nightly-eval-29123456-x8k2p";
 
 struct Prometheus {
     child: Child,
@@ -78,6 +81,7 @@ fn openmetrics() -> String {
     // 30 busy minutes (2 % of the day): the peaks, above the 95th percentile.
     let busy = move |t: i64| (600..630).contains(&minute(t));
     let first_half = move |t: i64| minute(t) <= 720;
+    let first_two_hours = move |t: i64| minute(t) <= 120;
     let h100 = format!("gpu_model=\"{H100}\",gpu_memory_bytes=\"{}\"", 80 * GIB);
     let mut out = String::new();
 
@@ -110,14 +114,24 @@ fn openmetrics() -> String {
             42_221_043_712,
             "42",
         ),
+        (
+            NIGHTLY_POD,
+            "nightly-gpu",
+            "gpu-3",
+            "gpu",
+            "",
+            80 * GIB,
+            "100",
+        ),
     ] {
+        let nightly = pod == NIGHTLY_POD;
         series(
             &mut out,
             &format!(
                 "tessera_plugin_claim_device_info{{namespace=\"ml\",pod=\"{pod}\",claim=\"{claim}\",device=\"{device}\",type=\"{ty}\",{h100},profile=\"{profile}\",memory_bytes=\"{mem}\",compute_percent=\"{compute}\"}}"
             ),
             start,
-            |_| Some(1.0),
+            |t| (!nightly || first_two_hours(t)).then_some(1.0),
         );
     }
 
@@ -144,6 +158,15 @@ fn openmetrics() -> String {
         |t| first_half(t).then(|| gib(4)),
     );
 
+    series(
+        &mut out,
+        &format!(
+            "tessera_plugin_gpu_memory_used_bytes{{namespace=\"ml\",pod=\"{NIGHTLY_POD}\",container=\"eval\",claim=\"nightly-gpu\",device=\"gpu-3\",type=\"gpu\"}}"
+        ),
+        start,
+        |t| first_two_hours(t).then(|| gib(30)),
+    );
+
     out.push_str("# TYPE tessera_plugin_gpu_utilization_percent gauge\n");
     series(
         &mut out,
@@ -164,6 +187,15 @@ fn openmetrics() -> String {
         "tessera_plugin_gpu_utilization_percent{namespace=\"ml\",pod=\"notebook\",container=\"jupyter\",claim=\"notebook-gpu\",device=\"gpu-2-mig-3g40gb-0\",type=\"mig\",source=\"instance\"}",
         start,
         |t| first_half(t).then_some(20.0),
+    );
+
+    series(
+        &mut out,
+        &format!(
+            "tessera_plugin_gpu_utilization_percent{{namespace=\"ml\",pod=\"{NIGHTLY_POD}\",container=\"eval\",claim=\"nightly-gpu\",device=\"gpu-3\",type=\"gpu\",source=\"process\"}}"
+        ),
+        start,
+        |t| first_two_hours(t).then_some(50.0),
     );
 
     // The sampler's counter runs for three days: a window two days back has the sampler but
@@ -190,6 +222,7 @@ fn openmetrics() -> String {
     for (pod, kind, name) in [
         (INFER_POD, "ReplicaSet", "infer-7d9f8b6c5d"),
         ("notebook", "<none>", "<none>"),
+        (NIGHTLY_POD, "Job", "nightly-eval-29123456"),
         // A pod that held no GPU: the owner queries must not bring it in.
         ("web-5f6d7c8b9c-q2w4e", "ReplicaSet", "web-5f6d7c8b9c"),
     ] {
@@ -213,6 +246,13 @@ fn openmetrics() -> String {
             |_| Some(1.0),
         );
     }
+    out.push_str("# TYPE kube_job_owner gauge\n");
+    series(
+        &mut out,
+        "kube_job_owner{namespace=\"ml\",job_name=\"nightly-eval-29123456\",owner_kind=\"CronJob\",owner_name=\"nightly-eval\",owner_is_controller=\"true\"}",
+        start,
+        |t| first_two_hours(t).then_some(1.0),
+    );
     out.push_str("# EOF\n");
     out
 }
@@ -334,7 +374,7 @@ fn recommend_reads_a_real_prometheus() {
     assert_eq!(report["window"]["end"], "2026-05-28T20:00:00Z");
     assert_eq!(
         report["workloads"].as_array().unwrap().len(),
-        3,
+        4,
         "{report:#}"
     );
 
@@ -409,7 +449,30 @@ fn recommend_reads_a_real_prometheus() {
     assert_eq!(idle[0]["device"], "gpu-2-mig-3g40gb-0");
     assert!(close(&idle[0]["costPerMonth"], h100 * 3.0 / 7.0 * 730.0));
 
-    let savings = 4.0 * 730.0 * 6.0 / 7.0 + h100 * 730.0 * 2.0 / 7.0;
+    // nightly-eval (CronJob, through kube_job_owner): a whole GPU for the first 2 h only.
+    // 30 GiB × 1.2 = 36 GiB and p95 50 %: 3g.40gb has 3/7 = 42.9 % of the SMs, too few, so
+    // 4g.40gb. Held 2 h of 24 (plus at most Prometheus's 5-minute lookback): 1/12 of a GPU on
+    // average, and a note that the history is short.
+    let nightly = workload(&report, "nightly-eval");
+    assert_eq!(nightly["workload"]["kind"], "CronJob");
+    assert_eq!(nightly["recommendation"]["target"]["profile"], "4g.40gb");
+    let held = nightly["heldHours"].as_f64().unwrap();
+    assert!((2.0..=2.1).contains(&held), "{nightly:#}");
+    let now = nightly["cost"]["nowPerMonth"].as_f64().unwrap();
+    assert!(
+        (now - h100 * held / 24.0 * 730.0).abs() < 0.01,
+        "{nightly:#}"
+    );
+    assert!(
+        nightly["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("short history"),
+        "{nightly:#}"
+    );
+    let nightly_savings = now * 3.0 / 7.0;
+
+    let savings = 4.0 * 730.0 * 6.0 / 7.0 + h100 * 730.0 * 2.0 / 7.0 + nightly_savings;
     assert!(
         close(&report["totals"]["savingsPerMonth"], savings),
         "{report:#}"

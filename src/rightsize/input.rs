@@ -72,4 +72,6 @@ pub struct Owners {
     pub pods: BTreeMap<(String, String), (String, String)>,
     /// (namespace, ReplicaSet) → (owner kind, owner name), from `kube_replicaset_owner`.
     pub replicasets: BTreeMap<(String, String), (String, String)>,
+    /// (namespace, Job) → (owner kind, owner name), from `kube_job_owner` (a CronJob's runs).
+    pub jobs: BTreeMap<(String, String), (String, String)>,
 }

@@ -31,8 +31,9 @@ const SUFFIX_LEN: usize = 5;
 /// (`pkg/controller/controller_utils.go` `ComputeHash`, v1.36.0).
 const HASH_LEN: std::ops::RangeInclusive<usize> = 1..=10;
 
-/// The workload of `pod` in `namespace`: a ReplicaSet owner is followed to its Deployment (or
-/// other owner); a pod kube-state-metrics does not know is guessed from its name.
+/// The workload of `pod` in `namespace`: a ReplicaSet owner is followed to its Deployment and
+/// a Job to its CronJob (or other owner); a pod kube-state-metrics does not know is guessed
+/// from its name.
 pub fn workload_of(owners: &Owners, namespace: &str, pod: &str) -> Workload {
     let key = (namespace.to_owned(), pod.to_owned());
     if let Some((kind, name)) = owners.pods.get(&key) {
@@ -40,13 +41,18 @@ pub fn workload_of(owners: &Owners, namespace: &str, pod: &str) -> Workload {
         if kind.is_empty() || kind == "<none>" {
             return known(namespace, "Pod", pod);
         }
-        if kind == "ReplicaSet"
-            && let Some((rs_kind, rs_name)) = owners
-                .replicasets
-                .get(&(namespace.to_owned(), name.clone()))
-                .filter(|(k, _)| !k.is_empty() && k != "<none>")
+        // A Deployment's ReplicaSets and a CronJob's Jobs come and go; the workload is the
+        // object above them.
+        let above = match kind.as_str() {
+            "ReplicaSet" => &owners.replicasets,
+            "Job" => &owners.jobs,
+            _ => return known(namespace, kind, name),
+        };
+        if let Some((top_kind, top_name)) = above
+            .get(&(namespace.to_owned(), name.clone()))
+            .filter(|(k, _)| !k.is_empty() && k != "<none>")
         {
-            return known(namespace, rs_kind, rs_name);
+            return known(namespace, top_kind, top_name);
         }
         return known(namespace, kind, name);
     }

@@ -97,6 +97,17 @@ fn owners_follow_replicasets_and_names_are_guessed_only_without_kube_state_metri
         (w.kind.as_str(), w.name.as_str(), w.guessed),
         ("Deployment", "infer", false)
     );
+    let mut cron = o.clone();
+    cron.pods.insert(
+        ("ml".to_owned(), "nightly-29123456-x8k2p".to_owned()),
+        ("Job".to_owned(), "nightly-29123456".to_owned()),
+    );
+    cron.jobs.insert(
+        ("ml".to_owned(), "nightly-29123456".to_owned()),
+        ("CronJob".to_owned(), "nightly".to_owned()),
+    );
+    let w = workload_of(&cron, "ml", "nightly-29123456-x8k2p");
+    assert_eq!((w.kind.as_str(), w.name.as_str()), ("CronJob", "nightly"));
     let w = workload_of(&o, "ml", "debug");
     assert_eq!(
         (w.kind.as_str(), w.name.as_str(), w.guessed),

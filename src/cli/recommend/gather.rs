@@ -138,6 +138,18 @@ pub async fn gather(
             ),
         );
     }
+    for s in client.query(&queries::job_owners(&w), end).await? {
+        owners.jobs.insert(
+            (
+                s.label("namespace").to_owned(),
+                s.label("job_name").to_owned(),
+            ),
+            (
+                s.label("owner_kind").to_owned(),
+                s.label("owner_name").to_owned(),
+            ),
+        );
+    }
     Ok((allocations.into_values().collect(), owners))
 }
 

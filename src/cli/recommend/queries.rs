@@ -141,12 +141,23 @@ pub fn pod_owners(r: &Range) -> String {
 
 /// kube-state-metrics' owners of the ReplicaSets owning those pods.
 pub fn replicaset_owners(r: &Range) -> String {
+    middle_owners(r, "kube_replicaset_owner", "ReplicaSet", "replicaset")
+}
+
+/// kube-state-metrics' owners of the Jobs owning those pods (CronJobs).
+pub fn job_owners(r: &Range) -> String {
+    middle_owners(r, "kube_job_owner", "Job", "job_name")
+}
+
+/// `metric` (the owners of objects of `kind`, named by label `label`) for the objects of that
+/// kind that own a pod which held a device.
+fn middle_owners(r: &Range, metric: &str, kind: &str, label: &str) -> String {
     format!(
-        "max by (namespace, replicaset, owner_kind, owner_name) \
-         (max_over_time(kube_replicaset_owner[{range}]) and on (namespace, replicaset) \
+        "max by (namespace, {label}, owner_kind, owner_name) \
+         (max_over_time({metric}[{range}]) and on (namespace, {label}) \
          label_replace(max by (namespace, owner_name) \
-         (max_over_time(kube_pod_owner{{owner_kind=\"ReplicaSet\"}}[{range}]) \
-         and on (namespace, pod) {pods}), \"replicaset\", \"$1\", \"owner_name\", \"(.*)\"))",
+         (max_over_time(kube_pod_owner{{owner_kind=\"{kind}\"}}[{range}]) \
+         and on (namespace, pod) {pods}), \"{label}\", \"$1\", \"owner_name\", \"(.*)\"))",
         range = r.range,
         pods = pods(r)
     )
