@@ -490,6 +490,22 @@ fn recommend_reads_a_real_prometheus() {
         "{table}"
     );
 
+    // For a textfile collector or a Pushgateway: the same figures as gauges.
+    let out = recommend(&prometheus.url, &["--end", &end, "--format", "openmetrics"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("tessera_recommend_savings_dollars_per_month{")
+                && l.contains("owner_name=\"infer\"")
+        })
+        .unwrap_or_else(|| panic!("no savings line for infer in {text}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - 4.0 * 730.0 * 6.0 / 7.0).abs() < 0.01, "{line}");
+    assert!(text.contains("tessera_recommend_idle_cost_dollars_per_month{namespace=\"ml\",owner_kind=\"Pod\",owner_name=\"notebook\""), "{text}");
+
     // A window before any tessera series: which metric is missing, and what it means.
     let out = recommend(&prometheus.url, &["--end", &(END - 5 * DAY).to_string()]);
     assert!(!out.status.success());

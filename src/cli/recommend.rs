@@ -72,8 +72,8 @@ pub struct RecommendArgs {
     /// DeviceClass names in the printed ResourceClaimTemplates.
     #[arg(long, default_value = "gpu.tessera.dev")]
     pub driver_name: String,
-    /// Seconds each Prometheus query may take.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds each Prometheus query may take (Prometheus's own query timeout is 2 minutes).
+    #[arg(long, default_value_t = 120)]
     pub timeout: u64,
     /// Most series one Prometheus answer may hold.
     #[arg(long, default_value_t = crate::promql::DEFAULT_MAX_SERIES)]
