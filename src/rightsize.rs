@@ -16,6 +16,7 @@ mod claim_yaml;
 mod error;
 pub mod input;
 mod openmetrics;
+pub mod output;
 pub mod owner;
 pub mod partition;
 pub mod price;
@@ -26,13 +27,13 @@ pub use claim_yaml::claim_template;
 pub use error::RightsizeError;
 pub use input::{Allocation, IdleWindow, Owners, Usage};
 pub use openmetrics::render_openmetrics;
+pub use output::{
+    Action, Cost, IdleRow, Recommendation, Report, SCHEMA_VERSION, Totals, Window, WorkloadRow,
+};
 pub use owner::{Workload, workload_of};
 pub use partition::{Holds, Kinds, Need, Rules};
 pub use price::{GpuPrice, PriceSource};
-pub use report::{
-    Action, Cost, IdleRow, Recommendation, Report, SCHEMA_VERSION, Totals, Window, WorkloadRow,
-    recommend,
-};
+pub use report::recommend;
 pub use table::render_table;
 
 /// Hours in an average month (365 × 24 / 12), the convention cloud bills use.

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::report::Report;
+use super::output::Report;
 
 /// `report` as OpenMetrics text (gauges; values in dollars per month).
 pub fn render_openmetrics(report: &Report) -> String {
@@ -72,7 +72,7 @@ pub fn render_openmetrics(report: &Report) -> String {
     out
 }
 
-fn workload_labels(w: &super::report::WorkloadRow) -> String {
+fn workload_labels(w: &super::output::WorkloadRow) -> String {
     format!(
         "namespace=\"{}\",owner_kind=\"{}\",owner_name=\"{}\",gpu_model=\"{}\",holds=\"{}\",action=\"{}\",target=\"{}\"",
         esc(&w.workload.namespace),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::report::{Action, Report};
+use super::output::{Action, Report};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
