@@ -91,7 +91,7 @@ pub fn recommend(
     let mut groups: BTreeMap<(Workload, String, String), (bool, Vec<&Priced<'_>>)> =
         BTreeMap::new();
     for p in &priced {
-        let mut workload = workload_of(owners, &p.alloc.namespace, &p.alloc.pod);
+        let mut workload = owner_of(owners, p.alloc);
         let guessed = std::mem::take(&mut workload.guessed);
         let key = (workload, p.alloc.gpu_model.clone(), p.holds.label());
         let entry = groups.entry(key).or_default();
@@ -374,7 +374,7 @@ fn idle_row(p: &Priced<'_>, owners: &Owners, rules: &Rules) -> Option<IdleRow> {
         return None;
     }
     Some(IdleRow {
-        workload: workload_of(owners, &p.alloc.namespace, &p.alloc.pod),
+        workload: owner_of(owners, p.alloc),
         pod: p.alloc.pod.clone(),
         claim: p.alloc.claim.clone(),
         device: p.alloc.device.clone(),
@@ -386,6 +386,20 @@ fn idle_row(p: &Priced<'_>, owners: &Owners, rules: &Rules) -> Option<IdleRow> {
         cost_per_hour: p.cost_per_hour,
         cost_per_month: p.cost_per_hour.map(|c| c * HOURS_PER_MONTH),
     })
+}
+
+/// The workload of an allocation's pod; a claim no known pod was reserved for (the plugin
+/// had not named it yet) stands for itself.
+fn owner_of(owners: &Owners, alloc: &Allocation) -> Workload {
+    if alloc.pod.is_empty() {
+        return Workload {
+            namespace: alloc.namespace.clone(),
+            kind: "ResourceClaim".to_owned(),
+            name: alloc.claim.clone(),
+            guessed: true,
+        };
+    }
+    workload_of(owners, &alloc.namespace, &alloc.pod)
 }
 
 fn fold_max(values: impl Iterator<Item = f64>) -> f64 {

@@ -337,6 +337,18 @@ fn catalog_prices_match_the_model_and_size() {
 }
 
 #[test]
+fn a_claim_without_a_known_pod_stands_for_itself() {
+    let mut a = whole("", 7.0, 10.0, 30.0);
+    a.claim = "orphan-gpu".to_owned();
+    let report = run(&[a]);
+    let w = &report.workloads[0].workload;
+    assert_eq!(
+        (w.kind.as_str(), w.name.as_str(), w.guessed),
+        ("ResourceClaim", "orphan-gpu", true)
+    );
+}
+
+#[test]
 fn settings_are_bounded() {
     assert!(rules().validate().is_ok());
     let mut bad = rules();
