@@ -118,15 +118,28 @@ pub fn current(
     memory_bytes: Option<u64>,
     compute_percent: Option<f64>,
 ) -> Holds {
-    let fraction = match device_type {
-        "gpu" => Some(1.0),
+    // A MIG instance is sized from the profile table (exact sevenths), not the node's
+    // rounded labels.
+    let mig = match device_type {
         "mig" => GpuProduct::from_product_name(gpu_model)
             .zip(profile_name)
             .and_then(|(product, name)| {
                 profile(product, name).map(|p| {
-                    f64::from(p.compute_slices) / f64::from(product.total_compute_slices())
+                    (
+                        f64::from(p.compute_slices) / f64::from(product.total_compute_slices()),
+                        p.capacity_mib() * MIB,
+                    )
                 })
             }),
+        _ => None,
+    };
+    let (memory_bytes, compute_percent) = match mig {
+        Some((fraction, bytes)) => (Some(bytes), Some(fraction * 100.0)),
+        None => (memory_bytes, compute_percent),
+    };
+    let fraction = match device_type {
+        "gpu" => Some(1.0),
+        "mig" => mig.map(|(fraction, _)| fraction),
         "shared" => match (memory_bytes, gpu_memory_bytes, compute_percent) {
             (Some(m), Some(total), Some(c)) if total > 0 => {
                 Some((m as f64 / total as f64).max(c / 100.0).min(1.0))
@@ -142,6 +155,18 @@ pub fn current(
         memory_bytes,
         compute_percent,
         fraction,
+    }
+}
+
+impl Holds {
+    /// Whether this device already meets `need`: memory at least the need and compute at least
+    /// the need's share of the GPU. Unknown sizes are not adequate.
+    pub fn meets(&self, need: Need) -> bool {
+        self.memory_bytes
+            .is_some_and(|m| m as f64 + 0.5 >= need.memory_bytes)
+            && self
+                .compute_percent
+                .is_some_and(|c| c / 100.0 + 1e-9 >= need.compute_fraction)
     }
 }
 

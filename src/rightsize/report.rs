@@ -313,8 +313,30 @@ fn recommendation(
         && (target.device_type != "shared"
             || (target.memory_bytes == holds.memory_bytes
                 && target.compute_percent == holds.compute_percent));
+    let adequate = holds.meets(need);
     let action = match (holds.fraction, target.fraction) {
         _ if same => Action::Keep,
+        // What it holds already fits and costs no more than the preferred target (a small
+        // MPS share where the preferred kind, MIG, has no profile that small).
+        (Some(now), Some(after)) if adequate && after > now - MIN_SAVING_FRACTION => {
+            return Recommendation {
+                action: Action::Keep,
+                target: Some(holds.clone()),
+                reason: format!(
+                    "{why}: {} already fits, and {} would not free 1/7 of a GPU",
+                    holds.label(),
+                    target.label()
+                ),
+            };
+        }
+        // It does not fit what it holds: move, whichever way the price goes.
+        (Some(now), Some(after)) if !adequate => {
+            if after < now - 1e-9 {
+                Action::Shrink
+            } else {
+                Action::Grow
+            }
+        }
         (Some(now), Some(after)) if after > now + 1e-9 => Action::Grow,
         (Some(now), Some(after)) if now - after >= MIN_SAVING_FRACTION => Action::Shrink,
         (Some(now), Some(after)) if after < now - 1e-9 => {

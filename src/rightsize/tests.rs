@@ -337,6 +337,45 @@ fn catalog_prices_match_the_model_and_size() {
 }
 
 #[test]
+fn a_small_share_that_fits_is_kept_and_a_full_mig_slice_grows() {
+    // A 6 GiB / 10 % MPS share of an H100 using 4 GiB and 8 %: the smallest MIG profile
+    // (1/7 of the GPU) would cost more than the share (0.1); the share stays.
+    let mut share = whole("caption-x8k2p", 4.0, 8.0, 9.0);
+    share.device_type = "shared".to_owned();
+    share.device = "gpu-0-shared".to_owned();
+    share.memory_bytes = Some(6 << 30);
+    share.compute_percent = Some(10.0);
+    let report = run(&[share]);
+    let w = &report.workloads[0];
+    assert_eq!(w.holds.fraction, Some(0.1));
+    assert_eq!(
+        w.recommendation.action,
+        Action::Keep,
+        "{:?}",
+        w.recommendation
+    );
+    assert_eq!(w.claim_template, None);
+
+    // A 1g.10gb (9.75 GiB) whose peak is 9 GiB: 10.8 GiB with headroom does not fit; 1g.20gb.
+    let mut slice = whole("notebook", 9.0, 50.0, 90.0);
+    slice.device_type = "mig".to_owned();
+    slice.device = "gpu-1-mig-1g10gb-0".to_owned();
+    slice.profile = Some("1g.10gb".to_owned());
+    let report = run(&[slice]);
+    let w = &report.workloads[0];
+    assert_eq!(
+        w.recommendation.action,
+        Action::Grow,
+        "{:?}",
+        w.recommendation
+    );
+    let target = w.recommendation.target.as_ref().unwrap();
+    assert_eq!(target.profile.as_deref(), Some("1g.20gb"));
+    // Same compute slice, same price: growing costs nothing here.
+    assert_eq!(w.cost.savings_per_month, Some(0.0));
+}
+
+#[test]
 fn a_claim_without_a_known_pod_stands_for_itself() {
     let mut a = whole("", 7.0, 10.0, 30.0);
     a.claim = "orphan-gpu".to_owned();
