@@ -9,6 +9,7 @@ pub mod extender;
 pub mod kube;
 pub mod plugin;
 pub mod publish;
+pub mod recommend;
 pub mod seeds;
 pub mod simulate;
 pub mod slices;
@@ -59,6 +60,10 @@ pub enum Command {
     /// Show which device(s) kube-scheduler's DRA allocator may give a claim on each node,
     /// from ResourceSlice, DeviceClass and ResourceClaim YAML files, offline.
     Allocate(allocate::AllocateArgs),
+    /// Right-size GPU allocations from the usage Prometheus recorded: per workload the
+    /// smallest adequate partition, its cost now and after, the claim change as YAML, and the
+    /// allocations that sit idle.
+    Recommend(recommend::RecommendArgs),
 }
 
 /// Log output shared by every subcommand.

@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         Command::Extender(args) => tessera::cli::extender::run(args),
         Command::Plugin(args) => tessera::cli::plugin::run(args),
         Command::Allocate(args) => tessera::cli::allocate::run(args),
+        Command::Recommend(args) => tessera::cli::recommend::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

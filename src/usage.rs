@@ -16,6 +16,7 @@ pub mod attribute;
 pub mod cgroup;
 mod error;
 mod fake;
+pub mod held;
 pub mod holdings;
 pub mod metrics;
 #[cfg(feature = "nvml")]
@@ -26,6 +27,7 @@ pub mod sampler;
 pub use attribute::{Attribution, PodDirectory, PodNames, UsageRow, UtilizationSource, attribute};
 pub use error::UsageError;
 pub use fake::FakeUsageSource;
+pub use held::{HeldDevice, held_devices};
 pub use holdings::{Holding, holdings};
 pub use metrics::UsageMetrics;
 #[cfg(feature = "nvml")]

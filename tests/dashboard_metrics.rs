@@ -61,6 +61,7 @@ async fn exposition() -> String {
     prepare.observe(Operation::Unprepare, Duration::from_millis(2), None);
     prepare.set_prepared(1);
     publish_fake_node(publish).await;
+    record_usage(tessera::usage::UsageMetrics::register(&mut plugin));
 
     let mut extender = Registry::default();
     let shutdown = CancellationToken::new();
@@ -97,7 +98,93 @@ async fn exposition() -> String {
 
     let mut text = tessera::metrics::encode(&plugin).unwrap();
     text.push_str(&tessera::metrics::encode(&extender).unwrap());
+    text.push_str(&tessera::rightsize::render_openmetrics(&recommendation()));
     text
+}
+
+/// One container's usage and the device its claim holds, through the sampler's own
+/// recording calls.
+fn record_usage(usage: tessera::usage::UsageMetrics) {
+    use tessera::usage::{Attribution, HeldDevice, UsageRow, UtilizationSource};
+    usage.record(&Attribution {
+        rows: vec![UsageRow {
+            namespace: "team-a".to_owned(),
+            pod: "trainer-0".to_owned(),
+            container: "main".to_owned(),
+            claim: "trainer-0-gpu".to_owned(),
+            device: "gpu-0".to_owned(),
+            device_type: "gpu",
+            memory_bytes: 9 << 30,
+            processes: 1,
+            utilization: Some((15, UtilizationSource::Process)),
+        }],
+        attributed: 1,
+        ..Attribution::default()
+    });
+    usage.record_held(&[HeldDevice {
+        namespace: "team-a".to_owned(),
+        pod: "trainer-0".to_owned(),
+        claim: "trainer-0-gpu".to_owned(),
+        device: "gpu-0".to_owned(),
+        device_type: "gpu",
+        gpu_model: "NVIDIA H100 80GB HBM3".to_owned(),
+        gpu_memory_bytes: 80 << 30,
+        profile: String::new(),
+        memory_bytes: Some(80 << 30),
+        compute_percent: Some(100),
+    }]);
+}
+
+/// What `tessera recommend --format openmetrics` writes for a whole H100 that should be a
+/// MIG slice and an idle one (the series the savings panels read).
+fn recommendation() -> tessera::rightsize::Report {
+    use tessera::rightsize::{
+        Allocation, IdleWindow, Kinds, Owners, Rules, Usage, Window, recommend,
+    };
+    let alloc = |pod: &str, compute: f64| Allocation {
+        namespace: "team-a".to_owned(),
+        pod: pod.to_owned(),
+        claim: format!("{pod}-gpu"),
+        device: "gpu-0".to_owned(),
+        device_type: "gpu".to_owned(),
+        gpu_model: "NVIDIA H100 80GB HBM3".to_owned(),
+        gpu_memory_bytes: Some(80 << 30),
+        memory_bytes: Some(80 << 30),
+        compute_percent: Some(100.0),
+        held_seconds: 86_400.0,
+        usage: Usage {
+            p95_memory_bytes: (6u64 << 30) as f64,
+            peak_memory_bytes: (7u64 << 30) as f64,
+            p95_compute_percent: Some(compute),
+            peak_compute_percent: Some(compute),
+        },
+        idle: IdleWindow {
+            held_seconds: 86_400.0,
+            peak_compute_percent: Some(compute),
+            peak_memory_bytes: 0.0,
+        },
+        ..Allocation::default()
+    };
+    let rules = Rules {
+        headroom: 0.2,
+        kinds: Kinds::parse("mig,shared").unwrap(),
+        idle_threshold_percent: 1.0,
+        idle_for_seconds: 86_400.0,
+    };
+    let report = recommend(
+        &[alloc("infer-0", 10.0), alloc("notebook", 0.0)],
+        &Owners::default(),
+        &tessera::market::PriceCatalog::builtin().unwrap(),
+        &rules,
+        Window {
+            end_unix: 1_800_000_000.0,
+            end: "2027-01-15T08:00:00Z".to_owned(),
+            seconds: 86_400.0,
+        },
+        "gpu.tessera.dev",
+    );
+    assert!(!report.idle.is_empty() && report.totals.savings_per_month > 0.0);
+    report
 }
 
 /// Publishes a fake 8-GPU node through the real publisher, so `devices_advertised` gets its

@@ -14,7 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Subcommands whose flags the docs may show.
-const SUBCOMMANDS: [&str; 5] = ["plugin", "extender", "simulate", "slices", "allocate"];
+const SUBCOMMANDS: [&str; 6] = [
+    "plugin",
+    "extender",
+    "simulate",
+    "slices",
+    "allocate",
+    "recommend",
+];
 /// Top-level folders whose paths are checked when Markdown names them.
 const PATH_ROOTS: [&str; 8] = [
     "deploy/", "docs/", "tests/", "e2e/", "benches/", "data/", "src/", ".ci/",

@@ -235,8 +235,8 @@ async fn serve(
     let usage = args.usage.start(
         spec,
         &config.state_dir,
-        claims.clone(),
-        client,
+        UsageArgs::namer(claims.clone(), client),
+        inventory.clone(),
         usage_metrics,
         shutdown.clone(),
     )?;

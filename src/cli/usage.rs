@@ -71,13 +71,20 @@ impl UsageArgs {
         UsageMetrics::register(registry)
     }
 
-    /// Start the sampler, unless `--usage-interval 0`.
+    /// The pod namer the sampler labels its series with: claims' `reservedFor` through
+    /// `claims`, container names through `client`.
+    pub fn namer(claims: Arc<dyn ClaimSource>, client: kube::Client) -> PodNamer {
+        PodNamer::new(claims, Some(PodNamer::kube_reader(client)))
+    }
+
+    /// Start the sampler, unless `--usage-interval 0`; `inventory` sizes the held-device
+    /// series.
     pub fn start(
         &self,
         spec: &SourceSpec,
         state_dir: &Path,
-        claims: Arc<dyn ClaimSource>,
-        client: kube::Client,
+        namer: PodNamer,
+        inventory: tokio::sync::watch::Receiver<crate::model::Inventory>,
         metrics: UsageMetrics,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
@@ -88,13 +95,10 @@ impl UsageArgs {
         let Some(source) = self.source(spec)? else {
             return Ok(None);
         };
-        let sampler = Arc::new(Sampler::new(
-            source,
-            &self.host_proc,
-            state_dir,
-            self.usage_max_series,
-        ));
-        let namer = PodNamer::new(claims, Some(PodNamer::kube_reader(client)));
+        let sampler = Arc::new(
+            Sampler::new(source, &self.host_proc, state_dir, self.usage_max_series)
+                .with_inventory(inventory),
+        );
         let interval = Duration::from_secs(self.usage_interval);
         Ok(Some(tokio::spawn(
             sampler.run(namer, metrics, interval, shutdown),

@@ -4,7 +4,7 @@
 //! (it is replaced atomically), so the usage sampler never waits behind a prepare.
 
 use crate::prepare::checkpoint::{CheckpointData, ClaimState, DeviceRecord};
-use crate::prepare::device::DeviceKind;
+use crate::prepare::device::{DeviceKind, MpsLimits};
 
 /// One prepared device of one claim, keyed by the UUID NVML reports its processes under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,13 @@ pub struct Holding {
     pub device_type: &'static str,
     /// `GPU-…` or `MIG-…`: where NVML lists the processes of this device.
     pub uuid: String,
+    /// The physical GPU's `GPU-…` UUID (the inventory knows its model and memory).
+    pub gpu_uuid: String,
+    /// MIG profile of a `mig` device (or of the full-size instance a share of a dynamic-MIG
+    /// GPU runs on), e.g. `1g.10gb`.
+    pub profile: Option<String>,
+    /// MPS client limits of a share run under MPS: what the share may use of the GPU.
+    pub mps: Option<MpsLimits>,
 }
 
 impl Holding {
@@ -50,6 +57,9 @@ pub fn holdings(data: &CheckpointData) -> Vec<Holding> {
                 device: device.device.clone(),
                 device_type: device_type(&device.kind),
                 uuid,
+                gpu_uuid: device.gpu.uuid.clone(),
+                profile: profile(&device.kind),
+                mps: device.sharing.and_then(|s| s.mps),
             });
         }
     }
@@ -63,6 +73,15 @@ pub fn device_type(kind: &DeviceKind) -> &'static str {
         DeviceKind::StaticMig { .. } | DeviceKind::DynamicMig { .. } => "mig",
         DeviceKind::Shared | DeviceKind::SharedMig { .. } => "shared",
         DeviceKind::Share { .. } => "share",
+    }
+}
+
+fn profile(kind: &DeviceKind) -> Option<String> {
+    match kind {
+        DeviceKind::StaticMig { profile, .. }
+        | DeviceKind::DynamicMig { profile, .. }
+        | DeviceKind::SharedMig { profile, .. } => Some(profile.clone()),
+        DeviceKind::Whole | DeviceKind::Shared | DeviceKind::Share { .. } => None,
     }
 }
 

@@ -4,15 +4,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::attribute::{Attribution, PodDirectory, attribute};
 use super::cgroup;
+use super::held::held_devices;
 use super::holdings::{Holding, holdings};
 use super::metrics::UsageMetrics;
 use super::pods::PodNamer;
 use super::{UsageError, UsageSource};
+use crate::model::Inventory;
 use crate::prepare::checkpoint::CheckpointStore;
 
 /// One node's usage sampler.
@@ -21,6 +24,7 @@ pub struct Sampler {
     host_proc: PathBuf,
     checkpoint: CheckpointStore,
     max_series: usize,
+    inventory: Option<watch::Receiver<Inventory>>,
 }
 
 impl Sampler {
@@ -37,7 +41,15 @@ impl Sampler {
             host_proc: host_proc.to_owned(),
             checkpoint: CheckpointStore::new(state_dir),
             max_series,
+            inventory: None,
         }
+    }
+
+    /// Size the held-device series (`tessera_plugin_claim_device_info`) from the discovered
+    /// inventory: GPU model, memory and MIG profile sizes. Without it they carry no sizes.
+    pub fn with_inventory(mut self, inventory: watch::Receiver<Inventory>) -> Self {
+        self.inventory = Some(inventory);
+        self
     }
 
     /// The devices prepared claims hold now.
@@ -93,7 +105,7 @@ impl Sampler {
             }
             let span = info_span!("usage_sample", source = %self.source.describe());
             async {
-                match self.once(&mut namer).await {
+                match self.once(&mut namer, &metrics).await {
                     Ok(attribution) => {
                         debug!(
                             rows = attribution.rows.len(),
@@ -116,10 +128,28 @@ impl Sampler {
         }
     }
 
-    async fn once(self: &Arc<Self>, namer: &mut PodNamer) -> Result<Attribution, UsageError> {
+    async fn once(
+        self: &Arc<Self>,
+        namer: &mut PodNamer,
+        metrics: &UsageMetrics,
+    ) -> Result<Attribution, UsageError> {
         let this = Arc::clone(self);
-        let held = blocking(move || this.holdings()).await?;
+        let held = match blocking(move || this.holdings()).await {
+            Ok(held) => held,
+            Err(error) => {
+                // What is held is unknown: no held-device series rather than stale ones.
+                metrics.record_held(&[]);
+                return Err(error);
+            }
+        };
         let pods = namer.refresh(&held).await.clone();
+        // The held devices do not depend on NVML: a failing GPU sample below still leaves
+        // them (an allocation does not vanish because its usage could not be read).
+        let rows = match &self.inventory {
+            Some(rx) => held_devices(&held, &pods, &rx.borrow().gpus, self.max_series),
+            None => held_devices(&held, &pods, &[], self.max_series),
+        };
+        metrics.record_held(&rows);
         let this = Arc::clone(self);
         blocking(move || this.attribute(&held, &pods)).await
     }

@@ -539,3 +539,90 @@ async fn pod_namer_reads_reserved_for_and_drops_released_claims() {
     let held: Vec<Holding> = held.into_iter().filter(|h| h.claim_uid != "c1").collect();
     assert!(namer.refresh(&held).await.is_empty());
 }
+
+fn gpu(index: u32, uuid: &str, product: &str, gib: u64) -> crate::model::Gpu {
+    crate::model::Gpu {
+        index,
+        uuid: uuid.to_owned(),
+        pci_bus_id: format!("0000:0{index}:00.0"),
+        product_name: product.to_owned(),
+        memory_bytes: gib << 30,
+        architecture: "Hopper".to_owned(),
+        cuda_compute_capability: "9.0".to_owned(),
+        mig: crate::model::MigState::Disabled,
+    }
+}
+
+#[test]
+fn held_devices_are_listed_and_sized_even_without_processes() {
+    let mut held = holdings(&checkpoint());
+    let mps = held.iter_mut().find(|h| h.claim == "mps").unwrap();
+    mps.mps = Some(crate::prepare::device::MpsLimits {
+        active_thread_percentage: Some(25),
+        pinned_memory_limit_bytes: Some(10 << 30),
+    });
+    let gpus = [
+        gpu(0, GPU0, "NVIDIA H100 80GB HBM3", 80),
+        gpu(1, GPU1, "NVIDIA L4", 24),
+        gpu(2, GPU2, "NVIDIA L4", 24),
+    ];
+    // No usage sample at all: every held device is still listed.
+    let rows = held_devices(&held, &pods(), &gpus, 512);
+    let of = |pod: &str| rows.iter().find(|r| r.pod == pod).unwrap();
+    let whole = of("trainer");
+    assert_eq!(
+        (
+            whole.device_type,
+            whole.gpu_model.as_str(),
+            whole.memory_bytes,
+            whole.compute_percent
+        ),
+        ("gpu", "NVIDIA H100 80GB HBM3", Some(80 << 30), Some(100))
+    );
+    let mig = of("notebook");
+    // A profile the GPU's MIG table does not know (an L4 has none) gets no size rather than
+    // a guess.
+    assert_eq!((mig.profile.as_str(), mig.memory_bytes), ("1g.10gb", None));
+    let mps = of("infer-mps");
+    assert_eq!(
+        (mps.memory_bytes, mps.compute_percent),
+        (Some(10 << 30), Some(25))
+    );
+    assert_eq!(mps.gpu_memory_bytes, 24 << 30);
+    let ts = of("infer-ts");
+    assert_eq!((ts.memory_bytes, ts.compute_percent), (None, None));
+    assert_eq!(rows.len(), 4);
+
+    // A known profile is sized from the MIG table: H100 1g.10gb is 1/7 of the SMs.
+    let gpus = [
+        gpu(0, GPU0, "NVIDIA H100 80GB HBM3", 80),
+        gpu(1, GPU1, "NVIDIA H100 80GB HBM3", 80),
+    ];
+    let rows = held_devices(&held, &pods(), &gpus, 512);
+    let mig = rows.iter().find(|r| r.pod == "notebook").unwrap();
+    assert_eq!(mig.compute_percent, Some(14));
+    assert!(
+        mig.memory_bytes
+            .is_some_and(|b| b > 9 << 30 && b < 10 << 30)
+    );
+
+    // A claim no known pod is reserved for is listed with an empty pod; the cap holds.
+    let rows = held_devices(&held, &PodDirectory::new(), &[], 2);
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.pod.is_empty()));
+
+    // The metric carries them.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = UsageMetrics::register(&mut registry);
+    metrics.record_held(&held_devices(&held, &pods(), &gpus, 512));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("tessera_plugin_claim_device_info{namespace=\"team-a\",pod=\"notebook\",claim=\"slice\",device=\"gpu-1-mig-1g10gb-0\",type=\"mig\",gpu_model=\"NVIDIA H100 80GB HBM3\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_plugin_claim_device_memory_bytes{namespace=\"team-a\",pod=\"trainer\",claim=\"whole\",device=\"gpu-0\",type=\"gpu\"} 85899345920"),
+        "{text}"
+    );
+}
