@@ -233,17 +233,8 @@ impl MpsDaemons {
         else {
             return Ok(None);
         };
-        Ok(process::identity(pid).map(|start_time| DaemonRecord {
-            device: device.to_owned(),
-            pid,
-            start_time,
-            pid_namespace: process::pid_namespace(),
-            pipe_dir: dirs.pipe,
-            log_dir: dirs.log,
-            clients: BTreeSet::new(),
-            defaults: None,
-            restarts: 0,
-        }))
+        Ok(process::identity(pid)
+            .map(|start_time| DaemonRecord::new(device, pid, start_time, dirs)))
     }
 
     /// Start `device`'s daemon in its directories (created if missing; stale files of a
@@ -261,17 +252,7 @@ impl MpsDaemons {
         }
         process::clear_stale(&dirs.pipe)?;
         let (pid, start_time) = process::start(&binary, device, &dirs)?;
-        Ok(DaemonRecord {
-            device: device.to_owned(),
-            pid,
-            start_time,
-            pid_namespace: process::pid_namespace(),
-            pipe_dir: dirs.pipe,
-            log_dir: dirs.log,
-            clients: BTreeSet::new(),
-            defaults: None,
-            restarts: 0,
-        })
+        Ok(DaemonRecord::new(device, pid, start_time, dirs))
     }
 
     /// Make `daemon` serve exactly `clients` (claim UID → its limits), and set the daemon's
@@ -412,6 +393,24 @@ pub fn defaults_for<'a>(clients: impl Iterator<Item = &'a MpsLimits>) -> MpsLimi
         });
     }
     out.unwrap_or_default()
+}
+
+impl DaemonRecord {
+    /// The record of a daemon this plugin's PID namespace sees running as `pid` (started at
+    /// `start_time`) in `dirs`, with no clients and no defaults applied yet.
+    fn new(device: &str, pid: u32, start_time: u64, dirs: DaemonDirs) -> Self {
+        DaemonRecord {
+            device: device.to_owned(),
+            pid,
+            start_time,
+            pid_namespace: process::pid_namespace(),
+            pipe_dir: dirs.pipe,
+            log_dir: dirs.log,
+            clients: BTreeSet::new(),
+            defaults: None,
+            restarts: 0,
+        }
+    }
 }
 
 #[cfg(test)]
