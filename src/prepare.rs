@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod mps;
 pub mod names;
 pub mod quantity;
+mod sealed;
 mod service;
 pub mod source;
 mod spec;

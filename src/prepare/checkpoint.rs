@@ -23,6 +23,7 @@ use thiserror::Error;
 use super::atomic::{self, Durability};
 use super::claim::{ClaimRef, PreparedDevice, base_request};
 use super::device::{DeviceKind, GpuRef, SharingPlan};
+use super::sealed;
 
 /// The format version this build reads and writes.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -177,13 +178,6 @@ impl CheckpointData {
     }
 }
 
-#[derive(Serialize)]
-struct EnvelopeOut<'a> {
-    version: u32,
-    checksum: u32,
-    data: &'a CheckpointData,
-}
-
 #[derive(Deserialize)]
 struct EnvelopeIn {
     #[allow(dead_code)] // checked through VersionOnly first
@@ -268,12 +262,8 @@ impl CheckpointStore {
         if let Some(unknown) = envelope.later.keys().find(|k| !is_later_section(k)) {
             return Err(corrupt(format!("unknown field `{unknown}`")));
         }
-        let computed = checksum(&envelope.data).map_err(|e| corrupt(e.to_string()))?;
-        if computed != envelope.checksum {
-            return Err(corrupt(format!(
-                "checksum mismatch: file says {}, content gives {computed}",
-                envelope.checksum
-            )));
+        if let Some(reason) = sealed::mismatch(envelope.checksum, &envelope.data) {
+            return Err(corrupt(reason));
         }
         Ok(envelope.data)
     }
@@ -284,13 +274,8 @@ impl CheckpointStore {
             path: self.path.clone(),
             source,
         };
-        let checksum = checksum(data).map_err(|e| io_err(io::Error::other(e)))?;
-        let bytes = serde_json::to_vec(&EnvelopeOut {
-            version: CHECKPOINT_VERSION,
-            checksum,
-            data,
-        })
-        .map_err(|e| io_err(io::Error::other(e)))?;
+        let bytes =
+            sealed::seal(CHECKPOINT_VERSION, data).map_err(|e| io_err(io::Error::other(e)))?;
         atomic::write(&self.path, &bytes, Durability::PowerLoss).map_err(io_err)
     }
 
@@ -337,10 +322,6 @@ impl CheckpointStore {
             None => Ok(Vec::new()),
         }
     }
-}
-
-fn checksum(data: &CheckpointData) -> Result<u32, serde_json::Error> {
-    Ok(crc32fast::hash(&serde_json::to_vec(data)?))
 }
 
 #[cfg(test)]

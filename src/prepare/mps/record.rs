@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::MpsError;
 use crate::prepare::atomic::{self, Durability};
 use crate::prepare::device::MpsLimits;
+use crate::prepare::sealed;
 
 /// File name inside the state directory.
 pub const MPS_RECORD_FILE: &str = "mps-daemons.json";
@@ -66,13 +67,6 @@ pub struct DaemonsData {
     pub daemons: BTreeMap<String, DaemonRecord>,
 }
 
-#[derive(Serialize)]
-struct EnvelopeOut<'a> {
-    version: u32,
-    checksum: u32,
-    data: &'a DaemonsData,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnvelopeIn {
@@ -109,12 +103,8 @@ pub(super) fn load(path: &Path) -> Result<DaemonsData, MpsError> {
             envelope.version
         )));
     }
-    let computed = checksum(&envelope.data).map_err(|e| corrupt(e.to_string()))?;
-    if computed != envelope.checksum {
-        return Err(corrupt(format!(
-            "checksum mismatch: file says {}, content gives {computed}",
-            envelope.checksum
-        )));
+    if let Some(reason) = sealed::mismatch(envelope.checksum, &envelope.data) {
+        return Err(corrupt(reason));
     }
     Ok(envelope.data)
 }
@@ -126,16 +116,6 @@ pub(super) fn save(path: &Path, data: &DaemonsData) -> Result<(), MpsError> {
         path: path.to_owned(),
         source,
     };
-    let checksum = checksum(data).map_err(|e| io_err(io::Error::other(e)))?;
-    let bytes = serde_json::to_vec(&EnvelopeOut {
-        version: VERSION,
-        checksum,
-        data,
-    })
-    .map_err(|e| io_err(io::Error::other(e)))?;
+    let bytes = sealed::seal(VERSION, data).map_err(|e| io_err(io::Error::other(e)))?;
     atomic::write(path, &bytes, Durability::PowerLoss).map_err(io_err)
-}
-
-fn checksum(data: &DaemonsData) -> Result<u32, serde_json::Error> {
-    Ok(crc32fast::hash(&serde_json::to_vec(data)?))
 }
