@@ -35,6 +35,13 @@ fn tessera(args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `tessera allocate --slices <slices> --claim <claim>` and then `extra`.
+fn allocate(slices: &str, claim: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["allocate", "--slices", slices, "--claim", claim];
+    args.extend_from_slice(extra);
+    tessera(&args)
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
@@ -82,19 +89,18 @@ fn every_fake_profile_gets_a_device_for_the_cheapest_slice_example() {
         let slices = slices_file(dir.path(), profile);
         let slices = slices.to_str().unwrap();
         for version in ["1.36", "1.35"] {
-            let out = tessera(&[
-                "allocate",
-                "--slices",
+            let out = allocate(
                 slices,
-                "--claim",
                 &example("cheapest-slice.yaml"),
-                "--kube-version",
-                version,
-                "--feature-gates",
-                "DRAPartitionableDevices=true,DRAConsumableCapacity=true",
-                "--format",
-                "json",
-            ]);
+                &[
+                    "--kube-version",
+                    version,
+                    "--feature-gates",
+                    "DRAPartitionableDevices=true,DRAConsumableCapacity=true",
+                    "--format",
+                    "json",
+                ],
+            );
             let report = json(&out);
             let node = &report["nodes"][0];
             assert_eq!(node["node"], "node-1", "{profile} {version}");
@@ -132,19 +138,18 @@ fn dynamic_mig_on_1_35_spreads_over_slice_orders_and_1_36_is_smallest_first() {
     let slices = slices.to_str().unwrap();
     let claim = example("cheapest-slice.yaml");
     let gates = "DRAPartitionableDevices=true,DRAConsumableCapacity=true";
-    let v135 = json(&tessera(&[
-        "allocate",
-        "--slices",
+    let v135 = json(&allocate(
         slices,
-        "--claim",
         &claim,
-        "--kube-version",
-        "1.35",
-        "--feature-gates",
-        gates,
-        "--format",
-        "json",
-    ]));
+        &[
+            "--kube-version",
+            "1.35",
+            "--feature-gates",
+            gates,
+            "--format",
+            "json",
+        ],
+    ));
     let node = &v135["nodes"][0];
     // The published layout: whole and shared GPUs in one slice, then each dynamic-MIG GPU's
     // placements in a slice of their own (docs/device-model.md): 9 device slices. A claim for
@@ -171,7 +176,7 @@ fn dynamic_mig_on_1_35_spreads_over_slice_orders_and_1_36_is_smallest_first() {
         .map(|g| (format!("gpu-{g}-mig-1g20gb-6"), 362_880 / 8))
         .collect();
     assert_eq!(devices, expected);
-    let v136 = tessera(&["allocate", "--slices", slices, "--claim", &claim]);
+    let v136 = allocate(slices, &claim, &[]);
     assert!(v136.status.success(), "{}", stderr(&v136));
     let text = stdout(&v136);
     assert!(
@@ -180,17 +185,11 @@ fn dynamic_mig_on_1_35_spreads_over_slice_orders_and_1_36_is_smallest_first() {
     );
     assert!(text.contains("gpu/mig -> gpu-0-mig-1g20gb-6"), "{text}");
     // The stable allocator on 1.36 does not sort.
-    let stable = json(&tessera(&[
-        "allocate",
-        "--slices",
+    let stable = json(&allocate(
         slices,
-        "--claim",
         &claim,
-        "--allocator",
-        "stable",
-        "--format",
-        "json",
-    ]));
+        &["--allocator", "stable", "--format", "json"],
+    ));
     assert_eq!(stable["allocator"], "stable");
     assert_eq!(stable["slicesSorted"], false);
 }
@@ -211,17 +210,16 @@ fn already_allocated_claims_and_classes_files_are_read() {
         "apiVersion: resource.k8s.io/v1\nkind: DeviceClass\nmetadata: {name: gpu.tessera.dev}\nspec:\n  selectors:\n  - cel: {expression: \"device.driver == 'gpu.tessera.dev' && device.attributes['gpu.tessera.dev'].type == 'gpu'\"}\n",
     )
     .unwrap();
-    let out = tessera(&[
-        "allocate",
-        "--slices",
+    let out = allocate(
         slices.to_str().unwrap(),
-        "--claim",
         &example("whole-gpu.yaml"),
-        "--allocated",
-        allocated.to_str().unwrap(),
-        "--classes",
-        classes.to_str().unwrap(),
-    ]);
+        &[
+            "--allocated",
+            allocated.to_str().unwrap(),
+            "--classes",
+            classes.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     // Whole GPUs are published highest index first; gpu-7 is taken.
     assert!(
@@ -238,47 +236,25 @@ fn bad_input_is_one_line_and_exit_2() {
     let slices = slices.to_str().unwrap();
     let missing = dir.path().join("missing.yaml");
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
-            missing.to_str().unwrap(),
-            "--claim",
-            &example("whole-gpu.yaml"),
-        ]),
+        &allocate(missing.to_str().unwrap(), &example("whole-gpu.yaml"), &[]),
         &["missing.yaml"],
     );
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
+        &allocate(
             slices,
-            "--claim",
             &example("whole-gpu.yaml"),
-            "--kube-version",
-            "1.30",
-        ]),
+            &["--kube-version", "1.30"],
+        ),
         &["1.30", "not a supported release"],
     );
     let garbage = dir.path().join("garbage.yaml");
     std::fs::write(&garbage, "kind: [unclosed\n").unwrap();
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
-            garbage.to_str().unwrap(),
-            "--claim",
-            &example("whole-gpu.yaml"),
-        ]),
+        &allocate(garbage.to_str().unwrap(), &example("whole-gpu.yaml"), &[]),
         &["not YAML"],
     );
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
-            &example("whole-gpu.yaml"),
-            "--claim",
-            &example("whole-gpu.yaml"),
-        ]),
+        &allocate(&example("whole-gpu.yaml"), &example("whole-gpu.yaml"), &[]),
         &["expected ResourceSlices", "ResourceClaimTemplate"],
     );
     let regex = dir.path().join("regex.yaml");
@@ -288,13 +264,7 @@ fn bad_input_is_one_line_and_exit_2() {
     )
     .unwrap();
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
-            slices,
-            "--claim",
-            regex.to_str().unwrap(),
-        ]),
+        &allocate(slices, regex.to_str().unwrap(), &[]),
         &["selector not understood", "matches"],
     );
     let unknown_class = dir.path().join("unknown.yaml");
@@ -304,39 +274,23 @@ fn bad_input_is_one_line_and_exit_2() {
     )
     .unwrap();
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
-            slices,
-            "--claim",
-            unknown_class.to_str().unwrap(),
-        ]),
+        &allocate(slices, unknown_class.to_str().unwrap(), &[]),
         &["device class \"nope\" not found"],
     );
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
+        &allocate(
             slices,
-            "--claim",
             &example("whole-gpu.yaml"),
-            "--feature-gates",
-            "Bogus=true",
-        ]),
+            &["--feature-gates", "Bogus=true"],
+        ),
         &["Bogus"],
     );
     fails_with(
-        &tessera(&[
-            "allocate",
-            "--slices",
+        &allocate(
             slices,
-            "--claim",
             &example("whole-gpu.yaml"),
-            "--kube-version",
-            "1.35",
-            "--allocator",
-            "stable",
-        ]),
+            &["--kube-version", "1.35", "--allocator", "stable"],
+        ),
         &["--allocator applies to 1.36"],
     );
 }
@@ -350,9 +304,7 @@ fn tesseras_own_fit_is_printed_beside_the_allocators_answer() {
     let slices = slices_file(dir.path(), "mixed");
     let slices = slices.to_str().unwrap();
     let claim = example("whole-gpu.yaml");
-    let report = json(&tessera(&[
-        "allocate", "--slices", slices, "--claim", &claim, "--format", "json",
-    ]));
+    let report = json(&allocate(slices, &claim, &["--format", "json"]));
     let node = &report["nodes"][0];
     assert_eq!(
         node["outcomes"][0]["claims"][0]["devices"][0]["device"],
@@ -364,7 +316,7 @@ fn tesseras_own_fit_is_printed_beside_the_allocators_answer() {
         "{node}"
     );
     assert!(node["tesseraChoiceError"].is_null(), "{node}");
-    let table = tessera(&["allocate", "--slices", slices, "--claim", &claim]);
+    let table = allocate(slices, &claim, &[]);
     assert!(
         stdout(&table).contains("tessera's own fit: default/whole-gpu/gpu -> gpu-0"),
         "{}",

@@ -5,24 +5,9 @@
 mod simulate_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use simulate_support::{assert_one_line_error, simulate, stderr, stdout};
+use simulate_support::{assert_one_line_error, simulate, simulate_bundled, stderr, stdout};
 use tempfile::TempDir;
-
-/// `tessera simulate` on the bundled workloads (no `--pods`) with `extra` flags.
-fn simulate_bundled(out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("simulate")
-        .arg("--out")
-        .arg(out)
-        .arg("--no-progress")
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .output()
-        .unwrap()
-}
 
 fn published_file() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -215,6 +215,22 @@ impl SimulateArgs {
             (ClusterKind::Openb, false) => "target/tessera-sim",
         })
     }
+
+    /// The node list: `--nodes`, else the bundled openb one.
+    fn node_list(&self) -> Result<Vec<trace::TraceNode>, trace::TraceError> {
+        match &self.nodes {
+            Some(path) => trace::read_nodes(path),
+            None => trace::bundled_nodes(),
+        }
+    }
+
+    /// The pod list: `--pods`, else the bundled openb one.
+    fn pod_list(&self) -> Result<Vec<trace::TracePod>, trace::TraceError> {
+        match &self.pods {
+            Some(path) => trace::read_pods(path),
+            None => trace::bundled_pods(),
+        }
+    }
 }
 
 /// The typical-pod source `--typical` names; `online` is refused where the experiment does
@@ -307,14 +323,8 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
              --workload NAME instead of --pods"
         );
     }
-    let nodes = match &args.nodes {
-        Some(path) => trace::read_nodes(path)?,
-        None => trace::bundled_nodes()?,
-    };
-    let pods = match &args.pods {
-        Some(path) => trace::read_pods(path)?,
-        None => trace::bundled_pods()?,
-    };
+    let nodes = args.node_list()?;
+    let pods = args.pod_list()?;
     let workload = Workload::from_trace(&nodes, &pods)?;
     if args.cost {
         return cost::run(args, &nodes, &pods, &workload);

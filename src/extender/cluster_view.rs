@@ -594,40 +594,34 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
     ) -> Option<Evaluation> {
         // One model for the lookup, the evaluation and the entry: the generation in the key
         // is the one that scored it.
-        let loaded;
-        let typical = match typical {
-            Some(t) => t,
-            None => {
-                loaded = self.scoring.typical().load();
-                &*loaded
+        self.scoring.typical().with_model(typical, |typical| {
+            if detail == Detail::Explain {
+                return self.scoring.evaluate_node_with(
+                    typical, node, market, condition, demand, tolerance, detail,
+                );
             }
-        };
-        if detail == Detail::Explain {
-            return self
+            if let Some(remembered) =
+                self.recall(Some(typical), node, market, condition, demand, tolerance)
+            {
+                return remembered;
+            }
+            let evaluation = self
                 .scoring
                 .evaluate_node_with(typical, node, market, condition, demand, tolerance, detail);
-        }
-        if let Some(remembered) =
-            self.recall(Some(typical), node, market, condition, demand, tolerance)
-        {
-            return remembered;
-        }
-        let evaluation = self
-            .scoring
-            .evaluate_node_with(typical, node, market, condition, demand, tolerance, detail);
-        let generation = typical.generation();
-        let newer = self.generation.fetch_max(generation, Ordering::AcqRel) < generation;
-        if newer || self.memo.len() >= MAX_MEMO_ENTRIES {
-            self.memo.clear();
-        }
-        self.memo.insert(
-            memo_key(typical, node, market, condition, demand, tolerance),
-            MemoEntry {
-                node: Arc::downgrade(node),
-                evaluation: evaluation.clone(),
-            },
-        );
-        evaluation
+            let generation = typical.generation();
+            let newer = self.generation.fetch_max(generation, Ordering::AcqRel) < generation;
+            if newer || self.memo.len() >= MAX_MEMO_ENTRIES {
+                self.memo.clear();
+            }
+            self.memo.insert(
+                memo_key(typical, node, market, condition, demand, tolerance),
+                MemoEntry {
+                    node: Arc::downgrade(node),
+                    evaluation: evaluation.clone(),
+                },
+            );
+            evaluation
+        })
     }
 
     fn recall(
@@ -639,15 +633,9 @@ impl NodeScorer<Arc<NodeView>> for MemoScoring {
         demand: &PodDemand,
         tolerance: Tolerance,
     ) -> Option<Option<Evaluation>> {
-        let loaded;
-        let typical = match typical {
-            Some(t) => t,
-            None => {
-                loaded = self.scoring.typical().load();
-                &*loaded
-            }
-        };
-        let key = memo_key(typical, node, market, condition, demand, tolerance);
+        let key = self.scoring.typical().with_model(typical, |typical| {
+            memo_key(typical, node, market, condition, demand, tolerance)
+        });
         let entry = self.memo.get(&key)?;
         // Same address and the entry's view still allocated: the same view.
         std::ptr::eq(entry.node.as_ptr(), Arc::as_ptr(node)).then(|| entry.evaluation.clone())

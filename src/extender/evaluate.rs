@@ -429,12 +429,9 @@ impl<N: GpuNode> NodeScorer<N> for Scoring {
         tolerance: Tolerance,
         detail: Detail,
     ) -> Option<Evaluation> {
-        match typical {
-            Some(t) => {
-                self.evaluate_node_with(t, node, market, condition, demand, tolerance, detail)
-            }
-            None => self.evaluate_node(node, market, condition, demand, tolerance, detail),
-        }
+        self.typical.with_model(typical, |t| {
+            self.evaluate_node_with(t, node, market, condition, demand, tolerance, detail)
+        })
     }
 
     fn to_extender_scores(&self, raw: &[f64]) -> Vec<i64> {

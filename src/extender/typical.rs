@@ -197,6 +197,19 @@ impl TypicalHandle {
         self.0.load_full()
     }
 
+    /// `f` on `given`, the model a request loaded once for all its nodes, or on the current
+    /// model where the caller loaded none.
+    pub fn with_model<R>(
+        &self,
+        given: Option<&TypicalModel>,
+        f: impl FnOnce(&TypicalModel) -> R,
+    ) -> R {
+        match given {
+            Some(model) => f(model),
+            None => f(&self.load()),
+        }
+    }
+
     /// Makes `model` current for every later load.
     pub fn publish(&self, model: TypicalModel) {
         self.0.store(Arc::new(model));

@@ -17,25 +17,36 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `tessera simulate` on the fixture files `nodes` and `pods` with `extra` flags, writing
-/// into `out`.
+/// `tessera simulate` writing into `out`, without a progress bar.
 ///
 /// The logging variables are cleared so a developer's `RUST_LOG` cannot add lines to stderr.
+fn simulate_command(out: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.arg("simulate")
+        .arg("--out")
+        .arg(out)
+        .arg("--no-progress")
+        .env_remove("RUST_LOG")
+        .env_remove("LOG_FORMAT");
+    cmd
+}
+
+/// `tessera simulate` on the fixture files `nodes` and `pods` with `extra` flags, writing
+/// into `out`.
 pub fn simulate_on(nodes: &str, pods: &str, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("simulate")
+    simulate_command(out)
         .arg("--nodes")
         .arg(fixture(nodes))
         .arg("--pods")
         .arg(fixture(pods))
-        .arg("--out")
-        .arg(out)
-        .arg("--no-progress")
         .args(extra)
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
         .output()
         .unwrap()
+}
+
+/// `tessera simulate` on the bundled traces (no `--nodes`/`--pods`) with `extra` flags.
+pub fn simulate_bundled(out: &Path, extra: &[&str]) -> Output {
+    simulate_command(out).args(extra).output().unwrap()
 }
 
 /// `tessera simulate` on the fixture trace (`nodes.csv`, `pods.csv`).

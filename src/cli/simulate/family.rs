@@ -16,7 +16,7 @@ use crate::report::published::{MAX_PUBLISHED_BYTES, Published};
 use crate::report::{self, Summary, summarize};
 use crate::sim::oracle::unallocated_lower_bound_pct;
 use crate::sim::{Experiment, Workload, run_all};
-use crate::trace::{self, TraceNode, openb};
+use crate::trace::{TraceNode, openb};
 
 /// Runs every workload `--workload` names (flags already checked by the caller).
 pub(super) fn run(
@@ -26,10 +26,7 @@ pub(super) fn run(
     published: Option<&Published>,
 ) -> anyhow::Result<()> {
     let names = openb::resolve(value)?;
-    let nodes = match &args.nodes {
-        Some(path) => trace::read_nodes(path)?,
-        None => trace::bundled_nodes()?,
-    };
+    let nodes = args.node_list()?;
     let out_dir = args.out_dir();
     let started = Instant::now();
     let mut rows = Vec::with_capacity(names.len());

@@ -12,7 +12,6 @@ use crate::report;
 use crate::report::mig::summarize_mig;
 use crate::sim::Workload;
 use crate::sim::mig::{MigPolicy, MigWorkload, cluster_shape, run_all};
-use crate::trace;
 
 /// Runs the MIG experiment the flags describe (flags already checked by the caller).
 pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
@@ -22,14 +21,8 @@ pub(super) fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             MigPolicy::ALL.map(MigPolicy::name).join(", ")
         );
     }
-    let nodes = match &args.nodes {
-        Some(path) => trace::read_nodes(path)?,
-        None => trace::bundled_nodes()?,
-    };
-    let pods = match &args.pods {
-        Some(path) => trace::read_pods(path)?,
-        None => trace::bundled_pods()?,
-    };
+    let nodes = args.node_list()?;
+    let pods = args.pod_list()?;
     let workload = Workload::from_trace(&nodes, &pods)?;
     let mig = MigWorkload::new(&workload, args.typical_threshold);
     let shape = cluster_shape(workload.capacity_milli / 1000)?;
