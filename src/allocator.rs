@@ -103,8 +103,9 @@ pub fn default_order(release: Release, features: Features) -> Option<SliceOrder>
 
 /// Allocates `claims` on `node` after `state`, visiting slices in `order`.
 ///
-/// Gives up with [`AllocatorError::SearchBudget`] after [`STEP_BUDGET`] search steps (where
-/// the scheduler would run into its filter timeout).
+/// Gives up with [`AllocatorError::SearchBudget`] after [`STEP_BUDGET`] search steps (the
+/// scheduler bounds the same search by time instead: `DynamicResourcesArgs.filterTimeout`,
+/// `staging/src/k8s.io/kube-scheduler/config/v1/types.go`, 10 s per node by default).
 pub fn allocate(
     node: &NodeDevices,
     state: &AllocatedState,

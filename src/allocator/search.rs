@@ -27,8 +27,9 @@ use super::quantity::Quantity;
 use super::state::AllocatedState;
 use super::{ClaimResult, DeviceResult};
 
-/// Steps (`allocateOne` calls) after which the search gives up. Upstream has only the
-/// scheduler's filter timeout; real tessera claims need a few hundred steps.
+/// Steps (`allocateOne` calls) after which the search gives up. Upstream bounds it by time
+/// only (`DynamicResourcesArgs.filterTimeout`, `staging/src/k8s.io/kube-scheduler/config/v1/
+/// types.go`); real tessera claims need a few hundred steps.
 pub const STEP_BUDGET: u64 = 2_000_000;
 
 /// Why the recursion unwinds.
