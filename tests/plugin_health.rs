@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugin_support::{DRIVER, MockApiServer, NODE, TestNode};
+use plugin_support::{DRIVER, MockApiServer, NODE, TestNode, next_report};
 use tessera::discovery::{self, DeviceSource, FakeSource};
 use tessera::model::Inventory;
 use tessera::plugin::proto::dra_health_v1alpha1::{
@@ -18,7 +18,6 @@ use tessera::plugin::proto::dra_health_v1alpha1::{
 };
 use tessera::publish::{FeatureLevel, SliceOptions, render};
 use tokio_util::sync::CancellationToken;
-use tonic::Streaming;
 
 /// Device name → (health, message), checking every entry's pool and fields on the way.
 fn by_name(response: &NodeWatchResourcesResponse) -> BTreeMap<String, (HealthStatus, String)> {
@@ -52,14 +51,6 @@ fn published_names(inventory: &Inventory) -> BTreeSet<String> {
         .collect()
 }
 
-async fn next(stream: &mut Streaming<NodeWatchResourcesResponse>) -> NodeWatchResourcesResponse {
-    tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("a health report within 10 s")
-        .expect("stream ok")
-        .expect("stream open")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_device_is_healthy_until_its_gpu_leaves_the_inventory() {
     let api = MockApiServer::start().await;
@@ -81,7 +72,7 @@ async fn every_device_is_healthy_until_its_gpu_leaves_the_inventory() {
         .into_inner();
 
     // The first report: every advertised device, all Healthy.
-    let first = by_name(&next(&mut stream).await);
+    let first = by_name(&next_report(&mut stream).await);
     let names: BTreeSet<String> = first.keys().cloned().collect();
     assert_eq!(names, published_names(&node.inventory));
     for name in [
@@ -107,7 +98,7 @@ async fn every_device_is_healthy_until_its_gpu_leaves_the_inventory() {
     std::fs::write(&file, serde_saphyr::to_string(&without_gpu0).unwrap()).unwrap();
     let mut changed = None;
     for _ in 0..20 {
-        let report = by_name(&next(&mut stream).await);
+        let report = by_name(&next_report(&mut stream).await);
         if report["gpu-0"].0 != HealthStatus::Healthy {
             changed = Some(report);
             break;
@@ -136,7 +127,7 @@ async fn every_device_is_healthy_until_its_gpu_leaves_the_inventory() {
         .await
         .unwrap()
         .into_inner();
-    let reconnected = by_name(&next(&mut again).await);
+    let reconnected = by_name(&next_report(&mut again).await);
     assert_eq!(reconnected, changed);
 
     // Shutdown ends open streams instead of waiting on them.

@@ -13,7 +13,7 @@ mod plugin_support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use plugin_support::{DRIVER, MockApiServer, NODE, TestNode};
+use plugin_support::{DRIVER, MockApiServer, NODE, TestNode, next_report};
 use serde_json::json;
 use tessera::plugin::READY_MPS;
 use tessera::plugin::proto::dra_health_v1alpha1::{
@@ -190,16 +190,6 @@ async fn without_the_control_binary_mps_claims_fail_and_others_are_prepared() {
     plugin.stop().await.unwrap();
 }
 
-async fn next(
-    stream: &mut tonic::Streaming<NodeWatchResourcesResponse>,
-) -> NodeWatchResourcesResponse {
-    tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .expect("a health report within 10 s")
-        .unwrap()
-        .unwrap()
-}
-
 fn health_of(response: &NodeWatchResourcesResponse, device: &str) -> (HealthStatus, String) {
     let d = response
         .devices
@@ -224,7 +214,7 @@ async fn a_daemon_that_cannot_be_restarted_makes_the_gpu_s_shares_unhealthy_unti
         .unwrap()
         .into_inner();
     assert_eq!(
-        health_of(&next(&mut stream).await, "gpu-0-shared").0,
+        health_of(&next_report(&mut stream).await, "gpu-0-shared").0,
         HealthStatus::Healthy
     );
 
@@ -238,7 +228,7 @@ async fn a_daemon_that_cannot_be_restarted_makes_the_gpu_s_shares_unhealthy_unti
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::write(&dir, b"in the way").unwrap();
     let (health, message) = loop {
-        let report = next(&mut stream).await;
+        let report = next_report(&mut stream).await;
         let (health, message) = health_of(&report, "gpu-0-shared");
         if health == HealthStatus::Unhealthy {
             // Only the GPU whose daemon is down.
@@ -266,7 +256,7 @@ async fn a_daemon_that_cannot_be_restarted_makes_the_gpu_s_shares_unhealthy_unti
     // are Healthy again.
     std::fs::remove_file(&dir).unwrap();
     loop {
-        let report = next(&mut stream).await;
+        let report = next_report(&mut stream).await;
         if health_of(&report, "gpu-0-shared").0 == HealthStatus::Healthy {
             break;
         }

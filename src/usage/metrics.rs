@@ -30,11 +30,8 @@ struct UtilLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HeldLabels {
-    namespace: String,
-    pod: String,
-    claim: String,
-    device: String,
-    r#type: &'static str,
+    #[prometheus(flatten)]
+    key: UsageKeyLabels,
     gpu_model: String,
     gpu_memory_bytes: String,
     profile: String,
@@ -43,6 +40,7 @@ struct HeldLabels {
 }
 
 /// The held-device key without the descriptive labels, so a query can divide usage by it.
+/// [`HeldLabels`] starts with these same labels, in this order.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UsageKeyLabels {
     namespace: String,
@@ -162,12 +160,15 @@ impl UsageMetrics {
         self.held_memory.clear();
         let text = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         for row in held {
-            let labels = HeldLabels {
+            let key = UsageKeyLabels {
                 namespace: row.namespace.clone(),
                 pod: row.pod.clone(),
                 claim: row.claim.clone(),
                 device: row.device.clone(),
                 r#type: row.device_type,
+            };
+            let labels = HeldLabels {
+                key: key.clone(),
                 gpu_model: row.gpu_model.clone(),
                 gpu_memory_bytes: text(Some(row.gpu_memory_bytes).filter(|b| *b > 0)),
                 profile: row.profile.clone(),
@@ -176,13 +177,6 @@ impl UsageMetrics {
             };
             self.held.get_or_create(&labels).set(1);
             if let Some(bytes) = row.memory_bytes {
-                let key = UsageKeyLabels {
-                    namespace: row.namespace.clone(),
-                    pod: row.pod.clone(),
-                    claim: row.claim.clone(),
-                    device: row.device.clone(),
-                    r#type: row.device_type,
-                };
                 self.held_memory
                     .get_or_create(&key)
                     .set(i64::try_from(bytes).unwrap_or(i64::MAX));

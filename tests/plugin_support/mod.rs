@@ -23,6 +23,7 @@ use tempfile::TempDir;
 use tessera::admin::Readiness;
 use tessera::model::mig::Placement;
 use tessera::model::{Gpu, Inventory, MigDevice, MigState};
+use tessera::plugin::proto::dra_health_v1alpha1::NodeWatchResourcesResponse;
 use tessera::plugin::proto::dra_health_v1alpha1::dra_resource_health_client::DraResourceHealthClient as HealthClient;
 use tessera::plugin::proto::dra_v1 as v1;
 use tessera::plugin::proto::dra_v1::dra_plugin_client::DraPluginClient as V1Client;
@@ -411,6 +412,17 @@ impl RunningPlugin {
 }
 
 /// The v1 claim references of (namespace, name, UID) triples.
+/// The next report on a health stream; a stream that stays silent for 10 s fails the test.
+pub async fn next_report(
+    stream: &mut tonic::Streaming<NodeWatchResourcesResponse>,
+) -> NodeWatchResourcesResponse {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a health report within 10 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
 pub fn v1_claims(claims: &[(&str, &str, &str)]) -> Vec<v1::Claim> {
     claims
         .iter()

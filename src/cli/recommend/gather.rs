@@ -116,41 +116,35 @@ pub async fn gather(
         allocations.insert(k, alloc);
     }
 
-    let mut owners = Owners::default();
-    for s in client.query(&queries::pod_owners(&w), end).await? {
-        owners.pods.insert(
-            (s.label("namespace").to_owned(), s.label("pod").to_owned()),
-            (
-                s.label("owner_kind").to_owned(),
-                s.label("owner_name").to_owned(),
-            ),
-        );
-    }
-    for s in client.query(&queries::replicaset_owners(&w), end).await? {
-        owners.replicasets.insert(
-            (
-                s.label("namespace").to_owned(),
-                s.label("replicaset").to_owned(),
-            ),
-            (
-                s.label("owner_kind").to_owned(),
-                s.label("owner_name").to_owned(),
-            ),
-        );
-    }
-    for s in client.query(&queries::job_owners(&w), end).await? {
-        owners.jobs.insert(
-            (
-                s.label("namespace").to_owned(),
-                s.label("job_name").to_owned(),
-            ),
-            (
-                s.label("owner_kind").to_owned(),
-                s.label("owner_name").to_owned(),
-            ),
-        );
-    }
+    let owners = Owners {
+        pods: by_owned(client, &queries::pod_owners(&w), "pod", end).await?,
+        replicasets: by_owned(client, &queries::replicaset_owners(&w), "replicaset", end).await?,
+        jobs: by_owned(client, &queries::job_owners(&w), "job_name", end).await?,
+    };
     Ok((allocations.into_values().collect(), owners))
+}
+
+/// One owner query's answer: (namespace, the `owned` label) → (owner kind, owner name).
+async fn by_owned(
+    client: &Client,
+    query: &str,
+    owned: &str,
+    at: f64,
+) -> anyhow::Result<BTreeMap<(String, String), (String, String)>> {
+    Ok(client
+        .query(query, at)
+        .await?
+        .iter()
+        .map(|s| {
+            (
+                (s.label("namespace").to_owned(), s.label(owned).to_owned()),
+                (
+                    s.label("owner_kind").to_owned(),
+                    s.label("owner_name").to_owned(),
+                ),
+            )
+        })
+        .collect())
 }
 
 /// Why there is nothing to report: which metric is missing, and what that means.

@@ -65,6 +65,12 @@ fn claim_needs(devices: &[DeviceRecord]) -> Option<(String, MpsLimits)> {
     devices.iter().find_map(serves)
 }
 
+/// The device whose daemon recorded claim `uid` is a client of, if any.
+fn daemon_device_of(data: &CheckpointData, uid: &str) -> Option<String> {
+    let (device, _) = claim_needs(&data.claims.get(uid)?.devices)?;
+    Some(device)
+}
+
 /// Claims other than `except` with an MPS share on `device` (any state: a claim half-way
 /// through still holds the device until its teardown), with their limits.
 fn clients_of(
@@ -118,7 +124,7 @@ impl DeviceState {
         data: &CheckpointData,
         uid: &str,
     ) -> Result<(), PrepareError> {
-        let Some((device, _)) = data.claims.get(uid).and_then(|r| claim_needs(&r.devices)) else {
+        let Some(device) = daemon_device_of(data, uid) else {
             return Ok(());
         };
         let clients = clients_of(data, &device, None);
@@ -135,7 +141,7 @@ impl DeviceState {
         data: &CheckpointData,
         uid: &str,
     ) -> Result<(), PrepareError> {
-        let Some((device, _)) = data.claims.get(uid).and_then(|r| claim_needs(&r.devices)) else {
+        let Some(device) = daemon_device_of(data, uid) else {
             return Ok(());
         };
         let remaining = clients_of(data, &device, Some(uid));

@@ -96,6 +96,15 @@ impl Node {
         report
     }
 
+    /// A new instance on the same disk and GPUs (a plugin restart), recovered cleanly, with
+    /// the node consistent after it.
+    async fn restart_recovered(&self) -> DeviceState {
+        let state = self.start();
+        self.recover_clean(&state).await;
+        self.assert_consistent();
+        state
+    }
+
     fn checkpoint(&self) -> CheckpointData {
         CheckpointStore::new(&self.state_dir).load().unwrap()
     }

@@ -69,9 +69,7 @@ fn a_failure_or_crash_at_every_prepare_step_leaves_nothing_half_done() {
                     return false;
                 }
                 // Restart: a new instance on the same disk and GPUs.
-                let restarted = node.start();
-                node.recover_clean(&restarted).await;
-                node.assert_consistent();
+                let restarted = node.restart_recovered().await;
                 assert!(
                     node.checkpoint().claims.is_empty(),
                     "{fault:?} at step {at}: {:?}",
@@ -132,9 +130,7 @@ fn a_failure_or_crash_at_every_unprepare_step_is_finished_by_a_retry_or_restart(
                     out.unwrap().unwrap();
                     return false;
                 }
-                let restarted = node.start();
-                node.recover_clean(&restarted).await;
-                node.assert_consistent();
+                let restarted = node.restart_recovered().await;
                 // Either still fully prepared (the fault came before teardown was recorded)
                 // or fully gone: the kubelet's retry finishes it either way.
                 restarted.unprepare(&claim("r")).await.unwrap();
@@ -206,9 +202,7 @@ fn a_failure_or_crash_at_every_step_of_a_multi_claim_prepare_keeps_claims_apart(
                         "{fault:?} at step {at} failed no claim"
                     );
                 }
-                let restarted = node.start();
-                node.recover_clean(&restarted).await;
-                node.assert_consistent();
+                let restarted = node.restart_recovered().await;
                 assert_eq!(
                     recorded_uids(&node),
                     told,
@@ -260,9 +254,7 @@ fn a_failure_or_crash_at_every_step_of_a_multi_claim_unprepare_is_finished_by_a_
                     assert!(out.unwrap().iter().all(Result::is_ok));
                     return false;
                 }
-                let restarted = node.start();
-                node.recover_clean(&restarted).await;
-                node.assert_consistent();
+                let restarted = node.restart_recovered().await;
                 // Each claim is still fully prepared or fully gone; the retry finishes it.
                 let gone = restarted.unprepare_all(&refs(&call)).await;
                 assert!(gone.iter().all(Result::is_ok), "{gone:?}");

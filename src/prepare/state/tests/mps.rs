@@ -33,6 +33,25 @@ impl Node {
         self.daemons().daemons[device].clone()
     }
 
+    /// Prepare claim `uid` with one MPS share (id `uid`) of `device` with these limits.
+    async fn prepare_mps(
+        &self,
+        state: &DeviceState,
+        uid: &str,
+        device: &str,
+        threads: u32,
+        gib: u64,
+    ) {
+        state
+            .prepare(
+                &claim(uid),
+                &[share(device, uid, mps_limits(threads, gib))],
+                &self.inventory,
+            )
+            .await
+            .unwrap();
+    }
+
     fn start_with_binary(&self, binary: &str) -> DeviceState {
         let mut config = self.config("boot-1");
         config.mps.control_binary = PathBuf::from(binary);
@@ -88,14 +107,7 @@ async fn the_first_mps_share_starts_the_daemon_a_second_reuses_it_the_last_stops
 
     // First share: the daemon starts with the GPU's UUID and its own directories, then
     // gets its defaults (the share's limits).
-    state
-        .prepare(
-            &claim("a"),
-            &[share("gpu-0-shared", "a", mps_limits(30, 20))],
-            &node.inventory,
-        )
-        .await
-        .unwrap();
+    node.prepare_mps(&state, "a", "gpu-0-shared", 30, 20).await;
     let env = env_of(&node, GPU0);
     assert_eq!(
         node.commands(GPU0),
@@ -126,14 +138,7 @@ async fn the_first_mps_share_starts_the_daemon_a_second_reuses_it_the_last_stops
 
     // Second share on the same GPU: no second daemon; the defaults follow the largest
     // limits among the clients.
-    state
-        .prepare(
-            &claim("b"),
-            &[share("gpu-0-shared", "b", mps_limits(50, 10))],
-            &node.inventory,
-        )
-        .await
-        .unwrap();
+    node.prepare_mps(&state, "b", "gpu-0-shared", 50, 10).await;
     let lines = node.commands(GPU0);
     assert_eq!(starts(&lines), 1, "{lines:?}");
     assert_eq!(
@@ -173,14 +178,8 @@ async fn every_mps_client_spec_carries_the_pipe_directory_shared_memory_and_its_
     let node = Node::new();
     let state = node.start();
     for (uid, threads, gib) in [("a", 30, 20), ("b", 50, 10)] {
-        state
-            .prepare(
-                &claim(uid),
-                &[share("gpu-0-shared", uid, mps_limits(threads, gib))],
-                &node.inventory,
-            )
-            .await
-            .unwrap();
+        node.prepare_mps(&state, uid, "gpu-0-shared", threads, gib)
+            .await;
     }
     // Without explicit limits, the allocation's capacity is the limit (share(): 25 %, 20 GiB).
     state
@@ -236,14 +235,7 @@ async fn every_mps_client_spec_carries_the_pipe_directory_shared_memory_and_its_
 async fn a_restarted_plugin_adopts_a_live_daemon_and_restarts_a_dead_one() {
     let node = Node::new();
     let state = node.start();
-    state
-        .prepare(
-            &claim("a"),
-            &[share("gpu-0-shared", "a", mps_limits(30, 20))],
-            &node.inventory,
-        )
-        .await
-        .unwrap();
+    node.prepare_mps(&state, "a", "gpu-0-shared", 30, 20).await;
     let before = node.daemon(GPU0);
     drop(state);
 
@@ -282,14 +274,7 @@ async fn a_restarted_plugin_adopts_a_live_daemon_and_restarts_a_dead_one() {
 async fn supervision_restarts_a_daemon_that_died_and_says_so() {
     let node = Node::new();
     let state = node.start();
-    state
-        .prepare(
-            &claim("a"),
-            &[share("gpu-0-shared", "a", mps_limits(30, 20))],
-            &node.inventory,
-        )
-        .await
-        .unwrap();
+    node.prepare_mps(&state, "a", "gpu-0-shared", 30, 20).await;
     let report = state.supervise_mps().await.unwrap();
     assert_eq!(report.running, vec![GPU0.to_owned()]);
     assert!(report.restarted.is_empty());
@@ -466,14 +451,7 @@ async fn on_a_dynamic_mig_gpu_the_daemon_serves_the_full_size_instance_and_goes_
     let state = node.start();
     let gpu1 = node.inventory.gpus[1].uuid.clone();
     for uid in ["a", "b"] {
-        state
-            .prepare(
-                &claim(uid),
-                &[share("gpu-1-shared", uid, mps_limits(40, 8))],
-                &node.inventory,
-            )
-            .await
-            .unwrap();
+        node.prepare_mps(&state, uid, "gpu-1-shared", 40, 8).await;
     }
     let instances = node.control.snapshot()[&gpu1].mig.clone();
     let (_, mig) = &instances[&Placement::new(0, 8)];
@@ -503,14 +481,7 @@ async fn on_a_dynamic_mig_gpu_the_daemon_serves_the_full_size_instance_and_goes_
 async fn a_daemon_a_corrupt_record_lost_is_adopted_not_started_twice() {
     let node = Node::new();
     let state = node.start();
-    state
-        .prepare(
-            &claim("a"),
-            &[share("gpu-0-shared", "a", mps_limits(30, 20))],
-            &node.inventory,
-        )
-        .await
-        .unwrap();
+    node.prepare_mps(&state, "a", "gpu-0-shared", 30, 20).await;
     let before = node.daemon(GPU0);
     std::fs::write(node.state_dir.join("mps-daemons.json"), b"{\"version\":1").unwrap();
     let report = state.supervise_mps().await.unwrap();

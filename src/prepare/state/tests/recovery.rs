@@ -80,9 +80,7 @@ fn a_failure_or_crash_at_every_step_of_recovery_after_a_crashed_prepare_is_finis
                     }
                     nothing_unrecorded(&node);
                     // The next recovery (periodic, or after another restart) finishes it.
-                    let restarted = node.start();
-                    node.recover_clean(&restarted).await;
-                    node.assert_consistent();
+                    let restarted = node.restart_recovered().await;
                     assert!(
                         node.checkpoint().claims.is_empty(),
                         "crash at {outer}, {fault:?} at recovery step {inner}: {:?}",
